@@ -1,0 +1,1 @@
+"""Calibration: datasets, grids, replay of recorded samples, importers. Imports planner, never the reverse."""

@@ -1,0 +1,80 @@
+"""The `ttsplan` command line. Commands live beside the code they drive and register here.
+
+calibration/ adds its commands through the `ttsplan.commands` entry-point group, so that
+planner never imports calibration.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from importlib.metadata import entry_points
+
+import typer
+
+from planner.errors import UserError
+
+app = typer.Typer(
+    name="ttsplan",
+    help="Plan, predict and run compute-optimal test-time scaling.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules of planner that define `register(app)`.
+_PLANNER_COMMANDS = ("planner.cli_cost", "planner.cli_plan", "planner.executor.cli_run")
+
+
+@app.callback()
+def _root() -> None:
+    """Plan, predict and run compute-optimal test-time scaling."""
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    from planner import __version__
+
+    typer.echo(__version__)
+
+
+def _register_all() -> None:
+    for module_name in _PLANNER_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(app)
+    for ep in entry_points(group="ttsplan.commands"):
+        ep.load()(app)
+
+
+def fail(message: str) -> None:
+    """Print one line on stderr and exit with code 2."""
+    sys.stderr.write(f"error: {message.splitlines()[0] if message else 'bad input'}\n")
+    raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register_all()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="ttsplan", standalone_mode=False)
+    except UserError as exc:
+        fail(str(exc))
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        raise SystemExit(130) from None
+    except typer.TyperException as exc:  # click's usage and parameter errors
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            raise SystemExit(0) from None
+        fail(exc.format_message())
+    raise SystemExit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Executor: engines, verifiers, TTS methods, grading, the run loop."""
