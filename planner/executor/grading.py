@@ -1,0 +1,343 @@
+"""Final-answer extraction and equivalence.
+
+`extract_answer` finds the final answer in a solution text; `is_equivalent` compares it with
+the gold answer: plain numbers exactly in-process, everything else with math-verify
+(`math_verify.parse` / `verify`). math-verify's own timeouts use SIGALRM, which only works in
+the main thread, so they are switched off (`parsing_timeout=None`, `timeout_seconds=None`)
+and the comparison runs in a helper process instead: it works from any thread, and a
+comparison over the time limit is killed with its process and counts as wrong.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import json
+import logging
+import os
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- extraction
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_ANSWER_RE = re.compile(r"(?:final answer|the answer)\s*(?:is\s*:?|:)|answer\s*:", re.IGNORECASE)
+_GSM8K_RE = re.compile(r"####\s*([^\n]*)")
+_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+
+
+def extract_answer(text: str | None) -> str | None:
+    """The final answer in `text`, or None.
+
+    Looks for, in this order: the last complete \\boxed{...} or \\fbox{...} (nested braces;
+    "\\boxed 5" too), the last "The answer is ..." / "final answer is ..." / "answer: ...",
+    the last GSM8K "#### N". Strips $ signs, \\( \\) delimiters and a trailing period.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    for found in (_last_box(text), _last_phrase(text), _last_gsm8k(text)):
+        answer = _clean(found) if found is not None else None
+        if answer:
+            return answer
+    return None
+
+
+def _last_box(text: str) -> str | None:
+    for m in reversed(list(_BOX_RE.finditer(text))):
+        rest = text[m.end() :]
+        body = rest.lstrip()
+        if body.startswith("{"):
+            inner = _braced(body)
+            if inner is not None and inner.strip():
+                return inner
+        elif rest[:1].isspace():  # "\boxed 5"
+            token = re.match(r"[^\s$]+", body)
+            if token:
+                return token.group(0)
+    return None
+
+
+def _braced(s: str) -> str | None:
+    """Content of the brace group that opens s[0], or None when it never closes."""
+    depth = 0
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch == "\\":  # skip escaped characters such as \{ and \}
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return s[1:i]
+        i += 1
+    return None
+
+
+def _last_phrase(text: str) -> str | None:
+    matches = list(_ANSWER_RE.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end() :].lstrip(" \t*")
+    line = rest.split("\n", 1)[0].strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if line.startswith(left):  # "The answer is $5$ dollars." -> "5"
+            end = line.find(right, len(left))
+            if end > 0:
+                return line[len(left) : end]
+    sentence = re.split(r"\.\s", line + " ", maxsplit=1)[0]  # up to the end of the sentence
+    return sentence
+
+
+def _last_gsm8k(text: str) -> str | None:
+    matches = list(_GSM8K_RE.finditer(text))
+    if not matches:
+        return None
+    answer = _clean(matches[-1].group(1)) or ""
+    return answer.replace(",", "") if _THOUSANDS_RE.match(answer) else answer
+
+
+def _clean(answer: str) -> str | None:
+    s = answer.strip().strip("*").strip()
+    for left, right in (("\\(", "\\)"), ("\\[", "\\]")):
+        if s.startswith(left) and s.endswith(right):
+            s = s[len(left) : -len(right)]
+    s = s.strip().strip("$").strip()
+    s = s.rstrip(".").rstrip() if not s.endswith("...") else s
+    return s.strip("$").strip() or None
+
+
+# ---------------------------------------------------------------- plain numbers
+
+_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_SLASH_RE = re.compile(r"^([+-]?)(\d+)\s*/\s*(\d+)$")
+_FRAC_RE = re.compile(r"^([+-]?)\\[dt]?frac(?:\{(\d+)\}\{(\d+)\}|(\d)(\d))$")
+
+
+def as_number(text: str) -> Fraction | None:
+    """Exact value of a plain number: "1,000", "-0.5", "3/4", "\\frac{3}{4}", "\\dfrac12"; else None."""
+    s = text.strip().strip("$").strip().replace("\\!", "").replace("{,}", ",").replace(" ", "")
+    if _THOUSANDS_RE.match(s):
+        s = s.replace(",", "")
+    if _NUMBER_RE.match(s):
+        return Fraction(s.removesuffix("."))
+    m = _SLASH_RE.match(s)
+    if m:
+        sign, num, den = m.groups()
+        return None if int(den) == 0 else Fraction(int(num), int(den)) * (-1 if sign == "-" else 1)
+    m = _FRAC_RE.match(s)
+    if m:
+        sign = -1 if m.group(1) == "-" else 1
+        num, den = (m.group(2), m.group(3)) if m.group(2) is not None else (m.group(4), m.group(5))
+        return None if int(den) == 0 else sign * Fraction(int(num), int(den))
+    return None
+
+
+# ---------------------------------------------------------------- equivalence
+
+
+def is_equivalent(pred: str | None, gold: str | None, timeout_s: float = 2.0) -> bool:
+    """True when `pred` and `gold` are the same answer. Never raises.
+
+    Plain numbers are compared exactly (1,000 == 1000, 0.5 == 1/2, "23.0" == "23");
+    anything else goes to math-verify with a wall-clock limit of `timeout_s` seconds.
+    An unparseable answer, an error or a comparison over the limit counts as wrong.
+    """
+    try:
+        if not isinstance(pred, str) or not isinstance(gold, str):
+            return False
+        p, g = _clean(pred), _clean(gold)
+        if not p or not g:
+            return False
+        if p == g:
+            return True
+        pn, gn = as_number(p), as_number(g)
+        if pn is not None and gn is not None:
+            return pn == gn
+        return math_verify_equal(p, g, timeout_s)
+    except Exception:  # noqa: BLE001 - grading must never raise
+        logger.debug("grading failed for %r vs %r", pred, gold, exc_info=True)
+        return False
+
+
+def grade(text: str | None, gold: str) -> tuple[str | None, bool]:
+    """(extracted answer or None, whether it is equivalent to `gold`)."""
+    answer = extract_answer(text)
+    return answer, answer is not None and is_equivalent(answer, gold)
+
+
+def math_verify_equal(pred: str, gold: str, timeout_s: float = 2.0) -> bool:
+    """math-verify's verdict on two answer strings, run in the helper process; False on timeout."""
+    if not timeout_s or timeout_s <= 0 or not _has_math_verify():
+        return False
+    return _WORKER.compare(pred, gold, timeout_s)
+
+
+@lru_cache(maxsize=1)
+def _has_math_verify() -> bool:
+    """math-verify comes with the [hf] extra; without it only plain numbers and equal strings match."""
+    found = importlib.util.find_spec("math_verify") is not None
+    if not found:
+        logger.warning(
+            "math-verify is not installed (extra [hf]): only plain numbers and equal strings grade"
+        )
+    return found
+
+
+def _wrap(answer: str) -> str:
+    return f"${answer}$"
+
+
+def _compare_in_process(pred: str, gold: str) -> bool:
+    """math-verify with its signal timeouts off; the caller bounds the time."""
+    from math_verify import parse, verify
+
+    gold_parsed = parse(_wrap(gold), parsing_timeout=None)
+    pred_parsed = parse(_wrap(pred), parsing_timeout=None)
+    if not gold_parsed or not pred_parsed:
+        return False
+    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
+
+
+def _compare_in_thread(pred: str, gold: str, timeout_s: float) -> bool:
+    """Fallback without a helper process: a daemon thread that is abandoned (not stopped) on timeout."""
+    result: list[bool] = []
+
+    def run() -> None:
+        try:
+            result.append(_compare_in_process(pred, gold))
+        except BaseException:  # noqa: BLE001
+            result.append(False)
+
+    thread = threading.Thread(target=run, daemon=True, name="grading-fallback")
+    thread.start()
+    thread.join(timeout_s)
+    return bool(result and result[0])
+
+
+def serve() -> None:
+    """The helper process: reads JSON [pred, gold] lines on stdin, writes "1" or "0" lines."""
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # silences "timeout is disabled"
+    out = os.fdopen(os.dup(1), "w")  # replies only: stray prints of the libraries go to stderr
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        _compare_in_process("1", "1")  # import and warm up before saying ready
+    except Exception:  # noqa: BLE001
+        pass
+    out.write("ready\n")
+    out.flush()
+    for line in sys.stdin:
+        try:
+            pred, gold = json.loads(line)
+            result = _compare_in_process(pred, gold)
+        except BaseException:  # noqa: BLE001 - a bad answer is a wrong answer
+            result = False
+        out.write("1\n" if result else "0\n")
+        out.flush()
+
+
+class _Worker:
+    """One helper process, shared by all threads (requests are serialised by a lock).
+
+    It is a plain `python -c` subprocess, not multiprocessing, so the caller's main module is
+    never imported again in the child.
+    """
+
+    start_timeout_s = 120.0  # import time on a busy machine; not counted against a comparison
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._buffer = b""
+        self.broken = False  # True once the helper could not start
+
+    def compare(self, pred: str, gold: str, timeout_s: float) -> bool:
+        with self._lock:
+            if self.broken:
+                return _compare_in_thread(pred, gold, timeout_s)
+            try:
+                self._ensure_started()
+            except Exception:  # noqa: BLE001 - cannot start processes here: fall back for good
+                logger.warning("grading helper process failed to start; grading in threads", exc_info=True)
+                self.broken = True
+                self._stop()
+                return _compare_in_thread(pred, gold, timeout_s)
+            try:
+                self._process.stdin.write((json.dumps([pred, gold]) + "\n").encode())
+                self._process.stdin.flush()
+                reply = self._read_line(timeout_s)
+                if reply is not None:
+                    return reply == "1"
+                logger.info("comparison over %.1f s, counted wrong: %r vs %r", timeout_s, pred, gold)
+            except Exception:  # noqa: BLE001 - a dead or broken helper: restart next time
+                logger.debug("grading helper failed", exc_info=True)
+            self._stop()
+            return False
+
+    def _read_line(self, timeout_s: float) -> str | None:
+        """The next reply line, or None when none came within timeout_s."""
+        fd = self._process.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise EOFError("grading helper exited")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode().strip()
+
+    def _ensure_started(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            return
+        self._stop()
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from planner.executor.grading import serve; serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        if self._read_line(self.start_timeout_s) != "ready":
+            raise RuntimeError(f"grading helper did not start within {self.start_timeout_s:.0f} s")
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=5)
+            for stream in (self._process.stdin, self._process.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self._process, self._buffer = None, b""
+
+    def close(self) -> None:
+        """Stop the helper (also at exit; does not wait long for a thread that is grading)."""
+        locked = self._lock.acquire(timeout=1.0)
+        try:
+            self._stop()
+        finally:
+            if locked:
+                self._lock.release()
+
+
+_WORKER = _Worker()
+atexit.register(_WORKER.close)
