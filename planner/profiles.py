@@ -1,0 +1,457 @@
+"""Profiles: measured or published accuracy/cost records of TTS configurations.
+
+A profile is a folder with `records.parquet` (one row per configuration cell, the schema in
+`SCHEMA`) and `profile.json` (name, kind, sources, assumptions, models, ...). The regressor
+learns from the records; the planner reads them through `load_profiles`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from planner.errors import UserError
+
+RECORDS_FILE = "records.parquet"
+META_FILE = "profile.json"
+
+# Column -> pandas dtype, in file order.
+SCHEMA: dict[str, str] = {
+    "dataset": "str",
+    "problem_id": "str",
+    "level": "str",
+    "difficulty": "str",
+    "pass1": "float64",
+    "policy": "str",
+    "prm": "str",
+    "method": "str",
+    "aggregation": "str",
+    "selection": "str",
+    "n": "Int64",
+    "beam_width": "Int64",
+    "accuracy": "float64",
+    "n_problems": "int64",
+    "policy_tokens": "float64",
+    "prm_tokens": "float64",
+    "flops": "float64",
+    "source": "str",
+    "note": "str",
+}
+
+# Allowed values of the categorical columns.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "difficulty": ("easy", "medium", "hard", "all"),
+    "method": ("cot", "majority", "best_of_n", "beam", "dvts", "unstated"),
+    "aggregation": ("last", "min", "mean", "prod", "none", "unstated"),
+    "selection": ("max", "vote", "none", "unstated"),
+}
+
+KINDS = ("published", "replay", "measured")
+
+# String columns where a missing value means "" (none); the others must be given.
+_BLANK_OK = ("problem_id", "level", "note")
+_NON_EMPTY = ("dataset", "policy", "prm", "source")
+
+# Difficulty bins on a problem's pass@1 (Liu et al. 2025, following Snell et al.):
+# easy 50-100 %, medium 10-50 %, hard 0-10 %. Boundaries: 0.5 is medium, 0.1 is medium.
+EASY_ABOVE = 0.5
+HARD_BELOW = 0.1
+
+
+def difficulty_from_pass1(pass1: float) -> str:
+    """The paper's absolute difficulty bin for a pass@1 estimate in [0, 1]."""
+    if pass1 is None or not math.isfinite(pass1) or not 0.0 <= pass1 <= 1.0:
+        raise UserError(f"pass1 must be a number in [0, 1], got {pass1!r}")
+    if pass1 > EASY_ABOVE:
+        return "easy"
+    if pass1 < HARD_BELOW:
+        return "hard"
+    return "medium"
+
+
+@dataclass
+class Profile:
+    """One loaded profile folder."""
+
+    records: pd.DataFrame
+    meta: dict
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.name)
+
+
+def empty_records() -> pd.DataFrame:
+    """A records table with no rows and the schema's dtypes."""
+    return pd.DataFrame({col: pd.Series([], dtype=dtype) for col, dtype in SCHEMA.items()})
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _coerce_str(series: pd.Series, col: str, where: str) -> pd.Series:
+    values = series.astype(object)
+    missing = values.isna()
+    if col in _BLANK_OK:
+        values = values.where(~missing, "")
+    elif missing.any():
+        row = int(np.flatnonzero(missing.to_numpy())[0])
+        raise UserError(f"{where}: column '{col}' has a missing value (row {row})")
+    if col in ("problem_id", "level"):  # whole numbers are fine as ids and levels
+        values = values.map(
+            lambda v: str(v) if isinstance(v, int | np.integer) and not isinstance(v, bool) else v
+        )
+    bad = values.map(lambda v: not isinstance(v, str))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(
+            f"{where}: column '{col}' must hold strings, got {type(values.iloc[row]).__name__} "
+            f"{values.iloc[row]!r} (row {row})"
+        )
+    return values.astype("str")
+
+
+def _coerce_float(series: pd.Series, col: str, where: str) -> pd.Series:
+    if series.dtype == bool or pd.api.types.is_bool_dtype(series.dtype):
+        raise UserError(f"{where}: column '{col}' must be numeric, got booleans")
+    try:
+        out = pd.to_numeric(series, errors="raise")
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{where}: column '{col}' must be numeric ({_one_line(exc)})") from None
+    if not (pd.api.types.is_numeric_dtype(out.dtype)) or pd.api.types.is_bool_dtype(out.dtype):
+        raise UserError(f"{where}: column '{col}' must be numeric, got dtype {series.dtype}")
+    return out.astype("float64")
+
+
+def _coerce_int(series: pd.Series, col: str, where: str, nullable: bool) -> pd.Series:
+    values = _coerce_float(series, col, where)
+    finite = values.dropna()
+    if not np.isfinite(finite.to_numpy()).all() or (finite != np.round(finite)).any():
+        raise UserError(f"{where}: column '{col}' must hold whole numbers")
+    if values.isna().any() and not nullable:
+        raise UserError(f"{where}: column '{col}' has a missing value")
+    return values.astype("Int64" if nullable else "int64")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _first_bad(mask: pd.Series) -> int:
+    return int(np.flatnonzero(mask.to_numpy(dtype=bool))[0])
+
+
+def _check_range(df: pd.DataFrame, col: str, where: str, lo: float, hi: float, allow_nan: bool) -> None:
+    values = df[col].astype("float64")
+    if not allow_nan and values.isna().any():
+        raise UserError(f"{where}: column '{col}' has a missing value (row {_first_bad(values.isna())})")
+    bad = values.notna() & ~values.between(lo, hi)
+    if bad.any():
+        row = _first_bad(bad)
+        raise UserError(
+            f"{where}: column '{col}' value {values.iloc[row]!r} is outside [{lo}, {hi}] (row {row})"
+        )
+
+
+def validate_records(df: pd.DataFrame, where: str = "records") -> pd.DataFrame:
+    """Check a records table against `SCHEMA` and return a copy with the schema's dtypes.
+
+    Columns come out in schema order; extra columns are kept after them. Raises UserError
+    naming `where` and the column for a missing column, a wrong type, an out-of-range value
+    or a value not allowed.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise UserError(f"{where}: records must be a table, got {type(df).__name__}")
+    for col in SCHEMA:
+        if col not in df.columns:
+            raise UserError(f"{where}: column '{col}' is missing")
+    out = {}
+    for col, dtype in SCHEMA.items():
+        series = df[col].reset_index(drop=True)
+        if dtype == "str":
+            out[col] = _coerce_str(series, col, where)
+        elif dtype == "float64":
+            out[col] = _coerce_float(series, col, where)
+        else:
+            out[col] = _coerce_int(series, col, where, nullable=dtype == "Int64")
+    extras = [c for c in df.columns if c not in SCHEMA]
+    for col in extras:
+        out[col] = df[col].reset_index(drop=True)
+    result = pd.DataFrame(out)
+
+    for col, allowed in ALLOWED.items():
+        bad = ~result[col].isin(allowed)
+        if bad.any():
+            row = _first_bad(bad)
+            raise UserError(
+                f"{where}: column '{col}' value {result[col].iloc[row]!r} is not one of "
+                f"{', '.join(allowed)} (row {row})"
+            )
+    for col in _NON_EMPTY:
+        bad = result[col].str.strip() == ""
+        if bad.any():
+            raise UserError(f"{where}: column '{col}' is empty (row {_first_bad(bad)})")
+    _check_range(result, "accuracy", where, 0.0, 1.0, allow_nan=False)
+    _check_range(result, "pass1", where, 0.0, 1.0, allow_nan=True)
+    for col in ("policy_tokens", "prm_tokens", "flops"):
+        _check_range(result, col, where, 0.0, math.inf, allow_nan=True)
+    for col in ("n", "beam_width", "n_problems"):
+        values = result[col]
+        bad = values.notna() & (values < 1)
+        if bad.any():
+            row = _first_bad(bad.fillna(False))
+            raise UserError(f"{where}: column '{col}' value {values.iloc[row]} must be >= 1 (row {row})")
+    _check_methods(result, where)
+    return result
+
+
+def _check_methods(df: pd.DataFrame, where: str) -> None:
+    """Rules that follow from what each method is."""
+    rules = [
+        (
+            df["method"].isin(("cot", "majority")) & (df["prm"] != "none"),
+            "prm",
+            "must be 'none' for cot and majority",
+        ),
+        (
+            df["method"].isin(("cot", "majority")) & (df["aggregation"] != "none"),
+            "aggregation",
+            "must be 'none' for cot and majority",
+        ),
+        ((df["method"] == "cot") & (df["selection"] != "none"), "selection", "must be 'none' for cot"),
+        (
+            (df["method"] == "majority") & (df["selection"] != "vote"),
+            "selection",
+            "must be 'vote' for majority",
+        ),
+        ((df["method"] == "cot") & df["n"].notna() & (df["n"] != 1), "n", "must be 1 for cot"),
+        (
+            df["method"].isin(("best_of_n", "beam", "dvts")) & (df["prm"] == "none"),
+            "prm",
+            "must name a verifier (or 'unstated') for best_of_n, beam and dvts",
+        ),
+    ]
+    for mask, col, message in rules:
+        mask = mask.fillna(False).astype(bool)
+        if mask.any():
+            row = _first_bad(mask)
+            raise UserError(
+                f"{where}: column '{col}' value {df[col].iloc[row]!r} {message} (row {row}, "
+                f"method {df['method'].iloc[row]!r})"
+            )
+
+
+def validate_meta(meta: Mapping, where: str = "profile.json") -> dict:
+    """Check profile.json's content; returns a plain dict copy."""
+    if not isinstance(meta, Mapping):
+        raise UserError(f"{where}: must hold a JSON object, got {type(meta).__name__}")
+    meta = dict(meta)
+    for key in ("name", "description", "kind", "created"):
+        if not isinstance(meta.get(key), str) or not meta[key].strip():
+            raise UserError(f"{where}: key '{key}' must be a non-empty string")
+    if meta["kind"] not in KINDS:
+        raise UserError(f"{where}: key 'kind' value {meta['kind']!r} is not one of {', '.join(KINDS)}")
+    try:
+        _dt.date.fromisoformat(meta["created"])
+    except ValueError:
+        raise UserError(
+            f"{where}: key 'created' must be a date YYYY-MM-DD, got {meta['created']!r}"
+        ) from None
+    for key in ("sources", "assumptions"):
+        value = meta.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UserError(f"{where}: key '{key}' must be a list of strings")
+    if not meta["sources"]:
+        raise UserError(f"{where}: key 'sources' must name at least one source")
+    models = meta.get("models", {})
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        raise UserError(f"{where}: key 'models' must map model names to objects")
+    meta["models"] = models
+    return meta
+
+
+# ---------------------------------------------------------------- fingerprint
+
+
+def _cell(value: object) -> str:
+    if value is None or value is pd.NA:
+        return "<NA>"
+    if isinstance(value, float | np.floating):
+        return "nan" if math.isnan(value) else repr(float(value))
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    return "s:" + str(value)
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """sha256 of a canonical form of a table: columns by name, rows sorted, exact floats.
+
+    Row order and column order do not matter; values and column names do.
+    """
+    cols = sorted(str(c) for c in df.columns)
+    frame = df.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    lines = sorted(
+        "\x1f".join(_cell(v) for v in row) for row in frame[cols].itertuples(index=False, name=None)
+    )
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(cols).encode())
+    for line in lines:
+        digest.update(b"\x1e")
+        digest.update(line.encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- load
+
+
+def _read_records(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise UserError(f"{path}: not a readable parquet file ({_one_line(exc)})") from None
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+
+
+def load_profile(path: str | os.PathLike) -> Profile:
+    """Read and check one profile folder. Every problem is a one-line UserError naming the file."""
+    folder = Path(path)
+    if not folder.exists():
+        raise UserError(f"{folder}: profile folder does not exist")
+    if not folder.is_dir():
+        raise UserError(
+            f"{folder}: is not a folder (a profile is a folder with {RECORDS_FILE} and {META_FILE})"
+        )
+    if not any(folder.iterdir()):
+        raise UserError(f"{folder}: profile folder is empty (expected {RECORDS_FILE} and {META_FILE})")
+    records_path, meta_path = folder / RECORDS_FILE, folder / META_FILE
+    for file in (meta_path, records_path):
+        if not file.is_file():
+            raise UserError(f"{file}: file is missing")
+    meta = validate_meta(_read_meta(meta_path), str(meta_path))
+    records = validate_records(_read_records(records_path), str(records_path))
+    stored = meta.get("fingerprint")
+    if stored is not None and stored != fingerprint(records):
+        raise UserError(
+            f"{records_path}: does not match the fingerprint in {META_FILE} (changed or half-written)"
+        )
+    return Profile(records=records, meta=meta, path=folder)
+
+
+def load_profiles(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Records of several profiles in one table, with a `profile` column (the profile's name)."""
+    frames = []
+    for path in paths:
+        profile = load_profile(path)
+        frames.append(profile.records.assign(profile=profile.name))
+    if not frames:
+        return empty_records().assign(profile=pd.Series([], dtype="str"))
+    names = [f["profile"].iloc[0] for f in frames if len(f)]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"profile name {dup!r} is loaded twice")
+    out = pd.concat(frames, ignore_index=True)
+    out["profile"] = out["profile"].astype("str")
+    return out
+
+
+def default_profile_dirs() -> list[Path]:
+    """The shipped profile folders: profiles/*/ at the repository root (editable install)."""
+    root = Path(__file__).resolve().parent.parent / "profiles"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / META_FILE).is_file())
+
+
+# ---------------------------------------------------------------- write
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def write_profile(path: str | os.PathLike, records: pd.DataFrame, meta: Mapping) -> Profile:
+    """Validate, then write records.parquet and profile.json atomically.
+
+    Both files are written to temp files in the folder and moved into place with os.replace;
+    on any failure the temp files are removed (and the folder too, if this call made it).
+    profile.json gets `fingerprint` and `n_records`; `created` defaults to today.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: exists and is not a folder")
+    meta = dict(meta)
+    meta.setdefault("created", _dt.date.today().isoformat())
+    meta.setdefault("models", {})
+    meta = validate_meta(meta, f"{folder / META_FILE}")
+    records = validate_records(records, f"{folder / RECORDS_FILE}")
+    meta["fingerprint"] = fingerprint(records)
+    meta["n_records"] = len(records)
+    try:
+        meta_text = json.dumps(meta, indent=2, sort_keys=False, default=_json_default, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{folder / META_FILE}: cannot be written as JSON ({_one_line(exc)})") from None
+
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    temps: list[Path] = []
+    try:
+        rec_tmp = _temp_in(folder, RECORDS_FILE)
+        temps.append(rec_tmp)
+        records.to_parquet(rec_tmp, index=False)
+        _fsync(rec_tmp)
+        meta_tmp = _temp_in(folder, META_FILE)
+        temps.append(meta_tmp)
+        meta_tmp.write_text(meta_text, encoding="utf-8")
+        _fsync(meta_tmp)
+        os.replace(rec_tmp, folder / RECORDS_FILE)
+        os.replace(meta_tmp, folder / META_FILE)
+    except BaseException:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        if made and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    return Profile(records=records, meta=meta, path=folder)
+
+
+def _temp_in(folder: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; profiles are shared data
+    return Path(tmp)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
