@@ -1,0 +1,329 @@
+"""FLOPs of test-time scaling: per token, per call, per problem.
+
+Convention (kept everywhere): a forward pass costs 2 FLOPs per matmul parameter per token
+(`ModelSpec.matmul_params`: all parameters but the input-embedding lookup, MoE counted by
+active parameters) plus attention: 2*layers*keys*(heads*head_dim) for QK^T and the same for
+AV (Kaplan et al. 2020, "Scaling Laws for Neural Language Models", Table 1, with n_ctx =
+the keys a token attends to). Causal: the token at position j (1-based) attends to j keys.
+Sliding windows are ignored (full attention counted). Backward passes never occur here.
+
+All per-problem functions take numbers or numpy arrays (broadcast together), so a plan search
+can price thousands of candidates in one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.errors import UserError
+from planner.specs import ModelSpec
+
+METHODS = ("cot", "majority", "best_of_n", "beam", "dvts")
+_ALIASES = {
+    "majority_vote": "majority",
+    "maj": "majority",
+    "bon": "best_of_n",
+    "best-of-n": "best_of_n",
+    "beam_search": "beam",
+}
+COT, MAJORITY, BEST_OF_N, BEAM, DVTS = range(len(METHODS))
+PRM_METHODS = (BEST_OF_N, BEAM, DVTS)
+
+
+def method_code(method: str) -> int:
+    """Index of a method name in METHODS (aliases accepted)."""
+    key = _ALIASES.get(str(method).strip().lower(), str(method).strip().lower())
+    if key not in METHODS:
+        raise UserError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return METHODS.index(key)
+
+
+def method_codes(methods) -> np.ndarray:
+    """Array of method codes from names or codes."""
+    arr = np.asarray(methods)
+    if arr.dtype.kind in "iu":
+        if arr.size and (arr.min() < 0 or arr.max() >= len(METHODS)):
+            raise UserError(f"method codes must be 0..{len(METHODS) - 1}")
+        return arr.astype(np.int64)
+    names = np.unique(arr)
+    codes = np.empty(arr.shape, dtype=np.int64)
+    for name in names:
+        codes[arr == name] = method_code(name)
+    return codes
+
+
+# ---------------------------------------------------------------- per token and per call
+
+
+def _tri(x):
+    """1 + 2 + ... + x: keys attended over x causal positions."""
+    return x * (x + 1) / 2
+
+
+def _coefficients(spec: ModelSpec) -> tuple[float, float]:
+    """(FLOPs per token from matmuls, FLOPs per attended key)."""
+    return 2.0 * spec.matmul_params, 4.0 * spec.layers * spec.heads * spec.head_dim
+
+
+def flops_per_token(spec: ModelSpec, context):
+    """Forward FLOPs for one token that attends to `context` keys."""
+    a, b = _coefficients(spec)
+    return a + b * (np.asarray(context, dtype=float) if np.ndim(context) else float(context))
+
+
+def prefill_flops(spec: ModelSpec, prompt_tokens, cached_tokens=0):
+    """FLOPs to process a prompt whose first `cached_tokens` are already in the KV cache."""
+    a, b = _coefficients(spec)
+    return a * (prompt_tokens - cached_tokens) + b * (_tri(prompt_tokens) - _tri(cached_tokens))
+
+
+def generation_flops(spec: ModelSpec, prompt_tokens, generated):
+    """FLOPs to generate `generated` tokens after a prompt (one forward pass per token)."""
+    a, b = _coefficients(spec)
+    return a * generated + b * (_tri(prompt_tokens + generated) - _tri(prompt_tokens))
+
+
+def prm_flops(spec: ModelSpec, tokens_scored, reused_prefix_tokens=0):
+    """FLOPs for a reward model to read `tokens_scored` new tokens after a cached prefix."""
+    return prefill_flops(spec, reused_prefix_tokens + tokens_scored, reused_prefix_tokens)
+
+
+def pretraining_flops(spec: ModelSpec) -> float | None:
+    """6 * nominal parameters * pre-training tokens (Liu et al. 2025, Table 4); None if unknown."""
+    if spec.pretraining_tokens is None:
+        return None
+    return 6.0 * spec.nominal_params * spec.pretraining_tokens
+
+
+# ---------------------------------------------------------------- workloads
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Expected sizes of one problem: prompt tokens and a solution of `steps` steps."""
+
+    prompt_tokens: float
+    tokens_per_step: float
+    steps: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("prompt_tokens", "tokens_per_step", "steps"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise UserError(f"workload {key} must be a positive number, got {value!r}")
+
+    @property
+    def solution_tokens(self) -> float:
+        return self.tokens_per_step * self.steps
+
+
+# Liu et al. 2025, Table 1 (Mistral-PRM-Data, the RLHFlow PRM training data): 236.9 tokens per
+# response, 46.6 tokens per step. Used for every dataset whose solutions are free text.
+TABLE1_TOKENS_PER_RESPONSE = 236.9
+TABLE1_TOKENS_PER_STEP = 46.6
+_TABLE1 = "solution length: Liu et al. 2025 Table 1, Mistral-PRM-Data (236.9 tokens/response, 46.6/step)"
+
+# Prompt tokens are ESTIMATES: mean characters of the shipped problem text / 4 (no tokenizer is
+# installed here). They cover the problem text only, not the chat template or system prompt.
+# Measured from planner/data/datasets (tests/test_cost.py recomputes them).
+_PROMPT_ESTIMATE = "prompt: estimate, mean characters of the {} problem texts / 4, template not included"
+_PROMPT_TOKENS = {"math500": 49.0, "aime24": 83.6, "amc23": 67.3, "gsm8k": 60.0}
+
+WORKLOADS = {
+    name: Workload(
+        prompt_tokens,
+        TABLE1_TOKENS_PER_STEP,
+        TABLE1_TOKENS_PER_RESPONSE / TABLE1_TOKENS_PER_STEP,
+        f"{_PROMPT_ESTIMATE.format(name)}; {_TABLE1}",
+    )
+    for name, prompt_tokens in _PROMPT_TOKENS.items()
+}
+# "arith" (synthetic, planner.datasets, default seed): prompt and steps measured from the
+# problems and their ground-truth steps ("a op b = c" plus the "\n\n" delimiter), chars / 4.
+WORKLOADS["arith"] = Workload(
+    11.0,
+    3.8,
+    2.336,
+    "estimate from the default arith set: mean question chars / 4; mean 2.336 ground-truth steps "
+    "of mean (chars + 2) / 4 tokens",
+)
+# Other datasets: mean of the four text datasets' prompt estimates, Table 1 solution length.
+GENERIC_WORKLOAD = Workload(
+    round(sum(_PROMPT_TOKENS.values()) / len(_PROMPT_TOKENS), 1),
+    TABLE1_TOKENS_PER_STEP,
+    TABLE1_TOKENS_PER_RESPONSE / TABLE1_TOKENS_PER_STEP,
+    f"prompt: mean of the math500/aime24/amc23/gsm8k estimates; {_TABLE1}",
+)
+
+
+def workload_for(dataset: str) -> Workload:
+    """The default workload of a dataset ("arith:seed=1" counts as "arith")."""
+    base = str(dataset).strip().lower().partition(":")[0]
+    return WORKLOADS.get(base, GENERIC_WORKLOAD)
+
+
+# ---------------------------------------------------------------- per problem
+
+
+def _pick(cond, yes, no):
+    """np.where for plain scalars (a fast path for one configuration)."""
+    return yes if cond else no
+
+
+def _prepare(method, n, beam_width, has_prm: bool):
+    """Validated (codes, n, beam_width, scalar); scalars stay Python numbers."""
+    scalar = np.ndim(method) == 0 and np.ndim(n) == 0 and np.ndim(beam_width) == 0
+    if scalar:
+        codes = method_code(method) if isinstance(method, str) else int(method_codes(method))
+        for key, value in (("n", n), ("beam_width", beam_width)):
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise UserError(f"{key} must be a number, got {value!r}")
+        n, beam_width = float(n), float(beam_width)
+        tree = codes in (BEAM, DVTS)
+        bad_n, bad_bw, bad_mult = n < 1, tree and beam_width < 1, tree and n % max(beam_width, 1) != 0
+        needs_prm = codes in PRM_METHODS
+    else:
+        codes = method_codes(method)
+        n, beam_width = np.asarray(n), np.asarray(beam_width)
+        if n.dtype.kind not in "iuf" or beam_width.dtype.kind not in "iuf":
+            raise UserError("n and beam_width must be numbers")
+        codes, n, beam_width = np.broadcast_arrays(codes, n.astype(float), beam_width.astype(float))
+        tree = (codes == BEAM) | (codes == DVTS)
+        bad_n = bool(np.any(n < 1))
+        bad_bw = bool(np.any(tree & (beam_width < 1)))
+        bad_mult = bool(np.any(tree & (np.mod(n, np.maximum(beam_width, 1)) != 0)))
+        needs_prm = bool(np.any(np.isin(codes, PRM_METHODS)))
+    if bad_n:
+        raise UserError(f"n must be at least 1, got {np.min(n)!r}")
+    if bad_bw:
+        raise UserError(f"beam_width must be at least 1, got {np.min(beam_width)!r}")
+    if bad_mult:
+        raise UserError("n must be a multiple of beam_width for beam and dvts")
+    if needs_prm and not has_prm:
+        raise UserError("best_of_n, beam and dvts need a PRM; give prm_spec")
+    return codes, n, beam_width, scalar
+
+
+def _sum_tri(p, t, s, first):
+    """Sum over k = first..first+s-1 of tri(p + k*t), closed form (s may be fractional)."""
+    k1 = s * first + s * (s - 1) / 2  # sum of k
+    k2 = s * first**2 + first * s * (s - 1) + (s - 1) * s * (2 * s - 1) / 6  # sum of k^2
+    sum_x = s * p + t * k1
+    sum_x2 = s * p * p + 2 * p * t * k1 + t * t * k2
+    return (sum_x2 + sum_x) / 2
+
+
+def _problem_counts(codes, n, workload: Workload, prefix_caching: bool, scalar: bool) -> dict:
+    """Token and attended-key counts per problem, for one config or arrays of them.
+
+    `*_tokens` count tokens given to a model (as engines report them), `*_cached` the part
+    served from a prefix cache, `*_keys` the keys attended by the tokens actually computed.
+    """
+    where = _pick if scalar else np.where
+    p, t, s = workload.prompt_tokens, workload.tokens_per_step, workload.steps
+    g = workload.solution_tokens
+    if scalar:
+        tree, uses_prm = codes in (BEAM, DVTS), codes in PRM_METHODS
+    else:
+        tree, uses_prm = (codes == BEAM) | (codes == DVTS), np.isin(codes, PRM_METHODS)
+    samples = where(codes == COT, 1.0, n)
+    gen_keys_one = _tri(p + g) - _tri(p)
+
+    # Policy prompts: sampling methods send the prompt once per sample; tree methods send each
+    # candidate's prefix (prompt + steps so far) at every step.
+    prompt_tokens = where(tree, samples * (s * p + t * s * (s - 1) / 2), samples * p)
+    if prefix_caching:  # only the problem prompt is ever computed; the rest is in the cache
+        prompt_cached = prompt_tokens - p
+        prompt_keys = _tri(p) + 0 * samples
+    else:
+        prompt_cached = 0 * samples
+        prompt_keys = where(tree, samples * _sum_tri(p, t, s, 0), samples * _tri(p))
+
+    # PRM: best_of_n scores n full solutions; tree methods score every candidate at every step
+    # with its prefix. With reuse, the problem prompt is read once and each step once.
+    prm_tokens = where(tree, samples * (s * p + t * s * (s + 1) / 2), samples * (p + g))
+    if prefix_caching:
+        prm_cached = prm_tokens - (p + samples * g)
+        prm_keys = _tri(p) + samples * gen_keys_one
+    else:
+        prm_cached = 0 * samples
+        prm_keys = where(tree, samples * _sum_tri(p, t, s, 1), samples * _tri(p + g))
+    return {
+        "policy_prompt_tokens": prompt_tokens,
+        "cached_prompt_tokens": prompt_cached,
+        "policy_prompt_keys": prompt_keys,
+        "policy_generated_tokens": samples * g,
+        "policy_generated_keys": samples * gen_keys_one,
+        "prm_tokens": where(uses_prm, prm_tokens, 0 * samples),
+        "prm_cached_tokens": where(uses_prm, prm_cached, 0 * samples),
+        "prm_keys": where(uses_prm, prm_keys, 0 * samples),
+    }
+
+
+def expected_tokens(method, n, beam_width, workload: Workload, prefix_caching: bool = True) -> dict:
+    """Expected tokens per problem: policy prompt (incl. cached), generated, PRM read.
+
+    cot: one sample (n and beam_width ignored). majority and best_of_n: n full samples; with
+    prefix caching the prompt is computed once (the other n-1 reads are cache hits). beam:
+    n candidates per step for `steps` steps (n/beam_width kept, each expanded beam_width
+    ways), each re-reading its prefix; with caching only the problem prompt is computed.
+    dvts: n/beam_width subtrees of beam_width candidates per step: the same tokens as beam
+    for the same n (it differs in selection, not in volume). PRM: best_of_n scores n full
+    solutions, beam and dvts score every candidate step with its prefix; with prefix reuse
+    only the new tokens are computed (`prm_cached_tokens` counts the rest).
+    Returns floats for scalar inputs, arrays for array inputs.
+    """
+    codes, n, _, scalar = _prepare(method, n, beam_width, has_prm=True)
+    counts = _problem_counts(codes, n, workload, prefix_caching, scalar)
+    keys = (
+        "policy_prompt_tokens",
+        "cached_prompt_tokens",
+        "policy_generated_tokens",
+        "prm_tokens",
+        "prm_cached_tokens",
+    )
+    return {k: counts[k] for k in keys}
+
+
+def config_flops_parts(
+    policy_spec: ModelSpec,
+    prm_spec: ModelSpec | None,
+    method,
+    n,
+    beam_width,
+    workload: Workload,
+    prefix_caching: bool = True,
+) -> dict:
+    """FLOPs per problem split into policy_prefill, policy_decode and prm (plus token counts)."""
+    codes, n, _, scalar = _prepare(method, n, beam_width, prm_spec is not None)
+    c = _problem_counts(codes, n, workload, prefix_caching, scalar)
+    a, b = _coefficients(policy_spec)
+    computed_prompt = c["policy_prompt_tokens"] - c["cached_prompt_tokens"]
+    parts = {
+        "policy_prefill": a * computed_prompt + b * c["policy_prompt_keys"],
+        "policy_decode": a * c["policy_generated_tokens"] + b * c["policy_generated_keys"],
+        "prm": 0 * computed_prompt,
+    }
+    if prm_spec is not None:
+        pa, pb = _coefficients(prm_spec)
+        parts["prm"] = pa * (c["prm_tokens"] - c["prm_cached_tokens"]) + pb * c["prm_keys"]
+    parts["total"] = parts["policy_prefill"] + parts["policy_decode"] + parts["prm"]
+    parts.update({k: c[k] for k in ("policy_generated_tokens", "policy_prompt_tokens", "prm_tokens")})
+    parts["computed_prompt_tokens"] = computed_prompt
+    return parts
+
+
+def config_flops(
+    policy_spec: ModelSpec,
+    prm_spec: ModelSpec | None,
+    method,
+    n,
+    beam_width,
+    workload: Workload,
+    prefix_caching: bool = True,
+):
+    """Total FLOPs per problem (policy + PRM). Scalars give a float, arrays an array."""
+    return config_flops_parts(policy_spec, prm_spec, method, n, beam_width, workload, prefix_caching)["total"]

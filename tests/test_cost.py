@@ -1,0 +1,324 @@
+"""Cost model: FLOPs per token and per problem, workloads, hardware time, `ttsplan cost`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner import cost
+from planner.cli import main
+from planner.cost import (
+    METHODS,
+    Workload,
+    config_flops,
+    config_flops_parts,
+    expected_tokens,
+    flops_per_token,
+    generation_flops,
+    prefill_flops,
+    pretraining_flops,
+    prm_flops,
+    workload_for,
+)
+from planner.errors import UserError
+from planner.hardware import PROFILES, dollars, get_hardware, seconds, time_breakdown
+from planner.specs import resolve
+
+DATA = Path(__file__).parent / "data"
+POLICY = resolve("Llama-3.2-1B-Instruct")
+PRM = resolve("Skywork-PRM-1.5B")
+
+
+# ---------------------------------------------------------------- Table 4
+
+
+def test_table4_pretraining_flops_within_one_percent():
+    with open(DATA / "liu2025_table4_flops.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and all(r["source"] for r in rows)
+    for row in rows:
+        spec = resolve(row["policy_model"])
+        ours = pretraining_flops(spec)
+        assert abs(ours - float(row["pretraining_flops"])) / float(row["pretraining_flops"]) < 0.01
+        total = ours + float(row["inference_flops"])  # the table's total adds the inference cost
+        assert abs(total - float(row["total_flops"])) / float(row["total_flops"]) < 0.01
+
+
+def test_pretraining_unknown_tokens_is_none():
+    assert pretraining_flops(resolve("peiyi9979/mistral-7b-sft")) is None
+
+
+# ---------------------------------------------------------------- per token
+
+
+def test_flops_per_token_convention_by_hand():
+    # Llama-3.2-1B: 1,235,814,400 parameters, tied (the table is the LM head), 16 layers, 32x64.
+    assert flops_per_token(POLICY, 0) == 2 * 1_235_814_400
+    assert flops_per_token(POLICY, 1000) == 2 * 1_235_814_400 + 2 * 2 * 16 * 1000 * 32 * 64
+    ctx = np.array([0, 10, 100])
+    assert np.allclose(flops_per_token(POLICY, ctx), [flops_per_token(POLICY, int(c)) for c in ctx])
+
+
+def test_moe_uses_active_params():
+    r1 = resolve("deepseek-r1")
+    assert flops_per_token(r1, 0) == pytest.approx(2 * (r1.active_params - 129280 * 7168))
+    assert flops_per_token(r1, 0) < 0.06 * 2 * r1.params
+
+
+@pytest.mark.parametrize(
+    "name", ["HuggingFaceTB/SmolLM2-135M-Instruct", "google/gemma-3-270m", "Qwen/Qwen2.5-1.5B-Instruct"]
+)
+def test_matmul_flops_match_torch_flop_counter(name):
+    """torch's FLOP counter over a real (meta-device) forward pass agrees with the convention.
+
+    Eager attention computes the full L x L score matrix before masking, so the counter sees
+    L*L keys where the causal count uses 1+2+...+L.
+    """
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tests.test_specs import meta_model, registry_config
+
+    spec = resolve(name)
+    model = meta_model(registry_config(name))
+    length = 64
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros((1, length), dtype=torch.long, device="meta"))
+    full = prefill_flops(spec, length) + 2 * 2 * spec.layers * spec.heads * spec.head_dim * (
+        length * length - length * (length + 1) / 2
+    )
+    assert counter.get_total_flops() == pytest.approx(full, rel=1e-3)  # norms are not counted there
+
+
+def _loop(spec, first, last):
+    """FLOPs of the tokens at positions first..last, each attending to its position's keys."""
+    return sum(flops_per_token(spec, j) for j in range(first, last + 1))
+
+
+def test_closed_forms_match_loops():
+    assert prefill_flops(POLICY, 57) == pytest.approx(_loop(POLICY, 1, 57))
+    assert prefill_flops(POLICY, 57, cached_tokens=20) == pytest.approx(_loop(POLICY, 21, 57))
+    assert generation_flops(POLICY, 57, 33) == pytest.approx(_loop(POLICY, 58, 90))
+    assert prm_flops(PRM, 40, reused_prefix_tokens=25) == pytest.approx(_loop(PRM, 26, 65))
+    assert prm_flops(PRM, 40) == pytest.approx(_loop(PRM, 1, 40))
+
+
+# ---------------------------------------------------------------- per problem
+
+
+def simulate(method, n, p, t, s, caching):
+    """Explicit calls per problem: policy (prompt, cached, generated), PRM (length, cached)."""
+    g = t * s
+    policy, prm = [], []
+    if method == "cot":
+        policy.append((p, 0, g))
+    elif method in ("majority", "best_of_n"):
+        for i in range(n):
+            policy.append((p, p if caching and i else 0, g))
+            if method == "best_of_n":
+                prm.append((p + g, p if caching and i else 0))
+    else:  # beam, dvts: n candidates at every step, each given its prefix
+        for k in range(s):
+            for c in range(n):
+                prefix = p + k * t
+                cached = 0 if not caching else (prefix if k or c else 0)
+                policy.append((prefix, cached, t))
+                scored = prefix + t
+                prm_cached = 0 if not caching else (prefix if k else (p if c else 0))
+                prm.append((scored, prm_cached))
+    return policy, prm
+
+
+def simulate_flops(policy_spec, prm_spec, method, n, p, t, s, caching):
+    policy, prm = simulate(method, n, p, t, s, caching)
+    total = sum(_loop(policy_spec, c + 1, L) + _loop(policy_spec, L + 1, L + g) for L, c, g in policy)
+    return total + sum(_loop(prm_spec, c + 1, L) for L, c in prm)
+
+
+@pytest.mark.parametrize("caching", [True, False])
+@pytest.mark.parametrize("method", METHODS)
+def test_config_matches_explicit_simulation(method, caching):
+    p, t, s, n, bw = 20, 10, 3, 4, 2
+    work = Workload(p, t, s)
+    policy_calls, prm_calls = simulate(method, n, p, t, s, caching)
+    tokens = expected_tokens(method, n, bw, work, prefix_caching=caching)
+    assert tokens["policy_prompt_tokens"] == pytest.approx(sum(c[0] for c in policy_calls))
+    assert tokens["cached_prompt_tokens"] == pytest.approx(sum(c[1] for c in policy_calls))
+    assert tokens["policy_generated_tokens"] == pytest.approx(sum(c[2] for c in policy_calls))
+    assert tokens["prm_tokens"] == pytest.approx(sum(c[0] for c in prm_calls))
+    assert tokens["prm_cached_tokens"] == pytest.approx(sum(c[1] for c in prm_calls))
+    want = simulate_flops(POLICY, PRM, method, n, p, t, s, caching)
+    assert config_flops(POLICY, PRM, method, n, bw, work, prefix_caching=caching) == pytest.approx(want)
+
+
+def test_method_relations():
+    w = workload_for("math500")
+    beam = expected_tokens("beam", 16, 4, w)
+    assert beam == expected_tokens("dvts", 16, 4, w)  # same volume, different selection
+    assert (
+        beam["policy_generated_tokens"] == expected_tokens("best_of_n", 16, 4, w)["policy_generated_tokens"]
+    )
+    assert expected_tokens("majority", 16, 1, w)["prm_tokens"] == 0
+    assert expected_tokens("cot", 64, 4, w) == expected_tokens("cot", 1, 1, w)  # n ignored
+    for m in ("majority", "best_of_n", "beam"):
+        cached = config_flops(POLICY, PRM, m, 16, 4, w)
+        assert cached < config_flops(POLICY, PRM, m, 16, 4, w, prefix_caching=False)
+    # the PRM is what separates best_of_n from majority
+    diff = config_flops(POLICY, PRM, "best_of_n", 16, 4, w) - config_flops(POLICY, None, "majority", 16, 4, w)
+    assert diff == pytest.approx(config_flops_parts(POLICY, PRM, "best_of_n", 16, 4, w)["prm"])
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("best_of_n", 4, 1, None), "need a PRM"),
+        (("beam", 6, 4, PRM), "multiple of beam_width"),
+        (("beam", 8, 0, PRM), "beam_width"),
+        (("vote", 4, 1, PRM), "unknown method"),
+        (("majority", 0, 1, PRM), "n must be at least 1"),
+    ],
+)
+def test_bad_configs(args, fragment):
+    method, n, bw, prm = args
+    with pytest.raises(UserError, match=fragment):
+        config_flops(POLICY, prm, method, n, bw, workload_for("math500"))
+
+
+def test_vectorised_equals_scalar_and_is_fast():
+    w = workload_for("amc23")
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 5, 5000)
+    n = 4 * 2 ** rng.integers(0, 8, 5000)
+    bw = np.where(rng.random(5000) < 0.5, 4, 2)
+    vector = config_flops(POLICY, PRM, codes, n, bw, w)
+    start = time.perf_counter()
+    scalar = [
+        config_flops(POLICY, PRM, METHODS[c], int(k), int(b), w) for c, k, b in zip(codes, n, bw, strict=True)
+    ]
+    per_call = (time.perf_counter() - start) / 5000
+    assert np.allclose(vector, scalar, rtol=1e-12)
+    assert per_call < 1e-3  # well under a millisecond each
+    names = np.array(METHODS)[codes]
+    assert np.allclose(config_flops(POLICY, PRM, names, n, bw, w), vector)
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def test_workload_defaults_measured_from_datasets():
+    from planner.datasets import load_dataset
+
+    for name in ("math500", "aime24", "amc23", "gsm8k"):
+        problems = load_dataset(name)
+        chars = np.mean([len(p.question) for p in problems])
+        w = workload_for(name)
+        assert w.prompt_tokens == pytest.approx(chars / 4, abs=0.05)
+        assert w.solution_tokens == pytest.approx(236.9)  # Table 1, Mistral-PRM-Data
+        assert w.tokens_per_step == 46.6
+        assert "estimate" in w.source
+    arith = load_dataset("arith")
+    w = workload_for("arith:seed=0")
+    assert w.prompt_tokens == pytest.approx(np.mean([len(p.question) for p in arith]) / 4, abs=0.05)
+    assert w.steps == pytest.approx(np.mean([len(p.steps) for p in arith]))
+    step_tokens = np.mean([(len(s) + 2) / 4 for p in arith for s in p.steps])
+    assert w.tokens_per_step == pytest.approx(step_tokens, abs=0.05)
+    assert workload_for("olympiad") == cost.GENERIC_WORKLOAD
+    with pytest.raises(UserError):
+        Workload(0, 10, 2)
+
+
+# ---------------------------------------------------------------- hardware
+
+
+def test_hardware_profiles_and_errors():
+    assert get_hardware("H100").peak_flops == 989e12 and get_hardware("h100").mem_bandwidth == 3.35e12
+    assert get_hardware("a100").peak_flops == 312e12 and get_hardware("a100").mem_bandwidth == 2.039e12
+    assert set(PROFILES) >= {"h100", "h200", "a100", "l4", "cpu-2core"}
+    with pytest.raises(UserError) as info:
+        get_hardware("tpu")
+    assert "known: a100, cpu-2core, h100, h200, l4" in str(info.value)
+    assert get_hardware("l4", price_per_hour=0.8).price_per_hour == 0.8
+    with pytest.raises(UserError, match="price-per-hour"):
+        dollars(10, get_hardware("l4"))
+    with pytest.raises(UserError):
+        get_hardware("h100", price_per_hour=-1)
+    assert dollars(3600, get_hardware("h100"), price_per_hour=2.0) == pytest.approx(2.0)
+
+
+def test_decode_is_bandwidth_bound_at_batch_one():
+    spec = resolve("Llama-3.1-8B-Instruct")
+    hw = get_hardware("h100")
+    w = workload_for("math500")
+    parts = time_breakdown(spec, None, "cot", 1, 1, w, hw)
+    # one decode step reads all weights (bf16) plus a small KV cache
+    weights_s = w.solution_tokens * spec.params * 2 / (0.8 * hw.mem_bandwidth)
+    assert weights_s <= parts["decode"] < 1.1 * weights_s
+    # prefill at 50% of peak
+    assert parts["prefill"] == pytest.approx(prefill_flops(spec, w.prompt_tokens) / (0.5 * hw.peak_flops))
+    # batching n samples shares the weight reads: far less than n times the single time
+    t16 = seconds(spec, None, "majority", 16, 1, w, hw)
+    assert parts["total"] < t16 < 4 * parts["total"]
+    # faster memory, faster decode
+    assert seconds(spec, None, "cot", 1, 1, w, get_hardware("h200")) < parts["total"]
+    many = seconds(spec, PRM, np.array(["cot", "beam"]), np.array([1, 16]), 4, w, hw)
+    assert many.shape == (2,) and many[1] > many[0]
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+def test_cli_cost_json(capsys):
+    code, out, err = run_cli(
+        ["cost", "--model", "qwen2.5-1.5b-instruct", "--context", "500", "--json"], capsys
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    spec = resolve("Qwen/Qwen2.5-1.5B-Instruct")
+    assert data["params"] == spec.params and data["nominal_params"] == 1.5e9
+    assert data["pretraining_flops"] == pytest.approx(6 * 1.5e9 * 18e12)
+    assert data["context"] == 500
+    assert data["flops_per_generated_token"] == flops_per_token(spec, 500)
+    assert data["flops_per_prefill_token"] == pytest.approx(prefill_flops(spec, 500) / 500)
+
+
+def test_cli_cost_table_and_unknown_tokens(capsys):
+    code, out, _ = run_cli(["cost", "--model", "mistral-7b-sft"], capsys)
+    assert code == 0 and "pretraining_flops" in out and "unknown" in out
+    code, out, _ = run_cli(["cost", "--model", "mistral-7b-sft", "--json"], capsys)
+    assert json.loads(out)["pretraining_flops"] is None
+
+
+def test_cli_cost_model_config(tmp_path, capsys):
+    from tests.test_specs import SMOLLM2_135M
+
+    (tmp_path / "config.json").write_text(json.dumps(SMOLLM2_135M))
+    code, out, err = run_cli(["cost", "--model-config", str(tmp_path), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["params"] == resolve("SmolLM2-135M-Instruct").params
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cost", "--model", "qwen2.5-1.6b-instruct"],
+        ["cost", "--model-config", "/nonexistent/model"],
+        ["cost"],
+        ["cost", "--model", "gemma-3-270m", "--context", "0"],
+    ],
+)
+def test_cli_cost_bad_input(args, capsys):
+    code, out, err = run_cli(args, capsys)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1
