@@ -1,0 +1,53 @@
+"""Verifiers: PRM adapters, an LM judge and an exact arithmetic step checker.
+
+`make_verifier(name)` builds one by name:
+
+- "arith-check": exact check of the "a op b = c" equations in each step (no model);
+- "lm-judge": a causal LM asked "Is this step correct?" after each step; the model is the
+  policy's (`policy_model`) or, without one, the embedded SmolLM2; "lm-judge:MODEL" names
+  an embedded model or a local folder;
+- a known PRM hub id (see KNOWN_PRMS; its weights must be on disk) or a PRM folder, with an
+  optional family prefix ("skywork:/path/to/folder") when the folder does not tell.
+
+Every verifier has `name` and `spec_name` (the model's name for the cost model, or None).
+Torch and transformers are imported only for the model verifiers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from planner.errors import UserError
+from planner.executor.verifiers.arith_check import ArithStepChecker
+
+DEFAULT_JUDGE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def make_verifier(name: str, policy_model: str | None = None, device: str = "cpu", **options: Any) -> Any:
+    """A verifier by name; `options` go to its constructor (e.g. dtype, batch_size)."""
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"verifier name must be a non-empty string, got {name!r}")
+    name = name.strip()
+    if name == "arith-check":
+        return ArithStepChecker(**options)
+    if name == "lm-judge" or name.startswith("lm-judge:"):
+        from planner.executor.verifiers.lm_judge import LMJudgeVerifier
+
+        model = name.partition(":")[2].strip() or policy_model or DEFAULT_JUDGE_MODEL
+        return LMJudgeVerifier(model, device=device, **options)
+
+    from planner.executor.verifiers.prm import FAMILIES, KNOWN_PRMS, known_prm, load_prm
+
+    family, sep, rest = name.partition(":")
+    if sep and family in FAMILIES:
+        return load_prm(rest, device=device, family=family, **options)
+    if known_prm(name) or Path(name).expanduser().is_dir():
+        return load_prm(name, device=device, **options)
+    raise UserError(
+        f"unknown verifier {name!r}; choices: arith-check, lm-judge, lm-judge:MODEL, "
+        f"a PRM folder, or one of {', '.join(KNOWN_PRMS)}"
+    )
+
+
+__all__ = ["ArithStepChecker", "make_verifier", "DEFAULT_JUDGE_MODEL"]
