@@ -1,0 +1,240 @@
+"""`ttsplan run`: execute a plan (file or flags) on a dataset, one JSON line per problem.
+
+All validation (plan, flags, dataset, engine, policy, output file) happens before any model loads.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from planner.errors import UserError
+from planner.executor.plan import RunPlan, load_plan, plan_from_flags
+from planner.executor.runner import DEFAULT_BATCH_SIZE, Summary, read_records, run_plan
+
+ENGINES = ("auto", "vllm", "transformers")
+VLLM_MISSING = "vllm is not installed: pip install 'tts-planner[cpu]' (CPU) or 'tts-planner[gpu]' (GPU)"
+
+
+# ---------------------------------------------------------------- checks (no model loads)
+
+
+def check_engine_kind(kind: str) -> None:
+    if kind not in ENGINES:
+        raise UserError(f"--engine: unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
+    if kind == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise UserError(VLLM_MISSING)
+
+
+def check_model(name: str, what: str) -> None:
+    """An embedded model name or a local folder with config.json; else a one-line UserError."""
+    from planner.executor import embedded
+
+    if embedded.is_embedded(name):
+        return
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return
+    if path.exists():
+        raise UserError(f"{what} {name}: model path has no config.json")
+    raise UserError(
+        f"{what} {name!r} is not an embedded model ({', '.join(embedded.EMBEDDED)}) nor a local model "
+        f"folder; pass --policy NAME_OR_PATH"
+    )
+
+
+def canonical(name: str) -> str:
+    from planner.executor import embedded
+
+    return embedded.canonical_name(name)
+
+
+def check_output(out: Path) -> None:
+    if out.exists() and not out.is_file():
+        raise UserError(f"--out {out} is not a file")
+    read_records(out)  # a corrupt results file is reported now, not after loading models
+
+
+def build_plan(
+    plan_file: Path | None,
+    policy: str | None,
+    verifier: str | None,
+    method: str | None,
+    n: int | None,
+    beam_width: int | None,
+    aggregation: str | None,
+    selection: str | None,
+) -> RunPlan:
+    if plan_file is not None:
+        given = {
+            "--method": method,
+            "--n": n,
+            "--beam-width": beam_width,
+            "--aggregation": aggregation,
+            "--selection": selection,
+        }
+        clash = [flag for flag, value in given.items() if value is not None]
+        if clash:
+            raise UserError(f"{clash[0]} cannot be combined with a plan file (the plan fixes it)")
+        plan = load_plan(plan_file)
+        return plan.with_overrides(policy=policy)
+    return plan_from_flags(
+        policy, method, n, prm=verifier, beam_width=beam_width, aggregation=aggregation, selection=selection
+    )
+
+
+def verifier_name(plan: RunPlan, flag: str | None) -> str | None:
+    if not plan.config.uses_verifier:
+        return None
+    name = flag or plan.prm
+    if not name:
+        raise UserError(
+            f"method {plan.config.method} needs a verifier: pass --verifier lm-judge|arith-check|PATH"
+        )
+    return name
+
+
+# ---------------------------------------------------------------- loading (tests replace these)
+
+
+def load_verifier(name: str, policy: str):
+    from planner.executor.verifiers import make_verifier
+
+    try:
+        return make_verifier(name, policy_model=policy)
+    except UserError as exc:
+        raise UserError(f"{exc}; or pass --verifier lm-judge|arith-check|PATH") from None
+
+
+def load_engine(kind: str, policy: str, seed: int):
+    from planner.executor.engines import make_engine
+
+    return make_engine(kind, policy, seed)
+
+
+# ---------------------------------------------------------------- output
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_summary(plan: RunPlan, summary: Summary, verifier: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = plan.config
+    table = Table(title=f"ttsplan run: {c.method} n={c.n} on {plan.policy}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right", overflow="fold")
+    rows = [
+        ("verifier", verifier or "none"),
+        ("problems", f"{summary.problems} ({summary.run} run, {summary.skipped} already done)"),
+        ("accuracy", f"{_fmt(summary.accuracy, '.3f')} ({summary.correct}/{summary.problems})"),
+        ("predicted accuracy", _fmt(summary.predicted_accuracy, ".3f")),
+        ("FLOPs / problem", _fmt(summary.mean_flops)),
+        ("predicted FLOPs / problem", _fmt(summary.predicted_flops)),
+        ("measured / predicted FLOPs", _fmt(summary.flops_ratio, ".2f")),
+        ("policy tokens / problem", _fmt(summary.mean_policy_tokens, ".1f")),
+        ("generated tokens / problem", _fmt(summary.mean_generated_tokens, ".1f")),
+        ("PRM tokens / problem", _fmt(summary.mean_prm_tokens, ".1f")),
+        ("wall time (s)", _fmt(summary.wall_s, ".1f")),
+        ("results", summary.out),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run_command(
+    plan_file: Annotated[
+        Path | None, typer.Argument(help="Plan JSON from `ttsplan plan --json --out`.")
+    ] = None,
+    dataset: Annotated[str, typer.Option(help="Dataset: math500, aime24, amc23, gsm8k, arith.")] = "",
+    out: Annotated[Path | None, typer.Option(help="Results file (JSON lines); re-running resumes.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First K problems.")] = None,
+    engine: Annotated[str, typer.Option(help="auto, vllm or transformers.")] = "auto",
+    policy: Annotated[str | None, typer.Option(help="Policy model (embedded name or folder).")] = None,
+    verifier: Annotated[str | None, typer.Option(help="lm-judge, arith-check, or a PRM folder.")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="Without a plan file: cot, majority, best_of_n, beam, dvts.")
+    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Without a plan file: samples / beams.")] = None,
+    beam_width: Annotated[int | None, typer.Option(help="Without a plan file: M for beam/dvts.")] = None,
+    aggregation: Annotated[
+        str | None, typer.Option(help="Without a plan file: last, min, mean, prod.")
+    ] = None,
+    selection: Annotated[str | None, typer.Option(help="Without a plan file: max or vote.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Problems per batch.")] = DEFAULT_BATCH_SIZE,
+    max_steps: Annotated[int | None, typer.Option(help="Step limit (default 40).")] = None,
+    max_step_tokens: Annotated[int | None, typer.Option(help="Tokens per step (default 2048).")] = None,
+    max_total_tokens: Annotated[int | None, typer.Option(help="Tokens per solution (default 8192).")] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object.")
+    ] = False,
+) -> None:
+    """Run a plan (or a method given by flags) on a dataset; resumable."""
+    from planner.datasets import load_dataset
+
+    if not dataset:
+        raise UserError("--dataset is required")
+    if out is None:
+        raise UserError("--out is required")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    plan = build_plan(plan_file, policy, verifier, method, n, beam_width, aggregation, selection)
+    plan = plan.with_overrides(
+        seed=seed, max_steps=max_steps, max_step_tokens=max_step_tokens, max_total_tokens=max_total_tokens
+    )
+    problems = load_dataset(dataset, limit)
+    if not problems:
+        raise UserError(f"dataset {dataset!r} has no problems")
+    check_engine_kind(engine)
+    check_model(plan.policy, "policy")
+    plan = plan.with_overrides(policy=canonical(plan.policy))
+    verifier_id = verifier_name(plan, verifier)
+    check_output(out)
+
+    # models load from here on
+    the_verifier = load_verifier(verifier_id, plan.policy) if verifier_id else None
+    the_engine = load_engine(engine, plan.policy, seed)
+    summary = _run_with_progress(plan, problems, the_engine, the_verifier, out, batch_size)
+    if json_output:
+        sys.stdout.write(
+            json.dumps({"plan": plan.to_dict(), "verifier": verifier_id, **summary.to_dict()}) + "\n"
+        )
+    else:
+        print_summary(plan, summary, verifier_id)
+
+
+def _run_with_progress(plan, problems, engine, verifier, out: Path, batch_size: int) -> Summary:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(f"{plan.config.method} n={plan.config.n}", total=len(problems))
+        try:
+            return run_plan(
+                plan, problems, engine, verifier, out, batch_size, progress=lambda k: bar.advance(task, k)
+            )
+        except KeyboardInterrupt:
+            bar.stop()
+            done = sum(1 for _ in read_records(out)[0])
+            sys.stderr.write(
+                f"interrupted: finished problems are in {out} ({done} records); re-run to continue\n"
+            )
+            raise SystemExit(130) from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)

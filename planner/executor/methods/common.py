@@ -1,0 +1,297 @@
+"""Shared pieces of the TTS methods: the config, step handling, scoring, aggregation, selection.
+
+Paper settings (Liu et al. 2025, section 4 / search-and-learn defaults, as listed in
+/work/shared/data/README.md): temperature 0.7 (CoT greedy), top_p 1, beam width M = 4,
+at most 40 steps, 2048 tokens per step, 8192 tokens in all; steps end at "\\n\\n".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from planner.errors import UserError
+from planner.executor.base import STEP_DELIMITER, Engine, Generation, MethodResult, StepScores, Verifier
+
+METHOD_NAMES = ("cot", "majority", "best_of_n", "beam", "dvts")
+VERIFIER_METHODS = ("best_of_n", "beam", "dvts")  # methods that need step scores
+TREE_METHODS = ("beam", "dvts")  # methods whose n must split into beam_width groups
+AGGREGATIONS = ("last", "min", "mean", "prod")
+SELECTIONS = ("max", "vote")
+NONE = "none"  # aggregation/selection of cot and majority in plan files
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """One TTS configuration; defaults are the paper's settings."""
+
+    method: str
+    n: int
+    beam_width: int = 4
+    aggregation: str = "last"
+    selection: str = "max"
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_steps: int = 40
+    max_step_tokens: int = 2048
+    max_total_tokens: int = 8192
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def uses_verifier(self) -> bool:
+        return self.method in VERIFIER_METHODS
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_config(c: MethodConfig) -> None:
+    """Raise UserError naming the first bad field."""
+    if c.method not in METHOD_NAMES:
+        raise UserError(f"method: unknown method {c.method!r}; choose one of {', '.join(METHOD_NAMES)}")
+    if not _is_int(c.n) or c.n < 1:
+        raise UserError(f"n: must be an integer >= 1, got {c.n!r}")
+    if c.method == "cot" and c.n != 1:
+        raise UserError(f"n: cot takes one greedy sample (n=1), got n={c.n}")
+    if not _is_int(c.beam_width) or c.beam_width < 1:
+        raise UserError(f"beam_width: must be an integer >= 1, got {c.beam_width!r}")
+    if c.method in TREE_METHODS:
+        if c.n < c.beam_width:
+            raise UserError(f"n: {c.method} needs n >= beam_width ({c.beam_width}), got n={c.n}")
+        if c.n % c.beam_width:
+            raise UserError(f"n: {c.method} needs n divisible by beam_width ({c.beam_width}), got n={c.n}")
+    aggregations = AGGREGATIONS if c.uses_verifier else (*AGGREGATIONS, NONE)
+    if c.aggregation not in aggregations:
+        raise UserError(f"aggregation: unknown {c.aggregation!r}; choose one of {', '.join(aggregations)}")
+    selections = SELECTIONS if c.uses_verifier else (*SELECTIONS, NONE)
+    if c.selection not in selections:
+        raise UserError(f"selection: unknown {c.selection!r}; choose one of {', '.join(selections)}")
+    if not _is_number(c.temperature) or c.temperature < 0:
+        raise UserError(f"temperature: must be a number >= 0, got {c.temperature!r}")
+    if not _is_number(c.top_p) or not 0 < c.top_p <= 1:
+        raise UserError(f"top_p: must be in (0, 1], got {c.top_p!r}")
+    for name in ("max_steps", "max_step_tokens", "max_total_tokens"):
+        value = getattr(c, name)
+        if not _is_int(value) or value < 1:
+            raise UserError(f"{name}: must be an integer >= 1, got {value!r}")
+    if not _is_int(c.seed) or c.seed < 0:
+        raise UserError(f"seed: must be an integer >= 0, got {c.seed!r}")
+
+
+# ---------------------------------------------------------------- problems, steps, seeds
+
+
+def question_of(problem: object) -> str:
+    """The question text of a Problem-like object (has .question) or a plain string."""
+    if isinstance(problem, str):
+        return problem
+    question = getattr(problem, "question", None)
+    if not isinstance(question, str):
+        raise TypeError(f"problem must be a str or have a str .question, got {type(problem).__name__}")
+    return question
+
+
+def split_steps(text: str) -> list[str]:
+    """Steps of a solution: pieces between "\\n\\n", stripped, empty pieces dropped."""
+    return [piece.strip() for piece in text.split(STEP_DELIMITER) if piece.strip()]
+
+
+def call_seed(seed: int, step: int) -> int:
+    """Seed for the generate call of one step, derived from the config seed (fits in 31 bits)."""
+    return (seed * 1_000_003 + step * 7_919 + 17) % (2**31 - 1)
+
+
+def extract(text: str) -> str:
+    """The extracted final answer, "" when there is none."""
+    from planner.executor.grading import extract_answer
+
+    answer = extract_answer(text)
+    return answer.strip() if answer else ""
+
+
+# ---------------------------------------------------------------- accounting
+
+
+@dataclass
+class Usage:
+    """Token accounting for one problem, with the per-call detail the cost model needs."""
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    cached_tokens: int = 0
+    prm_tokens: int = 0
+    # one entry per prompt sent: (prompt tokens, cached prompt tokens, [generated tokens per completion])
+    calls: list[tuple[int, int, list[int]]] = field(default_factory=list)
+    prm_reads: list[int] = field(default_factory=list)  # tokens the verifier read, per scored solution
+
+    def add_generation(self, gen: Generation) -> None:
+        cached = gen.cached_prompt_tokens or 0
+        generated = [c.tokens for c in gen.completions]
+        self.prompt_tokens += gen.prompt_tokens
+        self.cached_tokens += cached
+        self.generated_tokens += sum(generated)
+        self.calls.append((gen.prompt_tokens, cached, generated))
+
+    def add_scores(self, scores: StepScores) -> None:
+        self.prm_tokens += scores.tokens_scored
+        if scores.tokens_scored:
+            self.prm_reads.append(scores.tokens_scored)
+
+
+@dataclass
+class Result(MethodResult):
+    """MethodResult plus the per-call token detail (for FLOPs) and run statistics."""
+
+    calls: list[tuple[int, int, list[int]]] = field(default_factory=list)
+    prm_reads: list[int] = field(default_factory=list)
+    steps_taken: int = 0  # generate rounds this problem took part in
+
+
+def make_result(answer: str, text: str, candidates: list[dict], usage: Usage, steps: int) -> Result:
+    return Result(
+        answer=answer,
+        text=text,
+        candidates=candidates,
+        policy_prompt_tokens=usage.prompt_tokens,
+        policy_generated_tokens=usage.generated_tokens,
+        cached_prompt_tokens=usage.cached_tokens,
+        prm_tokens=usage.prm_tokens,
+        calls=usage.calls,
+        prm_reads=usage.prm_reads,
+        steps_taken=steps,
+    )
+
+
+def generate(engine: Engine, prompts: list[str], options) -> list[Generation]:
+    """engine.generate with a check that it kept its side of the interface."""
+    if not prompts:
+        return []
+    gens = engine.generate(prompts, options)
+    if len(gens) != len(prompts):
+        raise RuntimeError(
+            f"engine {engine.name!r} returned {len(gens)} generations for {len(prompts)} prompts"
+        )
+    for gen in gens:
+        if len(gen.completions) != options.n:
+            raise RuntimeError(
+                f"engine {engine.name!r} returned {len(gen.completions)} completions, asked for {options.n}"
+            )
+    return gens
+
+
+def score_solutions(
+    verifier: Verifier, questions: list[str], step_lists: list[list[str]]
+) -> list[StepScores]:
+    """One verifier call for every solution; solutions with no steps get no scores and cost nothing."""
+    todo = [i for i, steps in enumerate(step_lists) if steps]
+    out = [StepScores(steps=[]) for _ in step_lists]
+    if not todo:
+        return out
+    scored = verifier.score([questions[i] for i in todo], [step_lists[i] for i in todo])
+    if len(scored) != len(todo):
+        raise RuntimeError(
+            f"verifier {verifier.name!r} returned {len(scored)} scores for {len(todo)} solutions"
+        )
+    for i, s in zip(todo, scored, strict=True):
+        out[i] = s
+    return out
+
+
+def need_verifier(verifier: Verifier | None, method: str) -> Verifier:
+    if verifier is None:
+        raise UserError(f"method {method} needs a verifier (PRM); pass one")
+    return verifier
+
+
+# ---------------------------------------------------------------- aggregation and selection
+
+
+def aggregate(step_scores: Sequence[float], how: str) -> float:
+    """One solution score from its step scores: last, min, mean or prod. No steps scores 0."""
+    scores = [float(s) for s in step_scores]
+    if how not in AGGREGATIONS:
+        raise UserError(f"aggregation: unknown {how!r}; choose one of {', '.join(AGGREGATIONS)}")
+    if not scores:
+        return 0.0
+    if how == "last":
+        return scores[-1]
+    if how == "min":
+        return min(scores)
+    if how == "mean":
+        return sum(scores) / len(scores)
+    return math.prod(scores)
+
+
+_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def answer_key(answer: str) -> str:
+    """Grouping key for votes: spaces, $ and \\left/\\right dropped; plain numbers normalised (1,000.0 -> 1000)."""
+    key = answer.replace("\\left", "").replace("\\right", "").replace("$", "")
+    key = re.sub(r"\s+", "", key)
+    plain = key.replace(",", "")
+    if _NUMBER.match(plain):
+        value = float(plain)
+        key = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return key
+
+
+def select_max(scores: Sequence[float]) -> int:
+    """Index of the highest score; ties go to the earliest candidate. -1 when empty."""
+    best = -1
+    for i, s in enumerate(scores):
+        if best < 0 or s > scores[best]:
+            best = i
+    return best
+
+
+def weighted_vote(answers: Sequence[str], weights: Sequence[float]) -> int:
+    """Index of the winning candidate of a score-weighted vote over extracted answers.
+
+    Candidates without an answer take no part; the answer with the largest summed weight wins,
+    equal totals go to the answer seen first; within the winning answer the highest-weighted
+    (then earliest) candidate is returned. -1 when no candidate has an answer.
+    """
+    totals: dict[str, float] = {}
+    order: list[str] = []
+    for answer, w in zip(answers, weights, strict=True):
+        if not answer:
+            continue
+        key = answer_key(answer)
+        if key not in totals:
+            totals[key] = 0.0
+            order.append(key)
+        totals[key] += float(w)
+    if not order:
+        return -1
+    winner = max(order, key=lambda k: totals[k])  # max keeps the first of equal totals
+    members = [i for i, a in enumerate(answers) if a and answer_key(a) == winner]
+    return max(members, key=lambda i: (float(weights[i]), -i))
+
+
+def majority_vote(answers: Sequence[str]) -> int:
+    """Plain majority: weighted_vote with weight 1 each (ties to the answer seen first)."""
+    return weighted_vote(answers, [1.0] * len(answers))
+
+
+def select(answers: Sequence[str], scores: Sequence[float], how: str) -> int:
+    """The plan's selection: "max" score or score-weighted "vote". -1 when there is nothing."""
+    if how == "max":
+        return select_max(scores)
+    if how == "vote":
+        index = weighted_vote(answers, scores)
+        return index if index >= 0 else select_max(scores)
+    raise UserError(f"selection: unknown {how!r}; choose one of {', '.join(SELECTIONS)}")
