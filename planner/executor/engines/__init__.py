@@ -1,0 +1,29 @@
+"""Policy engines: vLLM in process and transformers, behind planner.executor.base.Engine.
+
+Both are imported lazily, so that `import planner` needs neither torch nor vllm.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from planner.errors import UserError
+
+KINDS = ("auto", "vllm", "transformers")
+
+
+def make_engine(kind: str, model: str, seed: int = 0, **kwargs):
+    """An Engine for `model` (embedded name or folder). kind "auto": vLLM when installed."""
+    if kind not in KINDS:
+        raise UserError(f"engine {kind!r} is not one of {', '.join(KINDS)}")
+    if kind == "auto":
+        kind = "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+    if kind == "vllm":
+        from planner.executor.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(model, seed=seed, **kwargs)
+    if importlib.util.find_spec("transformers") is None:
+        raise UserError("transformers is not installed: pip install 'tts-planner[hf]'")
+    from planner.executor.engines.hf_engine import HFEngine
+
+    return HFEngine(model, seed=seed, **kwargs)
