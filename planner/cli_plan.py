@@ -1,0 +1,361 @@
+"""`ttsplan fit`, `ttsplan plan` and `ttsplan predict`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+from planner.errors import UserError
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model.joblib"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"folder for --out does not exist: {path.parent}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_records(dirs: list[Path]):
+    from planner.profiles import load_profiles
+
+    if not dirs:
+        raise UserError("give at least one profile folder with --profiles")
+    for folder in dirs:
+        if not folder.is_dir():
+            raise UserError(f"profile folder does not exist: {folder}")
+        if not any(folder.iterdir()):
+            raise UserError(f"profile folder is empty: {folder}")
+    records = load_profiles(dirs)
+    if len(records) == 0:
+        raise UserError(f"profile folders hold no records: {', '.join(map(str, dirs))}")
+    return records
+
+
+def load_planner_model(path: Path | None) -> tuple[object, dict]:
+    """(model, info): the given model file, else the shipped one, else one fitted now from the
+    shipped profiles (with a note on stderr)."""
+    from planner.modelio import load_model
+
+    if path is not None:
+        model, manifest = load_model(path)
+        return model, {"path": str(path), "sha256": manifest["sha256"]}
+    if DEFAULT_MODEL.exists():
+        model, manifest = load_model(DEFAULT_MODEL)
+        return model, {"path": "default", "sha256": manifest["sha256"]}
+    from planner.profiles import default_profile_dirs, fingerprint
+    from planner.regressor import fit_profiles
+
+    dirs = default_profile_dirs()
+    if not dirs:
+        raise UserError(f"no shipped model ({DEFAULT_MODEL}) and no shipped profiles to fit one from")
+    records = _load_records(dirs)
+    sys.stderr.write("note: no shipped model file; fitting one from the shipped profiles\n")
+    model, _ = fit_profiles(records)
+    return model, {
+        "path": None,
+        "fitted_from": "shipped profiles",
+        "training_fingerprint": fingerprint(records),
+    }
+
+
+def _budget(n: str | None, flops: str | None, seconds: str | None):
+    from planner.search import Budget, parse_budget
+
+    given = [
+        (k, v, f)
+        for k, v, f in (
+            ("n", n, "--budget-n"),
+            ("flops", flops, "--budget-flops"),
+            ("seconds", seconds, "--budget-seconds"),
+        )
+        if v is not None
+    ]
+    if not given:
+        raise UserError("give one budget: --budget-n, --budget-flops or --budget-seconds")
+    if len(given) > 1:
+        raise UserError(f"give one budget only, got {' and '.join(f for _, _, f in given)}")
+    kind, value, flag = given[0]
+    return Budget(kind, parse_budget(value, flag))
+
+
+def _policies(names: list[str] | None, configs: list[Path] | None) -> list:
+    from planner import specs
+
+    out: list = list(names or [])
+    for path in configs or []:
+        out.append(specs.from_hf_config(path, role="policy"))
+    if not out:
+        raise UserError("give at least one --policy NAME or --model-config PATH")
+    return out
+
+
+def _hardware(name: str | None):
+    if name is None:
+        return None
+    from planner.hardware import get_hardware
+
+    return get_hardware(name)
+
+
+def _short(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def _config(rec: dict) -> str:
+    """Compact configuration: "beam n=128 w=4 last/max", "majority n=8", "cot"."""
+    if rec["method"] == "cot":
+        return "cot"
+    text = f"{rec['method']} n={rec['n']}"
+    if rec["beam_width"] is not None:
+        text += f" w={rec['beam_width']}"
+    if rec["aggregation"] != "none":
+        text += f" {rec['aggregation']}/{rec['selection']}"
+    return text
+
+
+def _table(title: str, records: list[dict], with_hw: bool):
+    """Rich table; policy and PRM get columns only when they differ between rows."""
+    from rich.table import Table
+
+    shown = [k for k in ("policy", "prm") if len({r[k] for r in records}) > 1]
+    fixed = [f"{k} {_short(records[0][k])}" for k in ("policy", "prm") if k not in shown and records]
+    table = Table(title=f"{title}\n{', '.join(fixed)}" if fixed else title)
+    for key in shown:
+        table.add_column(key, overflow="fold")
+    table.add_column("config", overflow="fold")
+    for col in ("acc %", "interval %", "FLOPs", *(("s", "$") if with_hw else ())):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("cal.", no_wrap=True)
+    for rec in records:
+        low, high = rec["accuracy_interval"]
+        cells = [_short(rec[k]) for k in shown] + [
+            _config(rec),
+            f"{100 * rec['predicted_accuracy']:.1f}",
+            f"{100 * low:.0f}-{100 * high:.0f}",
+            f"{rec['flops_per_problem']:.3g}",
+        ]
+        if with_hw:
+            dollars = rec.get("dollars_per_problem")
+            cells += [f"{rec['seconds_per_problem']:.3g}", "-" if dollars is None else f"{dollars:.2g}"]
+        cells.append("yes" if rec["in_calibrated_range"] else "no")
+        table.add_row(*cells)
+    return table
+
+
+# ---------------------------------------------------------------- commands
+
+
+def fit_command(
+    profiles: list[Path] = typer.Option(
+        None, "--profiles", help="Profile folder(s): --profiles DIR [DIR ...]"
+    ),
+    more: list[Path] = typer.Argument(
+        None, help="More profile folders (so that --profiles profiles/* works)"
+    ),
+    out: Path = typer.Option(..., "--out", help="Model file to write (a manifest is written beside it)"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+) -> None:
+    """Fit the accuracy regressor on profiles, print leave-one-policy-out CV, save with a manifest."""
+    from planner.modelio import save_model
+    from planner.profiles import fingerprint
+    from planner.regressor import fit_profiles, grouped_cv
+
+    dirs = [Path(p) for p in [*(profiles or []), *(more or [])]]
+    records = _load_records(dirs)
+    model, report = fit_profiles(records)
+    cv = grouped_cv(records, group="policy")
+    summary = {
+        "groups": int(len(cv)),
+        "mae_points_mean": float(cv["mae_points"].mean()),
+        "mae_points_weighted": float((cv["mae_points"] * cv["problems"]).sum() / cv["problems"].sum()),
+        "coverage_mean": float(cv["coverage"].mean()),
+        "coverage_target": model.coverage,
+    }
+    profile_names = sorted(set(records["profile"])) if "profile" in records else []
+    manifest = save_model(
+        model,
+        out,
+        fingerprint(records),
+        extra={"profiles": profile_names, **report, "cv_leave_one_policy_out": summary},
+    )
+    result = {
+        "model": str(out),
+        "sha256": manifest["sha256"],
+        "training_fingerprint": manifest["training_fingerprint"],
+        **report,
+        "interval_half_width_logit": model.half_width_,
+        "cv": cv.to_dict(orient="records"),
+        "cv_summary": summary,
+    }
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="leave one policy out")
+    for col in ("policy", "rows", "problems", "MAE (points)", "coverage"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for row in cv.itertuples(index=False):
+        table.add_row(
+            row.policy, str(row.rows), f"{row.problems:.0f}", f"{row.mae_points:.1f}", f"{row.coverage:.2f}"
+        )
+    console.print(table)
+    console.print(
+        f"rows used {report['rows_used']} of {report['records']} records; dropped {report['dropped']}\n"
+        f"CV: MAE {summary['mae_points_mean']:.1f} points (mean over policies), "
+        f"{summary['mae_points_weighted']:.1f} (weighted by problems); interval coverage "
+        f"{summary['coverage_mean']:.2f} (target {summary['coverage_target']})\n"
+        f"wrote {out} and {out}.manifest.json (sha256 {manifest['sha256'][:12]}...)"
+    )
+
+
+def plan_command(
+    policy: list[str] = typer.Option(None, "--policy", help="Policy model (repeatable)"),
+    model_config: list[Path] = typer.Option(
+        None, "--model-config", help="config.json of a policy not in the registry"
+    ),
+    prm: list[str] = typer.Option(None, "--prm", help="Reward model (repeatable); default: every known PRM"),
+    dataset: str = typer.Option(None, "--dataset", help="math500, aime24, amc23, gsm8k, arith"),
+    difficulty: str = typer.Option(None, "--difficulty", help="easy, medium or hard"),
+    budget_n: str = typer.Option(None, "--budget-n", help="At most N samples per problem"),
+    budget_flops: str = typer.Option(None, "--budget-flops", help="At most F FLOPs per problem"),
+    budget_seconds: str = typer.Option(
+        None, "--budget-seconds", help="At most S seconds per problem (--hardware)"
+    ),
+    hardware: str = typer.Option(
+        None, "--hardware", help="Hardware profile for seconds and dollars (h100, ...)"
+    ),
+    beam_width: int = typer.Option(4, "--beam-width", help="Beam width of beam and dvts"),
+    model: Path = typer.Option(None, "--model", help="Regressor file (default: the shipped one)"),
+    top: int = typer.Option(5, "--top", help="How many alternatives to list"),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON object"),
+    out: Path = typer.Option(None, "--out", help="Write the plan JSON to this file"),
+) -> None:
+    """The best configuration within a budget, its alternatives and the accuracy/FLOPs frontier."""
+    from planner.search import plan
+
+    budget = _budget(budget_n, budget_flops, budget_seconds)
+    hw = _hardware(hardware)
+    policies = _policies(policy, model_config)
+    regressor, info = load_planner_model(model)
+    result = plan(
+        regressor,
+        policies,
+        prm or None,
+        budget,
+        dataset=dataset,
+        difficulty=difficulty,
+        hardware=hw,
+        beam_width=beam_width,
+        top=top,
+        model_info=info,
+    )
+    obj = result.to_dict()
+    if out is not None:
+        _write_json_atomic(out, obj)
+    if as_json:
+        typer.echo(json.dumps(obj))
+        return
+    from rich.console import Console
+
+    console = Console()
+    with_hw = hw is not None
+    target = (
+        f"{obj['dataset']} ({obj['difficulty']})" if obj["dataset"] else f"difficulty {obj['difficulty']}"
+    )
+    console.print(
+        _table(
+            f"best within budget {budget.kind} <= {budget.value:.4g}, {target}",
+            [result.best, *result.alternatives],
+            with_hw,
+        )
+    )
+    console.print(_table("frontier: predicted accuracy vs FLOPs per problem", result.frontier, with_hw))
+    console.print(
+        f"{obj['within_budget']} of {obj['candidates']} candidates within budget. Interval: sized so that "
+        f"{getattr(regressor, 'coverage', 0.8):.0%} of held-out policies' accuracies fell inside it in "
+        "cross-validation; 'cal. no': outside the training data."
+    )
+    if out is not None:
+        console.print(f"wrote {out}")
+
+
+def predict_command(
+    policy: str = typer.Option(None, "--policy", help="Policy model"),
+    model_config: Path = typer.Option(
+        None, "--model-config", help="config.json of a policy not in the registry"
+    ),
+    prm: str = typer.Option("none", "--prm", help="Reward model, or none for cot/majority"),
+    method: str = typer.Option(..., "--method", help="cot, majority, best_of_n, beam, dvts"),
+    aggregation: str = typer.Option(
+        None, "--aggregation", help="last, min, mean, prod (none for cot/majority)"
+    ),
+    selection: str = typer.Option(None, "--selection", help="max or vote (cot: none, majority: vote)"),
+    n: int = typer.Option(None, "--n", help="Samples per problem (cot: 1)"),
+    beam_width: int = typer.Option(4, "--beam-width", help="Beam width of beam and dvts"),
+    dataset: str = typer.Option(None, "--dataset", help="math500, aime24, amc23, gsm8k, arith"),
+    difficulty: str = typer.Option(None, "--difficulty", help="easy, medium or hard"),
+    hardware: str = typer.Option(None, "--hardware", help="Hardware profile for seconds and dollars"),
+    model: Path = typer.Option(None, "--model", help="Regressor file (default: the shipped one)"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+) -> None:
+    """Predicted accuracy, interval and cost of one configuration."""
+    from planner.features import METHODS
+    from planner.search import predict_config
+
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if policy is not None and model_config is not None:
+        raise UserError("give --policy or --model-config, not both")
+    policies = _policies([policy] if policy else None, [model_config] if model_config else None)
+    if method == "cot":
+        n = 1 if n is None else n
+        aggregation = aggregation or "none"
+        selection = selection or "none"
+    elif method == "majority":
+        aggregation = aggregation or "none"
+        selection = selection or "vote"
+    if n is None:
+        raise UserError(f"method {method} needs --n")
+    if aggregation is None or selection is None:
+        raise UserError(f"method {method} needs --aggregation and --selection")
+    hw = _hardware(hardware)
+    regressor, info = load_planner_model(model)
+    result = predict_config(
+        regressor, policies[0], prm, method, aggregation, selection, n, beam_width, dataset, difficulty, hw
+    )
+    result["model"] = info
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(_table("prediction", [result], hw is not None))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit_command)
+    app.command("plan")(plan_command)
+    app.command("predict")(predict_command)

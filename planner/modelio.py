@@ -1,0 +1,109 @@
+"""Model files with a hash manifest.
+
+`save_model` writes `<path>` (joblib) and `<path>.manifest.json` (sha256 of the file, the
+training-data fingerprint, library versions, date, features). `load_model` reads the manifest
+first and hashes the bytes; only bytes that match are unpickled. A pickle runs code when
+loaded, so a changed or unlisted file is refused before that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import joblib
+import sklearn
+
+from planner.errors import UserError
+
+MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_VERSION = 1
+
+
+def manifest_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + MANIFEST_SUFFIX)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; model files are shared data
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(
+    model: object, path: str | os.PathLike, training_fingerprint: str, extra: dict | None = None
+) -> dict:
+    """Write the model and its manifest atomically; returns the manifest."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"folder for the model file does not exist: {path.parent}")
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer, compress=3)
+    data = buffer.getvalue()
+    features = getattr(model, "feature_names_out_", None)
+    if features is None and hasattr(model, "features_"):
+        features = model.features_.get_feature_names_out()
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "file": path.name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "training_fingerprint": str(training_fingerprint),
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "sklearn_version": sklearn.__version__,
+        "joblib_version": joblib.__version__,
+        "python_version": sys.version.split()[0],
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "features": [str(f) for f in features] if features is not None else [],
+        "extra": extra or {},
+    }
+    # Model first, manifest last: a crash in between leaves a pair that load refuses.
+    _write_atomic(path, data)
+    _write_atomic(manifest_path(path), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    return manifest
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """The manifest of a model file, or UserError naming the file when missing or invalid."""
+    mpath = manifest_path(path)
+    try:
+        manifest = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise UserError(f"model manifest missing: {mpath} (refusing to load {path})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"model manifest invalid: {mpath} ({type(exc).__name__})") from None
+    sha = manifest.get("sha256") if isinstance(manifest, dict) else None
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise UserError(f"model manifest invalid: {mpath} has no valid sha256")
+    return manifest
+
+
+def load_model(path: str | os.PathLike) -> tuple[object, dict]:
+    """(model, manifest). Refuses, before unpickling, a file whose sha256 differs from its manifest."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file not found: {path}")
+    manifest = read_manifest(path)
+    data = path.read_bytes()  # hash and load the same bytes
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != manifest["sha256"]:
+        raise UserError(f"model file {path} does not match the sha256 in its manifest; refusing to load it")
+    try:
+        model = joblib.load(io.BytesIO(data))
+    except Exception as exc:  # hash matched but the content is not a model joblib can read
+        raise UserError(f"model file {path} could not be loaded: {type(exc).__name__}") from None
+    return model, manifest

@@ -1,0 +1,483 @@
+"""Plan search: enumerate configurations, predict accuracy and cost, keep those in budget, rank.
+
+`plan(...)` returns a `Plan`: the best configuration, the next best (`alternatives`) and the
+Pareto frontier of predicted accuracy against FLOPs per problem among those within budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planner import cost, specs
+from planner.errors import UserError
+from planner.features import (
+    AGGREGATIONS,
+    BEAM_METHODS,
+    DIFFICULTIES,
+    METHODS,
+    NO_MODEL,
+    NO_PRM_METHODS,
+    SELECTIONS,
+    Column,
+    family_of,
+)
+
+N_VALUES = tuple(2**k for k in range(11))  # 1 .. 1024, the paper's budget axis
+BUDGET_KINDS = ("n", "flops", "seconds")
+# Liu et al. 2025 define difficulty levels on MATH-500 (pass@1 buckets), so a query by
+# difficulty alone is priced and predicted as MATH-500 problems of that difficulty.
+DIFFICULTY_DATASET = "math500"
+KNOWN_DATASETS = tuple(cost.WORKLOADS)  # datasets the cost model has a workload for
+
+CANDIDATE_COLUMNS = ("policy", "prm", "method", "aggregation", "selection", "n", "beam_width")
+
+PLAN_FIELDS = (
+    "policy",
+    "prm",
+    "method",
+    "aggregation",
+    "selection",
+    "n",
+    "beam_width",
+    "predicted_accuracy",
+    "accuracy_interval",
+    "flops_per_problem",
+    "in_calibrated_range",
+)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A per-problem budget: at most `value` samples (n), FLOPs, or seconds on a hardware profile."""
+
+    kind: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in BUDGET_KINDS:
+            raise UserError(f"budget kind must be one of {', '.join(BUDGET_KINDS)}, got {self.kind!r}")
+        if isinstance(self.value, bool) or not isinstance(self.value, int | float):
+            raise UserError(f"budget must be a number, got {self.value!r}")
+        if not math.isfinite(self.value) or self.value <= 0:
+            raise UserError(f"budget must be a positive finite number, got {self.value!r}")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "value": float(self.value)}
+
+
+def parse_budget(text: str, flag: str) -> float:
+    """A budget given on the command line: a positive finite number, else UserError naming the flag."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise UserError(f"{flag} must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise UserError(f"{flag} must be a positive finite number, got {text!r}")
+    return value
+
+
+def _name(model: str | specs.ModelSpec) -> str:
+    return model.name if isinstance(model, specs.ModelSpec) else str(model)
+
+
+def enumerate_candidates(
+    policies: Sequence[str | specs.ModelSpec],
+    prms: Sequence[str | specs.ModelSpec],
+    methods: Sequence[str] = METHODS,
+    n_values: Sequence[int] = N_VALUES,
+    beam_width: int = 4,
+    aggregations: Sequence[str] = AGGREGATIONS,
+    selections: Sequence[str] = SELECTIONS,
+) -> pd.DataFrame:
+    """Every valid configuration, one row each (columns policy, prm, method, aggregation,
+    selection, n, beam_width).
+
+    cot: n = 1, no PRM. majority: each n, no PRM. best_of_n: each PRM x aggregation x
+    selection x n. beam/dvts: the same, for n divisible by beam_width and >= beam_width.
+    beam_width is NA for methods without a beam.
+    """
+    for method in methods:
+        if method not in METHODS:
+            raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    for agg in aggregations:
+        if agg not in AGGREGATIONS:
+            raise UserError(f"unknown aggregation {agg!r}; choose one of {', '.join(AGGREGATIONS)}")
+    for sel in selections:
+        if sel not in SELECTIONS:
+            raise UserError(f"unknown selection {sel!r}; choose one of {', '.join(SELECTIONS)}")
+    if isinstance(beam_width, bool) or not isinstance(beam_width, int | np.integer) or beam_width < 1:
+        raise UserError(f"beam_width must be a positive integer, got {beam_width!r}")
+    ns = []
+    for n in n_values:
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise UserError(f"n values must be positive integers, got {n!r}")
+        ns.append(int(n))
+    ns = sorted(set(ns))
+    policy_names = [_name(p) for p in policies]
+    prm_names = [_name(r) for r in prms if _name(r) != NO_MODEL]
+    if not policy_names:
+        raise UserError("give at least one policy")
+
+    columns: dict[str, list[np.ndarray]] = {k: [] for k in CANDIDATE_COLUMNS}
+
+    def block(policy, prm, method, agg, sel, n, width) -> None:
+        """Every combination of the prm x agg x sel x n lists, in that nesting order."""
+        size = len(prm) * len(agg) * len(sel) * len(n)
+        if size == 0:
+            return
+        columns["policy"].append(np.full(size, policy, dtype=object))
+        columns["prm"].append(np.repeat(np.asarray(prm, dtype=object), len(agg) * len(sel) * len(n)))
+        columns["method"].append(np.full(size, method, dtype=object))
+        columns["aggregation"].append(
+            np.tile(np.repeat(np.asarray(agg, dtype=object), len(sel) * len(n)), len(prm))
+        )
+        columns["selection"].append(
+            np.tile(np.repeat(np.asarray(sel, dtype=object), len(n)), len(prm) * len(agg))
+        )
+        columns["n"].append(np.tile(np.asarray(n, dtype=np.int64), len(prm) * len(agg) * len(sel)))
+        columns["beam_width"].append(np.full(size, width if width else -1, dtype=np.int64))
+
+    for policy in policy_names:
+        for method in methods:
+            if method == "cot":
+                block(policy, [NO_MODEL], "cot", ["none"], ["none"], [1], None)
+            elif method == "majority":
+                block(policy, [NO_MODEL], "majority", ["none"], ["vote"], ns, None)
+            else:
+                beam = method in BEAM_METHODS
+                valid = [n for n in ns if not beam or (n >= beam_width and n % beam_width == 0)]
+                block(
+                    policy, prm_names, method, aggregations, selections, valid, beam_width if beam else None
+                )
+    data = {}
+    for key, parts in columns.items():
+        numeric = key in ("n", "beam_width")
+        values = np.concatenate(parts) if parts else np.array([], dtype=np.int64 if numeric else object)
+        data[key] = pd.Series(values, dtype=np.int64 if numeric else object, copy=False)
+    width = data["beam_width"]
+    data["beam_width"] = pd.Series(pd.arrays.IntegerArray(width.to_numpy(), width.to_numpy() <= 0))
+    return pd.DataFrame(data, copy=False)
+
+
+def check_config(
+    method: str, prm: str, aggregation: str, selection: str, n: int, beam_width: int | None
+) -> None:
+    """One configuration's rules (what `ttsplan predict` accepts), as one-line UserErrors."""
+    if method not in METHODS:
+        raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"--n must be a positive integer, got {n!r}")
+    if method in NO_PRM_METHODS:
+        if prm != NO_MODEL:
+            raise UserError(f"method {method} uses no PRM; pass --prm none")
+        if aggregation != "none":
+            raise UserError(f"method {method} has no aggregation; pass --aggregation none")
+        want = "none" if method == "cot" else "vote"
+        if selection != want:
+            raise UserError(f"method {method} needs --selection {want}")
+        if method == "cot" and n != 1:
+            raise UserError(f"cot takes n = 1, got --n {n}")
+        return
+    if prm == NO_MODEL:
+        raise UserError(f"method {method} needs a PRM (--prm)")
+    if aggregation not in AGGREGATIONS:
+        raise UserError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
+    if selection not in SELECTIONS:
+        raise UserError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
+    if method in BEAM_METHODS:
+        if beam_width is None or beam_width < 1:
+            raise UserError(f"method {method} needs a positive --beam-width")
+        if n < beam_width or n % beam_width:
+            raise UserError(
+                f"method {method} needs --n divisible by and >= --beam-width {beam_width}, got {n}"
+            )
+
+
+def resolve_models(
+    policies: Sequence[str | specs.ModelSpec], prms: Sequence[str | specs.ModelSpec] | None
+) -> tuple[list[specs.ModelSpec], list[specs.ModelSpec]]:
+    """Specs of the policies and reward models; all registered PRMs when prms is None or empty."""
+    policy_specs = [p if isinstance(p, specs.ModelSpec) else specs.resolve(p) for p in policies]
+    for p in policy_specs:
+        if p.role != "policy":
+            raise UserError(f"{p.name} is a {p.role}, not a policy model")
+    if not prms:
+        prm_specs = specs.all_specs("prm")
+    else:
+        prm_specs = []
+        for r in prms:
+            if not isinstance(r, specs.ModelSpec) and str(r).lower() == NO_MODEL:
+                continue
+            spec = r if isinstance(r, specs.ModelSpec) else specs.resolve(r)
+            if spec.role not in ("prm", "orm"):
+                raise UserError(f"{spec.name} is a {spec.role} model, not a reward model (PRM/ORM)")
+            prm_specs.append(spec)
+    return policy_specs, prm_specs
+
+
+def resolve_target(dataset: str | None, difficulty: str | None) -> tuple[str, str]:
+    """(dataset used for features and cost, difficulty); exactly the rules of the plan command."""
+    if dataset is None and difficulty is None:
+        raise UserError("give --dataset or --difficulty")
+    if difficulty is not None and difficulty not in DIFFICULTIES:
+        raise UserError(f"unknown difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTIES)}")
+    if dataset is not None:
+        key = dataset.strip().lower()
+        if key.partition(":")[0] not in KNOWN_DATASETS:
+            raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(KNOWN_DATASETS)}")
+        return key, difficulty or "all"
+    return DIFFICULTY_DATASET, difficulty
+
+
+def spec_frame(candidates: pd.DataFrame, by_name: dict[str, specs.ModelSpec]) -> pd.DataFrame:
+    """Candidates with the policy/PRM params and family columns the features read."""
+    out = candidates.copy(deep=False)
+    for role in ("policy", "prm"):
+        names = Column(candidates[role])
+        known = [by_name.get(u) for u in names.uniques]
+        out[f"{role}_params"] = names.per_row(np.array([k.params if k else np.nan for k in known]), np.nan)
+        families = [family_of(k) if k else u for k, u in zip(known, names.uniques, strict=True)]
+        out[f"{role}_family"] = _objects(names.per_row(np.array(families, dtype=object), None), out.index)
+    return out
+
+
+def _objects(values: np.ndarray, index: pd.Index) -> pd.Series:
+    """An object column (pandas would otherwise convert the strings to Arrow, slowly)."""
+    return pd.Series(values, index=index, dtype=object, copy=False)
+
+
+def price(
+    candidates: pd.DataFrame,
+    by_name: dict[str, specs.ModelSpec],
+    dataset: str,
+    hardware: object | None = None,
+) -> pd.DataFrame:
+    """flops_per_problem (and seconds/dollars_per_problem with a hardware profile): one
+    vectorised cost-model call per (policy, PRM)."""
+    workload = cost.workload_for(dataset)
+    n_all = candidates["n"].to_numpy(dtype=np.int64)
+    width_all = candidates["beam_width"].to_numpy(dtype=np.int64, na_value=1)
+    method = Column(candidates["method"])
+    method_all = np.append(cost.method_codes(method.uniques), -1)[method.codes]
+    policy, prm = Column(candidates["policy"]), Column(candidates["prm"])
+    # Cost depends on policy, PRM, method, n and beam width only (not aggregation or
+    # selection): price each distinct one once, one cost-model call per (policy, PRM).
+    key = np.stack([policy.codes, prm.codes, method_all, n_all, width_all], axis=1)
+    dims = tuple(int(d) for d in key.max(axis=0) + 1) if len(key) else (1,) * 5
+    flat = np.ravel_multi_index(key.T, dims)  # one integer per row: a fast 1-D unique
+    _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    distinct = key[first]
+    flops = np.empty(len(distinct))
+    secs = np.empty(len(distinct))
+    pairs = distinct[:, 0] * (len(prm.uniques) + 1) + distinct[:, 1]
+    for pair in np.unique(pairs):
+        idx = np.flatnonzero(pairs == pair)
+        policy_spec = by_name[policy.uniques[distinct[idx[0], 0]]]
+        prm_name = prm.uniques[distinct[idx[0], 1]]
+        prm_spec = None if prm_name == NO_MODEL else by_name[prm_name]
+        args = (policy_spec, prm_spec, distinct[idx, 2], distinct[idx, 3], distinct[idx, 4], workload)
+        flops[idx] = cost.config_flops(*args)
+        if hardware is not None:
+            from planner import hardware as hw
+
+            secs[idx] = hw.seconds(*args, hardware)
+    inverse = inverse.reshape(-1)
+    flops, secs = flops[inverse], secs[inverse]
+    out = candidates.copy(deep=False)
+    out["flops_per_problem"] = flops
+    if hardware is not None:
+        from planner import hardware as hw
+
+        out["seconds_per_problem"] = secs
+        priced = getattr(hardware, "price_per_hour", None)
+        out["dollars_per_problem"] = hw.dollars(secs, hardware) if priced else np.nan
+    return out
+
+
+def pareto_frontier(
+    frame: pd.DataFrame, x: str = "flops_per_problem", y: str = "predicted_accuracy"
+) -> pd.DataFrame:
+    """Rows not dominated (another row with x <= and y >=, one strictly), by increasing x."""
+    xs, ys = frame[x].to_numpy(dtype=float), frame[y].to_numpy(dtype=float)
+    order = np.lexsort((-ys, xs))  # by x, then best y first
+    best_before = np.maximum.accumulate(np.r_[-np.inf, ys[order]])[:-1]
+    return frame.iloc[order[ys[order] > best_before]]
+
+
+def _record(row: pd.Series, hardware: bool) -> dict:
+    out = {
+        "policy": str(row["policy"]),
+        "prm": str(row["prm"]),
+        "method": str(row["method"]),
+        "aggregation": str(row["aggregation"]),
+        "selection": str(row["selection"]),
+        "n": int(row["n"]),
+        "beam_width": None if pd.isna(row["beam_width"]) else int(row["beam_width"]),
+        "predicted_accuracy": float(row["predicted_accuracy"]),
+        "accuracy_interval": [float(row["accuracy_low"]), float(row["accuracy_high"])],
+        "flops_per_problem": float(row["flops_per_problem"]),
+        "in_calibrated_range": bool(row["in_calibrated_range"]),
+    }
+    if hardware:
+        out["seconds_per_problem"] = float(row["seconds_per_problem"])
+        dollars = row["dollars_per_problem"]
+        out["dollars_per_problem"] = None if pd.isna(dollars) else float(dollars)
+    return out
+
+
+@dataclass
+class Plan:
+    """The chosen configuration, its runners-up and the accuracy/FLOPs frontier."""
+
+    best: dict
+    alternatives: list[dict]
+    frontier: list[dict]
+    dataset: str | None
+    difficulty: str
+    budget: Budget
+    hardware: str | None = None
+    candidates: int = 0
+    within_budget: int = 0
+    model: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            **self.best,
+            "dataset": self.dataset,
+            "difficulty": self.difficulty,
+            "budget": self.budget.to_dict(),
+            "hardware": self.hardware,
+            "candidates": self.candidates,
+            "within_budget": self.within_budget,
+            "alternatives": self.alternatives,
+            "frontier": self.frontier,
+            "model": self.model,
+        }
+
+
+def score(
+    model: object, candidates: pd.DataFrame, by_name: dict, dataset: str, difficulty: str
+) -> pd.DataFrame:
+    """Candidates with predicted_accuracy, accuracy_low/high and in_calibrated_range."""
+    rows = spec_frame(candidates, by_name)
+    rows["difficulty"] = _objects(np.full(len(rows), difficulty, dtype=object), rows.index)
+    rows["dataset"] = _objects(np.full(len(rows), dataset.partition(":")[0], dtype=object), rows.index)
+    pred, low, high, in_range = model.assess(rows)
+    out = candidates.copy(deep=False)
+    out["predicted_accuracy"] = pred
+    out["accuracy_low"] = low
+    out["accuracy_high"] = high
+    out["in_calibrated_range"] = in_range
+    return out
+
+
+def plan(
+    model: object,
+    policies: Sequence[str | specs.ModelSpec],
+    prms: Sequence[str | specs.ModelSpec] | None,
+    budget: Budget,
+    dataset: str | None = None,
+    difficulty: str | None = None,
+    hardware: object | None = None,
+    beam_width: int = 4,
+    top: int = 5,
+    methods: Sequence[str] = METHODS,
+    n_values: Sequence[int] = N_VALUES,
+    model_info: dict | None = None,
+) -> Plan:
+    """Best configuration within the budget (highest predicted accuracy, cheaper on ties)."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+        raise UserError(f"top must be a non-negative integer, got {top!r}")
+    if budget.kind == "seconds" and hardware is None:
+        raise UserError("a budget in seconds needs a hardware profile (--hardware)")
+    feature_dataset, difficulty = resolve_target(dataset, difficulty)
+    policy_specs, prm_specs = resolve_models(policies, prms)
+    by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
+    candidates = enumerate_candidates(
+        policy_specs, prm_specs, methods=methods, n_values=n_values, beam_width=beam_width
+    )
+    # Outcome reward models score whole solutions: best_of_n with the final score only.
+    orms = [s.name for s in prm_specs if s.role == "orm"]
+    if orms:
+        is_orm = candidates["prm"].isin(orms)
+        candidates = candidates[
+            ~is_orm | ((candidates["method"] == "best_of_n") & (candidates["aggregation"] == "last"))
+        ]
+    candidates = candidates.reset_index(drop=True)
+    priced = price(candidates, by_name, feature_dataset, hardware)
+    column = {"n": "n", "flops": "flops_per_problem", "seconds": "seconds_per_problem"}[budget.kind]
+    fits = priced[column].to_numpy(dtype=float) <= budget.value
+    if not fits.any():
+        cheapest = priced.loc[priced[column].idxmin()]
+        unit = {"n": "samples", "flops": "FLOPs", "seconds": "seconds"}[budget.kind]
+        raise UserError(
+            f"no candidate fits the budget of {budget.value:.4g} {unit} per problem; the cheapest "
+            f"({cheapest['method']}, n={int(cheapest['n'])}) needs {float(cheapest[column]):.4g} {unit}"
+        )
+    inside = score(model, priced[fits], by_name, feature_dataset, difficulty)
+    ranked = inside.sort_values(
+        ["predicted_accuracy", "flops_per_problem"], ascending=[False, True], kind="mergesort"
+    )
+    with_hw = hardware is not None
+    records = [_record(row, with_hw) for _, row in ranked.head(top + 1).iterrows()]
+    frontier = [_record(row, with_hw) for _, row in pareto_frontier(inside).iterrows()]
+    return Plan(
+        best=records[0],
+        alternatives=records[1:],
+        frontier=frontier,
+        dataset=None if dataset is None else feature_dataset,
+        difficulty=difficulty,
+        budget=budget,
+        hardware=getattr(hardware, "name", None),
+        candidates=len(priced),
+        within_budget=int(fits.sum()),
+        model=model_info or {},
+    )
+
+
+def predict_config(
+    model: object,
+    policy: str | specs.ModelSpec,
+    prm: str | specs.ModelSpec,
+    method: str,
+    aggregation: str,
+    selection: str,
+    n: int,
+    beam_width: int | None,
+    dataset: str | None = None,
+    difficulty: str | None = None,
+    hardware: object | None = None,
+) -> dict:
+    """Predicted accuracy, interval and cost of one configuration (the fields of a plan)."""
+    check_config(method, _name(prm), aggregation, selection, n, beam_width)
+    feature_dataset, difficulty = resolve_target(dataset, difficulty)
+    prms = [] if _name(prm) == NO_MODEL else [prm]
+    policy_specs, prm_specs = resolve_models([policy], prms or [NO_MODEL])
+    if prm_specs and prm_specs[0].role == "orm" and (method != "best_of_n" or aggregation != "last"):
+        raise UserError(
+            f"{prm_specs[0].name} is an outcome reward model: use --method best_of_n --aggregation last"
+        )
+    by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
+    row = pd.DataFrame(
+        {
+            "policy": [policy_specs[0].name],
+            "prm": [prm_specs[0].name if prm_specs else NO_MODEL],
+            "method": [method],
+            "aggregation": [aggregation],
+            "selection": [selection],
+            "n": [int(n)],
+            "beam_width": pd.array([beam_width if method in BEAM_METHODS else None], dtype="Int64"),
+        }
+    )
+    scored = score(
+        model, price(row, by_name, feature_dataset, hardware), by_name, feature_dataset, difficulty
+    )
+    out = _record(scored.iloc[0], hardware is not None)
+    out.update(dataset=None if dataset is None else feature_dataset, difficulty=difficulty)
+    out["hardware"] = getattr(hardware, "name", None)
+    return out
