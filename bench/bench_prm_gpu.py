@@ -20,7 +20,11 @@ def main() -> None:
     from transformers import AutoTokenizer, Qwen2Config
 
     from planner.cost import prm_flops
-    from planner.executor.verifiers.prm_formats import QWEN_PRM_STEP_TAG, Qwen2ForProcessRewardModel, QwenMathPRM
+    from planner.executor.verifiers.prm_formats import (
+        QWEN_PRM_STEP_TAG,
+        Qwen2ForProcessRewardModel,
+        QwenMathPRM,
+    )
     from planner.hardware import get_hardware
     from planner.specs import resolve
 
@@ -33,9 +37,14 @@ def main() -> None:
 
     spec = resolve("Qwen2.5-Math-PRM-7B")
     config = Qwen2Config(
-        vocab_size=spec.vocab, hidden_size=spec.hidden, intermediate_size=spec.intermediate,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.kv_heads,
-        max_position_embeddings=spec.context, torch_dtype="bfloat16",
+        vocab_size=spec.vocab,
+        hidden_size=spec.hidden,
+        intermediate_size=spec.intermediate,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.kv_heads,
+        max_position_embeddings=spec.context,
+        torch_dtype="bfloat16",
     )
     torch.manual_seed(0)
     with torch.device("cuda"):

