@@ -201,6 +201,16 @@ def test_value_head_prms_have_no_lm_head():
     assert skywork.params == policy.params - 152064 * 3584 + 3584 + 1
 
 
+def test_qwen_math_rm_is_qwen2_5_72b_with_a_score_head():
+    rm = resolve("Qwen2.5-Math-RM-72B")
+    policy = resolve("Qwen/Qwen2.5-72B-Instruct")
+    assert (rm.role, rm.head, rm.context) == ("orm", "value", 4096)
+    # Qwen2.5-72B without its LM head plus score Linear(h,h)-ReLU-Linear(h,1), both with bias
+    h = 8192
+    assert rm.params == policy.params - 152064 * h + (h * h + h) + (h + 1)
+    assert resolve("Qwen/Qwen2.5-Math-PRM-72B").params - rm.params == h + 1  # Linear(h,2) there
+
+
 def test_gemma_head_dim_from_config():
     spec = resolve("gemma-3-270m")
     assert spec.head_dim == 256  # not hidden / heads = 160
@@ -280,6 +290,7 @@ def test_registry_has_every_required_model():
         "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-7B",
         "Qwen/Qwen2.5-Math-PRM-7B",
         "Qwen/Qwen2.5-Math-PRM-72B",
+        "Qwen/Qwen2.5-Math-RM-72B",
         "HuggingFaceTB/SmolLM2-135M-Instruct",
         "google/gemma-3-270m",
         "Qwen/Qwen2.5-Coder-0.5B-Instruct",
@@ -288,6 +299,7 @@ def test_registry_has_every_required_model():
     assert {s.name for s in all_specs("orm")} == {
         "RLHFlow/Llama3.1-8B-ORM-Mistral-Data",
         "RLHFlow/Llama3.1-8B-ORM-Deepseek-Data",
+        "Qwen/Qwen2.5-Math-RM-72B",
     }
     assert len(all_specs("prm")) == 7
     for spec in all_specs():
