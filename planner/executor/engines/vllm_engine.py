@@ -74,6 +74,9 @@ class VLLMEngine:
             _set_cpu_defaults()
             # Compilation costs ~30 s quiet, ~170 s under load, at every start: run eager on CPU.
             llm_kwargs.setdefault("enforce_eager", True)
+            # Per-request seeds crash the CPU worker when a prefill is split across steps
+            # ("CPU Generator does not use offset"): schedule whole prompts only.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
         if kv_cache_gib is not None:
             llm_kwargs.setdefault("kv_cache_memory_bytes", int(kv_cache_gib * (1 << 30)))
         self.llm = vllm.LLM(
