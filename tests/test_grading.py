@@ -192,3 +192,9 @@ def test_every_math500_gold_grades_against_itself():
         )
     ]
     assert rewritten == []
+
+
+def test_unclosed_box_after_answer_phrase_is_no_answer():
+    # A solution cut off inside its box: the phrase fallback must not return "\boxed{15".
+    assert extract_answer("8 + 6 = 14.\n\nThe final answer is \\boxed{15") is None
+    assert extract_answer("The final answer is \\boxed{15}.") == "15"

@@ -174,6 +174,9 @@ def run_command(
     ] = None,
     selection: Annotated[str | None, typer.Option(help="Without a plan file: max or vote.")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (default 0.7; cot is always greedy).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Problems per batch.")] = DEFAULT_BATCH_SIZE,
     max_steps: Annotated[int | None, typer.Option(help="Step limit (default 40).")] = None,
     max_step_tokens: Annotated[int | None, typer.Option(help="Tokens per step (default 2048).")] = None,
@@ -195,6 +198,8 @@ def run_command(
     plan = plan.with_overrides(
         seed=seed, max_steps=max_steps, max_step_tokens=max_step_tokens, max_total_tokens=max_total_tokens
     )
+    if temperature is not None:
+        plan = plan.with_overrides(temperature=temperature)
     problems = load_dataset(dataset, limit)
     if not problems:
         raise UserError(f"dataset {dataset!r} has no problems")

@@ -46,7 +46,7 @@ def extract_answer(text: str | None) -> str | None:
         return None
     for found in (_last_box(text), _last_phrase(text), _last_gsm8k(text)):
         answer = _clean(found) if found is not None else None
-        if answer:
+        if answer and not _BOX_RE.search(answer):  # a phrase holding an unclosed box: no answer
             return answer
     return None
 
