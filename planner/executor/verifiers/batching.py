@@ -107,3 +107,31 @@ def token_at_char(offsets: Sequence[tuple[int, int]], char: int) -> int:
     if found < 0:
         raise ValueError(f"no token covers character {char}")
     return found
+
+
+def pad_id_of(tokenizer) -> int:
+    """The tokenizer's pad id, else its EOS id, else 0 (padding is masked anyway)."""
+    for value in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def score_solutions(verifier, problems: list[str], solutions: list[list[str]]) -> list:
+    """Verifier.score for model verifiers that define format, step probabilities and batch limits."""
+    from planner.executor.base import StepScores
+
+    if len(problems) != len(solutions):
+        raise ValueError(f"{len(problems)} problems but {len(solutions)} solutions")
+    items = [verifier.format(p, list(s)) if s else None for p, s in zip(problems, solutions, strict=True)]
+    probs = run_batched(
+        items,
+        verifier.step_probs,
+        pad_id_of(verifier.tokenizer),
+        verifier.batch_size,
+        verifier.max_batch_tokens,
+    )
+    return [
+        StepScores(row, tokens_scored=len(item[0]) if item else 0)
+        for row, item in zip(probs, items, strict=True)
+    ]

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from planner.executor.base import StepScores
-from planner.executor.verifiers.batching import Formatted, logits_at, run_batched
+from planner.executor.verifiers.batching import Formatted, logits_at, score_solutions
 
 JUDGE_HEADER = (
     "Check each step of a math solution. After each step, answer Yes if the step is correct "
@@ -141,28 +141,14 @@ class LMJudgeVerifier:
             )
         return text
 
-    @property
-    def pad_id(self) -> int:
-        for value in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
-            if value is not None:
-                return int(value)
-        return 0
-
-    def _step_probs(
+    def step_probs(
         self, ids: torch.Tensor, mask: torch.Tensor, positions: list[list[int]]
     ) -> list[list[float]]:
         rows = logits_at(self.model, ids, mask, positions, self.answer_ids)
         return [row.softmax(-1)[:, 0].tolist() for row in rows]
 
     def score(self, problems: list[str], solutions: list[list[str]]) -> list[StepScores]:
-        if len(problems) != len(solutions):
-            raise ValueError(f"{len(problems)} problems but {len(solutions)} solutions")
-        items = [self.format(p, list(s)) if s else None for p, s in zip(problems, solutions, strict=True)]
-        probs = run_batched(items, self._step_probs, self.pad_id, self.batch_size, self.max_batch_tokens)
-        return [
-            StepScores(row, tokens_scored=len(item[0]) if item else 0)
-            for row, item in zip(probs, items, strict=True)
-        ]
+        return score_solutions(self, problems, solutions)
 
 
 def resolve_model(model_dir_or_name: str | Path) -> tuple[Path, str | None]:

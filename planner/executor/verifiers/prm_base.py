@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 
 from planner.executor.base import StepScores
-from planner.executor.verifiers.batching import Formatted, run_batched, token_at_char
+from planner.executor.verifiers.batching import Formatted, score_solutions, token_at_char
 
 
 class PRMAdapter:
@@ -50,25 +50,11 @@ class PRMAdapter:
     # ---- shared
 
     @property
-    def pad_id(self) -> int:
-        for value in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
-            if value is not None:
-                return int(value)
-        return 0
-
-    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def score(self, problems: list[str], solutions: list[list[str]]) -> list[StepScores]:
-        if len(problems) != len(solutions):
-            raise ValueError(f"{len(problems)} problems but {len(solutions)} solutions")
-        items = [self.format(p, list(s)) if s else None for p, s in zip(problems, solutions, strict=True)]
-        probs = run_batched(items, self.step_probs, self.pad_id, self.batch_size, self.max_batch_tokens)
-        return [
-            StepScores(row, tokens_scored=len(item[0]) if item else 0)
-            for row, item in zip(probs, items, strict=True)
-        ]
+        return score_solutions(self, problems, solutions)
 
 
 class TextFormatPRM(PRMAdapter):
