@@ -20,6 +20,28 @@ from planner.errors import UserError
 from planner.executor.verifiers.batching import Formatted, logits_at
 from planner.executor.verifiers.prm_base import PRMAdapter, TextFormatPRM, clean_step, token_id
 
+# ---------------------------------------------------------------- causal-LM PRMs
+
+
+class GoodTokenPRM(TextFormatPRM):
+    """A causal LM that scores a step by P(good token) over {good, bad} at the step's mark.
+
+    Subclasses set `self.candidates = [good_id, bad_id]` and define the text format.
+    """
+
+    candidates: list[int]
+
+    def step_probs(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: list[list[int]]
+    ) -> list[list[float]]:
+        rows = logits_at(self.model, ids, mask, positions, self.candidates)
+        return [row.softmax(-1)[:, 0].tolist() for row in rows]
+
+    @classmethod
+    def load(cls, folder: Path, device: str, dtype: torch.dtype, **kwargs: Any) -> GoodTokenPRM:
+        return cls(*_load_causal_lm(folder, device, dtype), **kwargs)
+
+
 # ---------------------------------------------------------------- Math-Shepherd
 
 # Model card of peiyi9979/math-shepherd-mistral-7b-prm: good_token '+', bad_token '-',
@@ -35,7 +57,7 @@ MATH_SHEPHERD_STEP_JOIN = "\n"
 MATH_SHEPHERD_PUBLISHED_IDS = {"candidates": (648, 387), "step_tag": 12902}  # for reference only
 
 
-class MathShepherdPRM(TextFormatPRM):
+class MathShepherdPRM(GoodTokenPRM):
     family = "math-shepherd"
     add_special_tokens = True  # the card calls tokenizer.encode(text): BOS included
 
@@ -55,16 +77,6 @@ class MathShepherdPRM(TextFormatPRM):
             marks.append(len(text) - 1)  # read at the step tag itself
         return text, marks
 
-    def step_probs(
-        self, ids: torch.Tensor, mask: torch.Tensor, positions: list[list[int]]
-    ) -> list[list[float]]:
-        rows = logits_at(self.model, ids, mask, positions, self.candidates)
-        return [row.softmax(-1)[:, 0].tolist() for row in rows]
-
-    @classmethod
-    def load(cls, folder: Path, device: str, dtype: torch.dtype, **kwargs: Any) -> MathShepherdPRM:
-        return cls(*_load_causal_lm(folder, device, dtype), **kwargs)
-
 
 # ---------------------------------------------------------------- RLHFlow
 
@@ -79,7 +91,7 @@ RLHFLOW_BAD = "-"
 RLHFLOW_FIRST_TURN = "{problem} {step}"
 
 
-class RLHFlowPRM(TextFormatPRM):
+class RLHFlowPRM(GoodTokenPRM):
     family = "rlhflow"
     read_offset = -1  # the token before the assistant's "+" predicts it
 
@@ -114,16 +126,6 @@ class RLHFlowPRM(TextFormatPRM):
         return self.tokenizer.apply_chat_template(
             chat, tokenize=False, add_generation_prompt=add_generation_prompt
         )
-
-    def step_probs(
-        self, ids: torch.Tensor, mask: torch.Tensor, positions: list[list[int]]
-    ) -> list[list[float]]:
-        rows = logits_at(self.model, ids, mask, positions, self.candidates)
-        return [row.softmax(-1)[:, 0].tolist() for row in rows]
-
-    @classmethod
-    def load(cls, folder: Path, device: str, dtype: torch.dtype, **kwargs: Any) -> RLHFlowPRM:
-        return cls(*_load_causal_lm(folder, device, dtype), **kwargs)
 
 
 # ---------------------------------------------------------------- Skywork
