@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -136,6 +137,61 @@ def shipped(
         typer.echo(f"wrote {path}")
 
 
+def calibrate_command(
+    grid_file: Path = typer.Option(None, "--grid", help="grid TOML file (flags override its keys)"),
+    out: Path = typer.Option(None, "--out", help="profile folder (default profiles/<grid name>); re-run to resume"),
+    policy: list[str] = typer.Option(None, "--policy", help="policy model (repeat for several)"),
+    verifier: list[str] = typer.Option(None, "--verifier", help="lm-judge, arith-check or a PRM folder (repeat)"),
+    method: list[str] = typer.Option(None, "--method", help="cot, majority, best_of_n, beam, dvts (repeat)"),
+    n: list[int] = typer.Option(None, "--n", help="N for majority/Best-of-N (repeat)"),
+    tree_n: list[int] = typer.Option(None, "--tree-n", help="N for beam/DVTS (repeat; default: --n)"),
+    beam_width: list[int] = typer.Option(None, "--beam-width", help="M for beam/DVTS (repeat)"),
+    aggregation: list[str] = typer.Option(None, "--aggregation", help="Best-of-N aggregations (repeat)"),
+    dataset: str = typer.Option(None, "--dataset", help="math500, aime24, amc23, gsm8k, arith[:options]"),
+    limit: int = typer.Option(None, "--limit", help="first K problems"),
+    stratify: int = typer.Option(None, "--stratify", help="K problems spread evenly over levels"),
+    engine: str = typer.Option(None, "--engine", help="auto, vllm or transformers"),
+    seed: int = typer.Option(None, "--seed"),
+    temperature: float = typer.Option(None, "--temperature"),
+    max_total_tokens: int = typer.Option(None, "--max-total-tokens"),
+    max_step_tokens: int = typer.Option(None, "--max-step-tokens"),
+    max_steps: int = typer.Option(None, "--max-steps"),
+    batch_size: int = typer.Option(None, "--batch-size", help="problems per batch (unit of resume)"),
+    difficulty_samples: int = typer.Option(None, "--difficulty-samples", help="K samples for pass@1 (8 on CPU; 64 on GPU)"),
+    quantile_levels: bool = typer.Option(None, "--quantile-levels/--no-quantile-levels", help="also 5 quantile levels"),
+    name: str = typer.Option(None, "--name", help="grid name"),
+    jobs: int = typer.Option(1, "--jobs", help="parallel workers (joblib processes, or Ray actors with --ray)"),
+    ray_address: str = typer.Option(None, "--ray", help="Ray cluster address (e.g. auto or HOST:6379)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+    json_output: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Measure accuracy and FLOPs over a grid of policies x verifiers x methods x N; resumable."""
+    import sys
+
+    from calibration.calibrate import calibrate
+    from calibration.grid import Flags, Grid, load_grid
+    from calibration.summary import print_summary, summary_json
+
+    grid = load_grid(grid_file) if grid_file is not None else Grid()
+    flags = Flags({
+        "name": name, "policies": policy, "verifiers": verifier, "methods": method, "n": n, "tree_n": tree_n,
+        "beam_widths": beam_width, "aggregations": aggregation, "dataset": dataset, "limit": limit,
+        "stratify": stratify, "engine": engine, "seed": seed, "temperature": temperature,
+        "max_total_tokens": max_total_tokens, "max_step_tokens": max_step_tokens, "max_steps": max_steps,
+        "batch_size": batch_size, "difficulty_samples": difficulty_samples, "quantile_levels": quantile_levels,
+    })
+    grid = flags.apply(grid)
+    out = out or Path("profiles") / grid.name
+    outcome = calibrate(grid, out, jobs=jobs, ray_address=ray_address, progress=not quiet,
+                        command="ttsplan " + " ".join(sys.argv[1:]),
+                        source=f"grid file {grid_file}" if grid_file is not None else "flags")
+    if json_output:
+        typer.echo(json.dumps(summary_json(outcome), indent=2))
+    else:
+        print_summary(outcome)
+
+
 def register(app: typer.Typer) -> None:
     """Add calibration's commands to the ttsplan app."""
     app.add_typer(import_app, name="import")
+    app.command("calibrate")(calibrate_command)

@@ -64,6 +64,8 @@ def _tri(x):
 
 def _coefficients(spec: ModelSpec) -> tuple[float, float]:
     """(FLOPs per token from matmuls, FLOPs per attended key)."""
+    if spec.head == "rule":  # a rule-based checker: no model runs
+        return 0.0, 0.0
     return 2.0 * spec.matmul_params, 4.0 * spec.layers * spec.heads * spec.head_dim
 
 

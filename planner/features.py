@@ -78,6 +78,8 @@ def registry_lookup(name: str) -> tuple[float, str] | None:
         spec = specs.resolve(name)
     except UserError:
         return None
+    if spec.head == "rule":  # a checker, not a model: no size
+        return math.nan, family_of(spec)
     return float(spec.params), family_of(spec)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -295,14 +295,45 @@ def all_specs(role: str | None = None) -> list[ModelSpec]:
     return [s for s in _registry()[0] if role is None or s.role == role]
 
 
+# Verifiers that are not models: they cost no FLOPs (head "rule" zeroes the cost model).
+CHECKERS = {"arith-check": "exact arithmetic step checker (planner.executor.verifiers.arith_check), no model"}
+JUDGE_PREFIX = "lm-judge:"
+
+
+def checker_spec(name: str) -> ModelSpec:
+    """A placeholder spec for a rule-based verifier: family "rule", no parameters counted."""
+    return ModelSpec(
+        name=name, params=1.0, nominal_params=1.0, layers=1, hidden=1, heads=1, kv_heads=1, vocab=1,
+        context=1, family="rule", role="prm", head="rule", source=CHECKERS[name],
+    )
+
+
+def judge_spec(model: str) -> ModelSpec:
+    """A policy model used as an LM judge (planner.executor.verifiers.lm_judge): role prm."""
+    base = resolve(model)
+    if base.role != "policy":
+        raise UserError(f"lm-judge needs a language model, {base.name} is a {base.role}")
+    return replace(
+        base, name=f"{JUDGE_PREFIX}{base.name}", role="prm", family="lm-judge",
+        source=f"{base.name} scoring steps as a judge; {base.source}",
+    )
+
+
 def resolve(name: str) -> ModelSpec:
-    """The registry spec for a hub id, short name or alias (case-insensitive)."""
+    """The registry spec for a hub id, short name or alias (case-insensitive).
+
+    Verifiers that are not registry models resolve too: "arith-check" and "lm-judge:MODEL".
+    """
     if not isinstance(name, str) or not name.strip():
         raise UserError(f"model name must be a non-empty string, got {name!r}")
     specs, index = _registry()
     key = name.strip().lower()
     if key in index:
         return index[key]
+    if key in CHECKERS:
+        return checker_spec(key)
+    if key.startswith(JUDGE_PREFIX):
+        return judge_spec(name.strip()[len(JUDGE_PREFIX):])
     close = difflib.get_close_matches(key, list(index), n=3, cutoff=0.5)
     names = list(dict.fromkeys(index[c].name for c in close))
     hint = f"; closest: {', '.join(names)}" if names else f"; known: {', '.join(s.short_name for s in specs)}"

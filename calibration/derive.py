@@ -1,0 +1,254 @@
+"""Profile rows from a calibration run's step records: run cells as measured, the rest replayed.
+
+Majority vote, Best-of-N (every aggregation, max or weighted vote) for every N come from the one
+sampling run as exact expectations over subsets (calibration.replay); DVTS for a smaller N is the
+expected best-of over subsets of the large run's subtrees; beam search and CoT are as run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from calibration.grid import Grid
+from calibration.replay import best_of_n_expectation, majority_expectation, weighted_vote_expectation
+from planner.executor.methods.common import aggregate, answer_key
+from planner.profiles import SCHEMA, difficulty_from_pass1, validate_records
+
+QUANTILE_LEVELS = 5
+
+
+def prm_label(verifier: str, policy: str) -> str:
+    """The PRM column of a profile: the plain "lm-judge" names the judge model (the policy)."""
+    return f"lm-judge:{policy}" if verifier == "lm-judge" else verifier
+
+
+def _keyed(answers: Sequence[str], correct: Sequence[bool]) -> tuple[list, dict]:
+    """Answers as vote keys (as the executor groups them) and each key's correctness."""
+    keys = [answer_key(a) if a else None for a in answers]
+    table: dict = {}
+    for k, c in zip(keys, correct, strict=True):
+        if k is not None:
+            table[k] = max(table.get(k, 0.0), float(c))
+    return keys, table
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else math.nan
+
+
+def difficulty_table(grid: Grid, problems: list, samples: dict[tuple[str, str], dict]) -> pd.DataFrame:
+    """pass@1 per policy and problem from the first K samples; the paper's bins; quantile levels."""
+    k = grid.difficulty_samples
+    rows = []
+    for policy in grid.policies:
+        for p in problems:
+            s = samples[(policy, str(p.id))]
+            pass1 = float(np.mean(s["correct"][:k]))
+            rows.append(
+                {
+                    "dataset": p.dataset,
+                    "problem_id": str(p.id),
+                    "level": "" if p.level is None else str(p.level),
+                    "policy": s["policy"],
+                    "k": k,
+                    "pass1": pass1,
+                    "difficulty": difficulty_from_pass1(pass1),
+                }
+            )
+    table = pd.DataFrame(rows)
+    if grid.quantile_levels:
+        table["quantile_level"] = table.groupby("policy")["pass1"].transform(quantile_levels).astype("Int64")
+    return table
+
+
+def quantile_levels(pass1: pd.Series) -> pd.Series:
+    """Five levels of equal size by pass@1 (Snell et al.): 1 easiest ... 5 hardest; ties by order."""
+    ranks = (-pass1).rank(method="first")
+    return np.ceil(ranks * QUANTILE_LEVELS / len(pass1)).clip(1, QUANTILE_LEVELS)
+
+
+def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dict, source: str) -> list[dict]:
+    """Profile rows of one policy on one problem; rec maps step key -> that step's record."""
+    base = {
+        "dataset": p.dataset,
+        "problem_id": str(p.id),
+        "level": "" if p.level is None else str(p.level),
+        "difficulty": diff["difficulty"],
+        "pass1": diff["pass1"],
+        "policy": policy,
+        "beam_width": pd.NA,
+        "n_problems": 1,
+        "source": source,
+    }
+    rows: list[dict] = []
+    s = rec["sample"]
+    K = len(s["answers"])
+    keys, table = _keyed(s["answers"], s["correct"])
+    correct = np.asarray(s["correct"], dtype=float)
+    prompt = s["prompt_tokens"]
+    gen_tokens = _mean(s["generated_tokens"])
+    prefill = s["prefill_flops"]
+    gen_flops = _mean(s["generation_flops"]) if s["generation_flops"] is not None else math.nan
+    replay_note = f"exact mean over all N-subsets of {K} samples from one run"
+
+    def sampled(k: int, prm_tokens: float, prm_flops: float) -> dict:
+        flops = (prefill if prefill is not None else math.nan) + k * gen_flops + k * prm_flops
+        return {
+            "n": k,
+            "policy_tokens": prompt + k * gen_tokens,
+            "prm_tokens": k * prm_tokens,
+            "flops": flops,
+        }
+
+    if "cot" in grid.methods:
+        c = rec["cot"]
+        rows.append(
+            {
+                **base,
+                "prm": "none",
+                "method": "cot",
+                "aggregation": "none",
+                "selection": "none",
+                "n": 1,
+                "accuracy": float(c["correct"]),
+                "policy_tokens": c["policy_tokens"],
+                "prm_tokens": 0.0,
+                "flops": _num(c["flops"]),
+                "note": "greedy, as run",
+            }
+        )
+    for k in grid.n:
+        if k > K:
+            continue
+        if "majority" in grid.methods:
+            rows.append(
+                {
+                    **base,
+                    **sampled(k, 0.0, 0.0),
+                    "prm": "none",
+                    "method": "majority",
+                    "aggregation": "none",
+                    "selection": "vote",
+                    "accuracy": majority_expectation(keys, table, k),
+                    "note": replay_note,
+                }
+            )
+        if "best_of_n" not in grid.methods:
+            continue
+        for v in grid.verifiers:
+            sc = rec[f"score:{v}"]
+            prm_tok = _mean(sc["prm_tokens"])
+            prm_fl = _mean(sc["prm_flops"]) if sc["prm_flops"] is not None else math.nan
+            for agg in grid.aggregations:
+                scores = np.array([aggregate(x, agg) for x in sc["step_scores"]], dtype=float)
+                for sel in grid.selections:
+                    if sel == "max":
+                        acc = best_of_n_expectation(scores, correct, k)
+                    else:
+                        acc = weighted_vote_expectation(keys, scores, table, k)
+                    rows.append(
+                        {
+                            **base,
+                            **sampled(k, prm_tok, prm_fl),
+                            "prm": prm_label(v, policy),
+                            "method": "best_of_n",
+                            "aggregation": agg,
+                            "selection": sel,
+                            "accuracy": acc,
+                            "note": replay_note,
+                        }
+                    )
+    for v in grid.verifiers:
+        for m in grid.beam_widths:
+            tree_base = {
+                **base,
+                "prm": prm_label(v, policy),
+                "aggregation": grid.tree_aggregation,
+                "selection": "max",
+                "beam_width": m,
+            }
+            if "dvts" in grid.methods:
+                d = rec[f"dvts:{v}:{m}:{max(grid.tree_ns)}"]
+                cands = d["candidates"]
+                J = len(cands)
+                scores = np.array([c["score"] if c["score"] is not None else 0.0 for c in cands], dtype=float)
+                ok = np.array([c["correct"] for c in cands], dtype=float)
+                for n in grid.tree_ns:
+                    j = n // m
+                    share = j / J
+                    note = (
+                        "as run"
+                        if j == J
+                        else f"exact mean over {j}-subsets of the {J} subtrees of the N={J * m} run"
+                    )
+                    rows.append(
+                        {
+                            **tree_base,
+                            "method": "dvts",
+                            "n": n,
+                            "accuracy": float(d["correct"])
+                            if j == J
+                            else best_of_n_expectation(scores, ok, j),
+                            "policy_tokens": share * d["policy_tokens"],
+                            "prm_tokens": share * d["prm_tokens"],
+                            "flops": share * _num(d["flops"]),
+                            "note": note,
+                        }
+                    )
+            if "beam" in grid.methods:
+                for n in grid.tree_ns:
+                    b = rec[f"beam:{v}:{m}:{n}"]
+                    rows.append(
+                        {
+                            **tree_base,
+                            "method": "beam",
+                            "n": n,
+                            "accuracy": float(b["correct"]),
+                            "policy_tokens": b["policy_tokens"],
+                            "prm_tokens": b["prm_tokens"],
+                            "flops": _num(b["flops"]),
+                            "note": "as run",
+                        }
+                    )
+    return rows
+
+
+def _num(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def build_records(
+    grid: Grid, problems: list, by_step: dict, difficulty: pd.DataFrame, source: str
+) -> pd.DataFrame:
+    """by_step[(policy, problem_id)][step_key] -> record. Returns validated profile records."""
+    diff = {
+        (r.policy, r.problem_id): {"pass1": r.pass1, "difficulty": r.difficulty}
+        for r in difficulty.itertuples()
+    }
+    rows = []
+    for policy in grid.policies:
+        for p in problems:
+            rec = by_step[(policy, str(p.id))]
+            name = rec["sample"]["policy"]
+            rows += rows_for_problem(grid, p, name, rec, diff[(name, str(p.id))], source)
+    frame = pd.DataFrame(rows, columns=list(SCHEMA))
+    return validate_records(frame, "calibration")
+
+
+def spent_flops(by_step: dict) -> float:
+    """FLOPs the run actually spent, over every step record."""
+    total = 0.0
+    for rec in by_step.values():
+        for key, r in rec.items():
+            if key == "sample":
+                total += (r["prefill_flops"] or 0.0) + sum(r["generation_flops"] or [])
+            elif key.startswith("score:"):
+                total += sum(r["prm_flops"] or [])
+            else:
+                total += r["flops"] or 0.0
+    return total

@@ -1,0 +1,258 @@
+"""Calibration grids: policies x verifiers x methods x N x beam widths on one dataset.
+
+A grid comes from a TOML file (`ttsplan calibrate --grid GRID.toml`), from flags, or both
+(flags win). `check_grid` validates everything before any model loads: unknown keys, models,
+verifiers, methods, aggregations, N lists, beam widths (M > N, N not divisible by M).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from planner.errors import UserError
+from planner.executor.methods.common import AGGREGATIONS, METHOD_NAMES, TREE_METHODS
+
+ENGINES = ("auto", "vllm", "transformers")
+SAMPLE_METHODS = ("majority", "best_of_n")  # replayed from one run at the largest N
+BUILTIN_VERIFIERS = ("lm-judge", "arith-check")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Everything one calibration run measures. See README "Calibrate" for the TOML form."""
+
+    name: str = "calibration"
+    dataset: str = "arith:per_level=20"
+    limit: int | None = None  # first `limit` problems (after `stratify`)
+    stratify: int | None = None  # pick this many problems spread evenly over levels
+    policies: tuple[str, ...] = ()
+    verifiers: tuple[str, ...] = ("arith-check",)
+    methods: tuple[str, ...] = ("cot", "majority", "best_of_n", "beam", "dvts")
+    aggregations: tuple[str, ...] = ("last", "min", "mean")  # Best-of-N, replayed from one scoring
+    selections: tuple[str, ...] = ("max", "vote")  # Best-of-N by score / score-weighted vote
+    n: tuple[int, ...] = (1, 2, 4, 8, 16)  # majority and Best-of-N
+    tree_n: tuple[int, ...] | None = (4, 8, 16)  # beam and DVTS (None: the same as n)
+    beam_widths: tuple[int, ...] = (4,)
+    tree_aggregation: str = "last"  # how beam/DVTS score a partial solution
+    difficulty_samples: int = 8  # K samples per problem for pass@1 (the first K of the sampling run)
+    quantile_levels: bool = False  # also five quantile levels of pass@1 (Snell et al.)
+    engine: str = "auto"
+    seed: int = 0
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_steps: int = 40
+    max_step_tokens: int = 2048
+    max_total_tokens: int = 8192
+    batch_size: int = 16  # problems per batch (a batch is the unit of work and of resume)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    # ------------------------------------------------------------ derived
+    @property
+    def sample_n(self) -> int:
+        """Samples per problem in the one sampling run: the largest N, at least K."""
+        wanted = [max(self.n)] if any(m in SAMPLE_METHODS for m in self.methods) else []
+        return max([*wanted, self.difficulty_samples])
+
+    @property
+    def tree_ns(self) -> tuple[int, ...]:
+        return self.tree_n if self.tree_n is not None else self.n
+
+    def verifier_methods(self) -> list[str]:
+        return [m for m in self.methods if m in ("best_of_n", *TREE_METHODS)]
+
+
+LIST_FIELDS = {"policies", "verifiers", "methods", "aggregations", "selections", "n", "tree_n", "beam_widths"}
+INT_FIELDS = {
+    "limit",
+    "stratify",
+    "difficulty_samples",
+    "seed",
+    "max_steps",
+    "max_step_tokens",
+    "max_total_tokens",
+    "batch_size",
+}
+KEYS = {f.name for f in fields(Grid)}
+
+
+def _where(source: str, key: str) -> str:
+    return f"{source}: {key}"
+
+
+def _int(value: object, where: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"{where}: must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _coerce(key: str, value: object, source: str) -> object:
+    where = _where(source, key)
+    if key in LIST_FIELDS:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise UserError(f"{where}: must be a non-empty list, got {value!r}")
+        if key in ("n", "tree_n", "beam_widths"):
+            items = tuple(_int(v, where, 1) for v in value)
+            if len(set(items)) != len(items):
+                raise UserError(f"{where}: repeated value in {list(items)}")
+            return tuple(sorted(items))
+        if not all(isinstance(v, str) and v.strip() for v in value):
+            raise UserError(f"{where}: must be a list of names, got {value!r}")
+        items = tuple(v.strip() for v in value)
+        if len(set(items)) != len(items):
+            raise UserError(f"{where}: repeated value in {list(items)}")
+        return items
+    if key in INT_FIELDS:
+        if value is None and key in ("limit", "stratify"):
+            return None
+        return _int(value, where, 0 if key == "seed" else 1)
+    if key in ("temperature", "top_p"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UserError(f"{where}: must be a number, got {value!r}")
+        return float(value)
+    if key == "quantile_levels":
+        if not isinstance(value, bool):
+            raise UserError(f"{where}: must be true or false, got {value!r}")
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where}: must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def grid_from_dict(obj: dict, source: str = "grid", base: Grid | None = None) -> Grid:
+    """A Grid from a mapping (TOML tables are flattened: [sampling] keys sit beside the others)."""
+    flat: dict = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                if sub not in KEYS:
+                    raise UserError(f"{source}: unknown key '{key}.{sub}'")
+                flat[sub] = subvalue
+        elif key not in KEYS:
+            raise UserError(f"{source}: unknown key '{key}'; known: {', '.join(sorted(KEYS))}")
+        else:
+            flat[key] = value
+    changes = {k: _coerce(k, v, source) for k, v in flat.items()}
+    return replace(base or Grid(), **changes)
+
+
+def load_grid(path: str | Path) -> Grid:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"grid file {path} not found" if not path.exists() else f"grid file {path} is not a file"
+        )
+    try:
+        obj = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"grid file {path}: not valid TOML ({str(exc).splitlines()[0]})") from None
+    return grid_from_dict(obj, source=f"grid file {path}")
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_model(name: str, source: str) -> None:
+    from planner.executor.cli_run import check_model
+
+    try:
+        check_model(name, "policy")
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+
+
+def _check_verifier(name: str, source: str) -> None:
+    if name in BUILTIN_VERIFIERS or name.startswith("lm-judge:"):
+        return
+    from planner.executor.verifiers.prm import FAMILIES, _cached_copy, known_prm
+
+    family, sep, rest = name.partition(":")
+    target = rest if sep and family in FAMILIES else name
+    if Path(target).expanduser().is_dir() and (Path(target).expanduser() / "config.json").is_file():
+        return
+    hub_id = known_prm(target)
+    if hub_id and _cached_copy(hub_id) is not None:
+        return
+    if hub_id:
+        raise UserError(
+            f"{source}: verifier {name!r} is a known PRM but has no local weights; pass the folder "
+            f"it was downloaded to (nothing is downloaded at run time)"
+        )
+    raise UserError(
+        f"{source}: unknown verifier {name!r}; use lm-judge, lm-judge:MODEL, arith-check or a PRM folder"
+    )
+
+
+def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> Grid:
+    """Raise a one-line UserError for the first problem; nothing is loaded."""
+    if not grid.policies:
+        raise UserError(f"{source}: policies: give at least one policy model")
+    for m in grid.methods:
+        if m not in METHOD_NAMES:
+            raise UserError(f"{source}: methods: unknown method {m!r}; choose from {', '.join(METHOD_NAMES)}")
+    for a in (*grid.aggregations, grid.tree_aggregation):
+        if a not in AGGREGATIONS:
+            raise UserError(f"{source}: aggregation {a!r} unknown; choose from {', '.join(AGGREGATIONS)}")
+    for s in grid.selections:
+        if s not in ("max", "vote"):
+            raise UserError(f"{source}: selections: unknown {s!r}; choose max or vote")
+    if grid.engine not in ENGINES:
+        raise UserError(f"{source}: engine: unknown {grid.engine!r}; choose from {', '.join(ENGINES)}")
+    if not 0 <= grid.temperature <= 2:
+        raise UserError(f"{source}: temperature: must be in [0, 2], got {grid.temperature}")
+    if grid.temperature == 0 and any(m != "cot" for m in grid.methods):
+        raise UserError(f"{source}: temperature: 0 gives identical samples; sampling methods need > 0")
+    if not 0 < grid.top_p <= 1:
+        raise UserError(f"{source}: top_p: must be in (0, 1], got {grid.top_p}")
+    if grid.verifier_methods() and not grid.verifiers:
+        raise UserError(f"{source}: verifiers: {grid.verifier_methods()[0]} needs at least one verifier")
+    if any(m in TREE_METHODS for m in grid.methods):
+        for m in grid.beam_widths:
+            for n in grid.tree_ns:
+                if m > n:
+                    raise UserError(
+                        f"{source}: beam width M={m} is larger than N={n}; beam/dvts need M <= N "
+                        f"(set tree_n to the N values for beam and dvts)"
+                    )
+                if n % m:
+                    raise UserError(f"{source}: N={n} is not divisible by beam width M={m}")
+    if grid.stratify is not None and grid.limit is not None and grid.limit > grid.stratify:
+        raise UserError(f"{source}: limit {grid.limit} is larger than stratify {grid.stratify}")
+    problems(grid, source)  # dataset name, stratify, limit
+    for v in grid.verifiers:
+        _check_verifier(v, source)
+    if check_models:
+        for p in grid.policies:
+            _check_model(p, source)
+    return grid
+
+
+def problems(grid: Grid, source: str = "grid") -> list:
+    """The grid's problems: the dataset, stratified by level if asked, then cut to `limit`."""
+    from planner.datasets import load_dataset, stratified
+
+    try:
+        items = load_dataset(grid.dataset)
+        if grid.stratify is not None:
+            items = stratified(items, grid.stratify, seed=grid.seed)
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    return items[: grid.limit] if grid.limit else items
+
+
+@dataclass
+class Flags:
+    """Command-line values that override the grid file (None / empty: not given)."""
+
+    values: dict = field(default_factory=dict)
+
+    def apply(self, grid: Grid) -> Grid:
+        given = {k: v for k, v in self.values.items() if v is not None and v != [] and v != ()}
+        return grid_from_dict(given, source="flags", base=grid) if given else grid

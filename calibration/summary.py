@@ -1,0 +1,87 @@
+"""The table `ttsplan calibrate` prints at the end: accuracy and FLOPs per cell, by difficulty bin."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+CELL = ["policy", "prm", "method", "aggregation", "selection", "n", "beam_width"]
+BINS = ("easy", "medium", "hard")
+
+
+def cell_table(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: problems, accuracy overall and per bin, mean FLOPs per problem."""
+    df = records.copy()
+    df["beam_width"] = df["beam_width"].astype("Int64").astype(str).replace("<NA>", "-")
+    groups = df.groupby(CELL, sort=True, dropna=False)
+    out = groups.agg(problems=("accuracy", "size"), accuracy=("accuracy", "mean"), flops=("flops", "mean"))
+    for b in BINS:
+        out[b] = df[df["difficulty"] == b].groupby(CELL, dropna=False)["accuracy"].mean()
+    return out.reset_index()
+
+
+def summary_json(outcome) -> dict:
+    table = cell_table(outcome.records)
+    bins = outcome.difficulty.groupby(["policy", "difficulty"]).size().unstack(fill_value=0)
+    return {
+        "profile": str(outcome.profile),
+        "records": len(outcome.records),
+        "wall_s": round(outcome.wall_s, 1),
+        "spent_flops": outcome.spent_flops,
+        "separate_flops": outcome.separate_flops,
+        "saved_fraction": outcome.saved_fraction,
+        "difficulty_counts": {p: {b: int(v) for b, v in row.items()} for p, row in bins.iterrows()},
+        "cells": [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            for row in table.to_dict(orient="records")
+        ],
+    }
+
+
+def _pct(v: float) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def print_summary(outcome) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"calibration: {outcome.profile}")
+    for col in (
+        "policy",
+        "prm",
+        "method",
+        "agg",
+        "sel",
+        "N",
+        "M",
+        "acc %",
+        *[f"{b} %" for b in BINS],
+        "FLOPs",
+    ):
+        table.add_column(col, justify="right" if col not in ("policy", "prm", "method") else "left")
+    for r in cell_table(outcome.records).itertuples(index=False):
+        table.add_row(
+            str(r.policy).rsplit("/", 1)[-1],
+            str(r.prm).rsplit("/", 1)[-1],
+            r.method,
+            str(r.aggregation),
+            str(r.selection),
+            str(r.n),
+            str(r.beam_width),
+            _pct(r.accuracy),
+            *[_pct(getattr(r, b)) for b in BINS],
+            f"{r.flops:.3g}",
+        )
+    console = Console()
+    console.print(table)
+    counts = outcome.difficulty.groupby(["policy", "difficulty"]).size().to_dict()
+    console.print(
+        "problems per difficulty bin: " + ", ".join(f"{p} {d}: {c}" for (p, d), c in counts.items())
+    )
+    console.print(
+        f"compute: spent {outcome.spent_flops:.3g} FLOPs; running every cell separately would take "
+        f"{outcome.separate_flops:.3g} ({100 * outcome.saved_fraction:.0f}% saved by replay)"
+    )
+    console.print(f"wrote {outcome.profile} ({len(outcome.records)} records) in {outcome.wall_s:.0f} s")
