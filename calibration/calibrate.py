@@ -106,28 +106,32 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def claim(out: Path, grid: Grid) -> None:
-    """Record the grid in `out`, or check it matches the one recorded there (resume)."""
+    """Record the grid in `out`, or check that the one recorded there has the same step inputs.
+
+    A grid that only adds or drops derived cells (methods, verifiers, aggregations, N lists, beam
+    widths) reuses every finished step; one that changes what steps see (dataset, seed, sampling,
+    batches) is refused, since its records would not be comparable.
+    """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
     path = out / GRID_FILE
-    mine = grid.to_dict()
     if path.is_file():
         try:
-            theirs = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            theirs = Grid(**{k: tuple(v) if isinstance(v, list) else v
+                             for k, v in json.loads(path.read_text(encoding="utf-8")).items()})
+        except (OSError, ValueError, TypeError):
             raise UserError(f"{path} is unreadable; move it away or use another --out") from None
-        diff = sorted(k for k in set(mine) | set(theirs) if k != "name" and mine.get(k) != theirs.get(k))
+        mine, old = grid.identity(), theirs.identity()
+        diff = sorted(k for k in mine if mine[k] != old.get(k))
         if diff:
             raise UserError(
-                f"--out {out} holds a run of a different grid ({diff[0]}: {theirs.get(diff[0])!r} there, "
+                f"--out {out} holds a run of a different grid ({diff[0]}: {old.get(diff[0])!r} there, "
                 f"{mine.get(diff[0])!r} now); use another --out or the same grid"
             )
-        return
-    if out.exists() and any(out.iterdir()) and not (out / RUNS).exists():
-        if (out / "profile.json").exists():
-            raise UserError(f"--out {out} holds a profile that is not a calibration run; use another --out")
+    elif out.exists() and (out / "profile.json").exists():
+        raise UserError(f"--out {out} holds a profile that is not a calibration run; use another --out")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(path, mine)
+    _write_json(path, grid.to_dict())
 
 
 # ---------------------------------------------------------------- running

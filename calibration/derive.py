@@ -163,7 +163,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                             "note": replay_note,
                         }
                     )
-    for v in grid.verifiers:
+    for v in grid.tree_verifier_names:
         for m in grid.beam_widths:
             tree_base = {
                 **base,

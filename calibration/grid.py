@@ -37,6 +37,7 @@ class Grid:
     tree_n: tuple[int, ...] | None = (4, 8, 16)  # beam and DVTS (None: the same as n)
     beam_widths: tuple[int, ...] = (4,)
     tree_aggregation: str = "last"  # how beam/DVTS score a partial solution
+    tree_verifiers: tuple[str, ...] | None = None  # verifiers for beam/DVTS (None: all of `verifiers`)
     difficulty_samples: int = 8  # K samples per problem for pass@1 (the first K of the sampling run)
     quantile_levels: bool = False  # also five quantile levels of pass@1 (Snell et al.)
     engine: str = "auto"
@@ -63,11 +64,23 @@ class Grid:
     def tree_ns(self) -> tuple[int, ...]:
         return self.tree_n if self.tree_n is not None else self.n
 
+    @property
+    def tree_verifier_names(self) -> tuple[str, ...]:
+        return self.verifiers if self.tree_verifiers is None else self.tree_verifiers
+
+    def identity(self) -> dict:
+        """The fields that fix every step's inputs: a run may resume under a grid that differs only
+        in what it derives or adds (methods, verifiers, aggregations, N lists, beam widths)."""
+        d = self.to_dict()
+        keep = ("dataset", "limit", "stratify", "seed", "temperature", "top_p", "max_steps",
+                "max_step_tokens", "max_total_tokens", "batch_size", "engine", "tree_aggregation")
+        return {**{k: d[k] for k in keep}, "sample_n": self.sample_n}
+
     def verifier_methods(self) -> list[str]:
         return [m for m in self.methods if m in ("best_of_n", *TREE_METHODS)]
 
 
-LIST_FIELDS = {"policies", "verifiers", "methods", "aggregations", "selections", "n", "tree_n", "beam_widths"}
+LIST_FIELDS = {"policies", "verifiers", "tree_verifiers", "methods", "aggregations", "selections", "n", "tree_n", "beam_widths"}
 INT_FIELDS = {
     "limit",
     "stratify",
@@ -211,6 +224,9 @@ def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> G
         raise UserError(f"{source}: temperature: 0 gives identical samples; sampling methods need > 0")
     if not 0 < grid.top_p <= 1:
         raise UserError(f"{source}: top_p: must be in (0, 1], got {grid.top_p}")
+    for v in grid.tree_verifier_names:
+        if v not in grid.verifiers:
+            raise UserError(f"{source}: tree_verifiers: {v!r} is not one of verifiers ({', '.join(grid.verifiers)})")
     if grid.verifier_methods() and not grid.verifiers:
         raise UserError(f"{source}: verifiers: {grid.verifier_methods()[0]} needs at least one verifier")
     if any(m in TREE_METHODS for m in grid.methods):

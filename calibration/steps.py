@@ -45,7 +45,7 @@ def steps_for(grid: Grid) -> list[Step]:
         out += [Step("score", v) for v in grid.verifiers]
     if "cot" in grid.methods:
         out.append(Step("cot"))
-    for v in grid.verifiers:
+    for v in grid.tree_verifier_names:
         for m in grid.beam_widths:
             if "dvts" in grid.methods:
                 out.append(Step("dvts", v, m, max(grid.tree_ns)))

@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # Modules of planner that define `register(app)`.
-_PLANNER_COMMANDS = ("planner.cli_cost", "planner.cli_plan", "planner.executor.cli_run")
+_PLANNER_COMMANDS = ("planner.cli_cost", "planner.cli_plan", "planner.cli_eval", "planner.executor.cli_run")
 
 
 @app.callback()
