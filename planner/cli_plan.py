@@ -251,13 +251,27 @@ def plan_command(
     top: int = typer.Option(5, "--top", help="How many alternatives to list"),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as one JSON object"),
     out: Path = typer.Option(None, "--out", help="Write the plan JSON to this file"),
+    per_bin: bool = typer.Option(
+        False, "--per-bin", help="One configuration per difficulty bin under a mean budget"
+    ),
+    mix: str = typer.Option(
+        None, "--mix", help="With --per-bin: fractions per bin, easy=0.3,medium=0.4,hard=0.3"
+    ),
+    probe_k: int = typer.Option(4, "--probe-k", help="With --per-bin: probe samples per problem at run time"),
 ) -> None:
     """The best configuration within a budget, its alternatives and the accuracy/FLOPs frontier."""
     from planner.search import plan
 
+    if not per_bin and mix is not None:
+        raise UserError("--mix needs --per-bin")
+    if per_bin and difficulty is not None:
+        raise UserError("--difficulty cannot be combined with --per-bin (it plans every bin)")
     budget = _budget(budget_n, budget_flops, budget_seconds)
     hw = _hardware(hardware)
     policies = _policies(policy, model_config)
+    if per_bin:
+        _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out)
+        return
     regressor, info = load_planner_model(model)
     result = plan(
         regressor,
@@ -296,6 +310,96 @@ def plan_command(
         f"{obj['within_budget']} of {obj['candidates']} candidates within budget. Interval: sized so that "
         f"{getattr(regressor, 'coverage', 0.8):.0%} of held-out policies' accuracies fell inside it in "
         "cross-validation; 'cal. no': outside the training data."
+    )
+    if out is not None:
+        console.print(f"wrote {out}")
+
+
+def _profile_records():
+    """The shipped profiles' records (to count difficulties), None when there are none."""
+    from planner.profiles import default_profile_dirs, load_profiles
+
+    dirs = default_profile_dirs()
+    if not dirs:
+        return None
+    try:
+        return load_profiles(dirs)
+    except UserError as exc:
+        sys.stderr.write(f"note: shipped profiles not read for the mix ({exc})\n")
+        return None
+
+
+def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out) -> None:
+    """`ttsplan plan --per-bin`: per-bin table, the static comparison, or the JSON."""
+    from planner.binplan import BINS, parse_mix, plan_by_difficulty
+
+    given = parse_mix(mix) if mix is not None else None
+    regressor, info = load_planner_model(model)
+    result = plan_by_difficulty(
+        regressor,
+        policies,
+        prm or None,
+        budget,
+        dataset=dataset,
+        mix=given,
+        records=None if given is not None else _profile_records(),
+        hardware=hw,
+        beam_width=beam_width,
+        probe={"k": probe_k},
+        model_info=info,
+    )
+    obj = result.to_dict()
+    if out is not None:
+        _write_json_atomic(out, obj)
+    if as_json:
+        typer.echo(json.dumps(obj))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    target = obj["dataset"] or "MATH-500 difficulty bins"
+    table = Table(title=f"per-bin plan, mean budget {budget.kind} <= {budget.value:.4g}, {target}")
+    for col in ("bin", "share", "config", "acc %", "FLOPs", "n", "static %", "cal."):
+        table.add_column(col, justify="left" if col in ("bin", "config") else "right")
+    static = obj["static"]
+    for b in BINS:
+        rec = obj["bins"][b]
+        table.add_row(
+            b,
+            f"{rec['weight']:.2f}",
+            _config(rec),
+            f"{100 * rec['predicted_accuracy']:.1f}",
+            f"{rec['flops_per_problem']:.3g}",
+            str(rec["n"]),
+            f"{100 * static['predicted_accuracy_by_bin'][b]:.1f}",
+            "yes" if rec["in_calibrated_range"] else "no",
+        )
+    table.add_row(
+        "mean",
+        "1.00",
+        "split",
+        f"{100 * obj['mean_predicted_accuracy']:.1f}",
+        f"{obj['mean_flops_per_problem']:.3g}",
+        f"{obj['mean_n']:.3g}",
+        f"{100 * static['predicted_accuracy']:.1f}",
+        "",
+    )
+    console.print(table)
+    console.print(
+        f"static (one configuration for every bin): {_config(static)}, "
+        f"{100 * static['predicted_accuracy']:.1f}% at {static['flops_per_problem']:.3g} FLOPs; "
+        + (
+            f"splitting gains {100 * result.gain:.1f} points."
+            if result.gain > 5e-4
+            else "splitting does not help here."
+        )
+    )
+    probe = obj["probe_cost"]
+    extra = f" (about {probe['flops_per_problem']:.3g} FLOPs per problem)" if probe else ""
+    console.print(
+        f"mix: {obj['mix_source']}. At run time (ttsplan run --adaptive) a probe of "
+        f"{obj['probe']['k']} samples{extra} sorts each problem into a bin; not in the means above."
     )
     if out is not None:
         console.print(f"wrote {out}")

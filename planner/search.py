@@ -376,6 +376,57 @@ def score(
     return out
 
 
+def budget_column(budget: Budget) -> str:
+    """The candidate-table column a budget limits."""
+    return {"n": "n", "flops": "flops_per_problem", "seconds": "seconds_per_problem"}[budget.kind]
+
+
+def within_budget(priced: pd.DataFrame, budget: Budget) -> np.ndarray:
+    """Mask of the priced candidates within the budget; UserError naming the cheapest when none is."""
+    column = budget_column(budget)
+    fits = priced[column].to_numpy(dtype=float) <= budget.value
+    if not fits.any():
+        cheapest = priced.loc[priced[column].idxmin()]
+        unit = {"n": "samples", "flops": "FLOPs", "seconds": "seconds"}[budget.kind]
+        raise UserError(
+            f"no candidate fits the budget of {budget.value:.4g} {unit} per problem; the cheapest "
+            f"({cheapest['method']}, n={int(cheapest['n'])}) needs {float(cheapest[column]):.4g} {unit}"
+        )
+    return fits
+
+
+def priced_candidates(
+    policies: Sequence[str | specs.ModelSpec],
+    prms: Sequence[str | specs.ModelSpec] | None,
+    budget: Budget,
+    dataset: str | None = None,
+    difficulty: str | None = None,
+    hardware: object | None = None,
+    beam_width: int = 4,
+    methods: Sequence[str] = METHODS,
+    n_values: Sequence[int] = N_VALUES,
+) -> tuple[pd.DataFrame, dict[str, specs.ModelSpec], str, str]:
+    """Every candidate with its cost, not yet scored: (table, specs by name, feature dataset,
+    difficulty). Cost does not depend on difficulty, so one table serves every bin."""
+    if budget.kind == "seconds" and hardware is None:
+        raise UserError("a budget in seconds needs a hardware profile (--hardware)")
+    feature_dataset, difficulty = resolve_target(dataset, difficulty)
+    policy_specs, prm_specs = resolve_models(policies, prms)
+    by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
+    candidates = enumerate_candidates(
+        policy_specs, prm_specs, methods=methods, n_values=n_values, beam_width=beam_width
+    )
+    # Outcome reward models score whole solutions: best_of_n with the final score only.
+    orms = [s.name for s in prm_specs if s.role == "orm"]
+    if orms:
+        is_orm = candidates["prm"].isin(orms)
+        candidates = candidates[
+            ~is_orm | ((candidates["method"] == "best_of_n") & (candidates["aggregation"] == "last"))
+        ]
+    candidates = candidates.reset_index(drop=True)
+    return price(candidates, by_name, feature_dataset, hardware), by_name, feature_dataset, difficulty
+
+
 def plan(
     model: object,
     policies: Sequence[str | specs.ModelSpec],
@@ -393,32 +444,10 @@ def plan(
     """Best configuration within the budget (highest predicted accuracy, cheaper on ties)."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise UserError(f"top must be a non-negative integer, got {top!r}")
-    if budget.kind == "seconds" and hardware is None:
-        raise UserError("a budget in seconds needs a hardware profile (--hardware)")
-    feature_dataset, difficulty = resolve_target(dataset, difficulty)
-    policy_specs, prm_specs = resolve_models(policies, prms)
-    by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
-    candidates = enumerate_candidates(
-        policy_specs, prm_specs, methods=methods, n_values=n_values, beam_width=beam_width
+    priced, by_name, feature_dataset, difficulty = priced_candidates(
+        policies, prms, budget, dataset, difficulty, hardware, beam_width, methods, n_values
     )
-    # Outcome reward models score whole solutions: best_of_n with the final score only.
-    orms = [s.name for s in prm_specs if s.role == "orm"]
-    if orms:
-        is_orm = candidates["prm"].isin(orms)
-        candidates = candidates[
-            ~is_orm | ((candidates["method"] == "best_of_n") & (candidates["aggregation"] == "last"))
-        ]
-    candidates = candidates.reset_index(drop=True)
-    priced = price(candidates, by_name, feature_dataset, hardware)
-    column = {"n": "n", "flops": "flops_per_problem", "seconds": "seconds_per_problem"}[budget.kind]
-    fits = priced[column].to_numpy(dtype=float) <= budget.value
-    if not fits.any():
-        cheapest = priced.loc[priced[column].idxmin()]
-        unit = {"n": "samples", "flops": "FLOPs", "seconds": "seconds"}[budget.kind]
-        raise UserError(
-            f"no candidate fits the budget of {budget.value:.4g} {unit} per problem; the cheapest "
-            f"({cheapest['method']}, n={int(cheapest['n'])}) needs {float(cheapest[column]):.4g} {unit}"
-        )
+    fits = within_budget(priced, budget)
     inside = score(model, priced[fits], by_name, feature_dataset, difficulty)
     ranked = inside.sort_values(
         ["predicted_accuracy", "flops_per_problem"], ascending=[False, True], kind="mergesort"

@@ -184,6 +184,10 @@ def run_command(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as one JSON object.")
     ] = False,
+    adaptive: Annotated[
+        Path | None,
+        typer.Option(help="Per-bin plan (ttsplan plan --per-bin --json): probe each problem, run its bin."),
+    ] = None,
 ) -> None:
     """Run a plan (or a method given by flags) on a dataset; resumable."""
     from planner.datasets import load_dataset
@@ -194,6 +198,16 @@ def run_command(
         raise UserError("--out is required")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    if adaptive is not None:
+        given = {"PLAN_FILE": plan_file, "--method": method, "--n": n, "--beam-width": beam_width}
+        given.update({"--aggregation": aggregation, "--selection": selection})
+        clash = [flag for flag, value in given.items() if value is not None]
+        if clash:
+            raise UserError(f"{clash[0]} cannot be combined with --adaptive (the per-bin plan fixes it)")
+        limits = dict(max_steps=max_steps, max_step_tokens=max_step_tokens, max_total_tokens=max_total_tokens)
+        args = (adaptive, dataset, limit, engine, policy, verifier, seed, temperature, limits)
+        _run_adaptive(*args, out, batch_size, json_output)
+        return
     plan = build_plan(plan_file, policy, verifier, method, n, beam_width, aggregation, selection)
     plan = plan.with_overrides(
         seed=seed, max_steps=max_steps, max_step_tokens=max_step_tokens, max_total_tokens=max_total_tokens
@@ -221,17 +235,62 @@ def run_command(
         print_summary(plan, summary, verifier_id)
 
 
+def _run_adaptive(
+    path, dataset, limit, engine, policy, verifier, seed, temperature, limits, out, batch_size, as_json
+):
+    """`ttsplan run --adaptive PLAN.json`: the checks, then planner.executor.adaptive.run_adaptive."""
+    from planner.datasets import load_dataset
+    from planner.executor.adaptive import load_adaptive_plan, run_adaptive, summary_table
+
+    plan = load_adaptive_plan(path).with_overrides(policy=policy, seed=seed, **limits)
+    if temperature is not None:
+        plan = plan.with_overrides(temperature=temperature)
+    problems = load_dataset(dataset, limit)
+    if not problems:
+        raise UserError(f"dataset {dataset!r} has no problems")
+    check_engine_kind(engine)
+    check_model(plan.policy, "policy")
+    plan = plan.with_overrides(policy=canonical(plan.policy))
+    verifier_id = plan.verifier_name(verifier)
+    check_output(out)
+
+    # models load from here on
+    the_verifier = load_verifier(verifier_id, plan.policy) if verifier_id else None
+    the_engine = load_engine(engine, plan.policy, seed)
+    summary = _with_progress(
+        f"adaptive probe k={plan.probe['k']}",
+        len(problems),
+        out,
+        lambda progress: run_adaptive(plan, problems, the_engine, the_verifier, out, batch_size, progress),
+    )
+    if as_json:
+        obj = {"plan": plan.to_dict(), "verifier": verifier_id, **summary.to_dict()}
+        sys.stdout.write(json.dumps(obj) + "\n")
+    else:
+        from rich.console import Console
+
+        Console().print(summary_table(plan, summary, verifier_id))
+
+
 def _run_with_progress(plan, problems, engine, verifier, out: Path, batch_size: int) -> Summary:
+    return _with_progress(
+        f"{plan.config.method} n={plan.config.n}",
+        len(problems),
+        out,
+        lambda progress: run_plan(plan, problems, engine, verifier, out, batch_size, progress=progress),
+    )
+
+
+def _with_progress(description: str, total: int, out: Path, work):
+    """work(progress) under a progress bar on stderr; Ctrl-C says where the finished problems are."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(f"{plan.config.method} n={plan.config.n}", total=len(problems))
+        task = bar.add_task(description, total=total)
         try:
-            return run_plan(
-                plan, problems, engine, verifier, out, batch_size, progress=lambda k: bar.advance(task, k)
-            )
+            return work(lambda k: bar.advance(task, k))
         except KeyboardInterrupt:
             bar.stop()
             done = sum(1 for _ in read_records(out)[0])

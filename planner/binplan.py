@@ -1,0 +1,387 @@
+"""Difficulty-aware plans: one configuration per difficulty bin under a mean budget.
+
+Problems come in bins (easy / medium / hard, Liu et al. 2025) with fractions `mix`. A plan
+that may spend more on hard problems and less on easy ones chooses one configuration per bin
+so that the mix-weighted mean predicted accuracy is highest while the mix-weighted mean cost
+per problem (FLOPs, samples or seconds) stays within the budget. The choice is exact: the
+optimum only uses points of each bin's accuracy/cost Pareto frontier, and merging the bins'
+frontiers one at a time (keeping the Pareto set of partial sums) never drops it.
+
+Beside it, the best single (static) configuration under the same mean budget, scored on the
+same bins and mix, so the gain of splitting is visible. The plan also carries the settings of
+the run-time probe that `ttsplan run --adaptive` uses to put each problem in a bin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from planner import specs
+from planner.errors import UserError
+from planner.features import METHODS
+from planner.profiles import EASY_ABOVE, HARD_BELOW
+from planner.search import (
+    N_VALUES,
+    Budget,
+    _record,
+    budget_column,
+    price,
+    priced_candidates,
+    score,
+    within_budget,
+)
+
+BINS = ("easy", "medium", "hard")
+PLAN_KIND = "per_bin"  # the "kind" field of a per-bin plan file
+MIX_TOLERANCE = 1e-3  # how far from 1 the given fractions may sum
+# Probe defaults: k samples at temperature 0.7, pass@1 estimated from answer agreement.
+DEFAULT_PROBE = {
+    "k": 4,
+    "temperature": 0.7,
+    "max_tokens": None,  # None: the bins' max_total_tokens
+    "score": "agreement",  # or "verifier": mean aggregated verifier score of the probe samples
+    "aggregation": "last",  # how step scores make one score when score is "verifier"
+    "easy_above": EASY_ABOVE,
+    "hard_below": HARD_BELOW,
+}
+
+
+# ---------------------------------------------------------------- the mix
+
+
+def check_mix(mix: Mapping[str, float], where: str = "--mix") -> dict[str, float]:
+    """Fractions per bin (missing bins are 0), each in [0, 1], summing to 1."""
+    out = {b: 0.0 for b in BINS}
+    for key, value in mix.items():
+        if key not in BINS:
+            raise UserError(f"{where}: unknown bin {key!r}; use {', '.join(BINS)}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise UserError(f"{where}: fraction of {key} must be a finite number, got {value!r}")
+        if not 0 <= value <= 1:
+            raise UserError(f"{where}: fraction of {key} must be in [0, 1], got {value!r}")
+        out[key] = float(value)
+    total = sum(out.values())
+    if abs(total - 1) > MIX_TOLERANCE:
+        raise UserError(f"{where}: fractions must sum to 1, got {total:.4g}")
+    return {b: v / total for b, v in out.items()}
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """`easy=0.3,medium=0.4,hard=0.3` -> fractions per bin (UserError naming --mix)."""
+    pairs = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not pairs:
+        raise UserError("--mix: give fractions like easy=0.3,medium=0.4,hard=0.3")
+    mix: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().lower()
+        if not sep:
+            raise UserError(f"--mix: expected BIN=FRACTION, got {pair!r}")
+        if key in mix:
+            raise UserError(f"--mix: bin {key!r} given twice")
+        try:
+            mix[key] = float(value.strip())
+        except ValueError:
+            raise UserError(f"--mix: fraction of {key} must be a number, got {value.strip()!r}") from None
+    return check_mix(mix)
+
+
+def _canonical(name: str) -> str:
+    try:
+        return specs.resolve(name).name.lower()
+    except UserError:
+        return str(name).strip().lower()
+
+
+def mix_from_records(
+    records: pd.DataFrame | None, policies: Sequence[str | specs.ModelSpec], dataset: str | None
+) -> tuple[dict[str, float], str]:
+    """(mix, where it came from): the difficulty counts of per-problem records of these policies
+    (and this dataset, when given); equal thirds when there are none."""
+    equal = {b: 1 / len(BINS) for b in BINS}
+    names = {_canonical(p.name if isinstance(p, specs.ModelSpec) else p) for p in policies}
+    if records is None or len(records) == 0:
+        return equal, "equal thirds (no profile records to count difficulties from)"
+    rows = records[(records["problem_id"] != "") & records["difficulty"].isin(BINS)]
+    if len(rows):
+        rows = rows[rows["policy"].map(_canonical).isin(names)]
+    if dataset is not None and len(rows):
+        base = dataset.partition(":")[0].lower()
+        rows = rows[rows["dataset"].str.partition(":")[0].str.lower() == base]
+    if len(rows) == 0:
+        what = f"{', '.join(sorted(names))}" + (f" on {dataset}" if dataset else "")
+        return equal, f"equal thirds (no per-problem records with a difficulty for {what})"
+    problems = rows.drop_duplicates(["dataset", "problem_id"])
+    counts = problems["difficulty"].value_counts()
+    total = int(counts.sum())
+    mix = {b: int(counts.get(b, 0)) / total for b in BINS}
+    text = ", ".join(f"{b} {int(counts.get(b, 0))}" for b in BINS)
+    return mix, f"profiles: difficulty counts of {total} problems ({text})"
+
+
+# ---------------------------------------------------------------- the exact split
+
+
+def _frontier(costs: np.ndarray, accs: np.ndarray) -> np.ndarray:
+    """Indices of the (cost, accuracy) Pareto points, by increasing cost (ties: cheaper)."""
+    order = np.lexsort((-accs, costs))
+    best_before = np.maximum.accumulate(np.r_[-np.inf, accs[order]])[:-1]
+    return order[accs[order] > best_before]
+
+
+def best_split(
+    tables: Mapping[str, pd.DataFrame],
+    mix: Mapping[str, float],
+    budget: float,
+    cost: str = "flops_per_problem",
+    accuracy: str = "predicted_accuracy",
+) -> tuple[dict[str, object], float, float] | None:
+    """One row label per bin maximising sum(mix[b] * accuracy) subject to
+    sum(mix[b] * cost) <= budget; (choice, mean accuracy, mean cost), or None when nothing fits.
+
+    Bins with weight 0 do not count: they get their best row with cost <= budget. Exact: each
+    weighted bin's Pareto frontier is merged into the Pareto set of partial sums in turn.
+    Among equal accuracies the cheaper split wins.
+    """
+    limit = budget * (1 + 1e-9)  # a mean of equal costs may round just above them
+    weighted = [b for b in tables if mix.get(b, 0) > 0]
+    # partial sums: cost, accuracy, and per bin the chosen position in its table
+    part_cost, part_acc = np.zeros(1), np.zeros(1)
+    part_pick = np.zeros((1, 0), dtype=np.int64)
+    for b in weighted:
+        table, w = tables[b], float(mix[b])
+        costs, accs = table[cost].to_numpy(dtype=float), table[accuracy].to_numpy(dtype=float)
+        front = _frontier(costs, accs)
+        new_cost = (part_cost[:, None] + w * costs[front][None, :]).ravel()
+        new_acc = (part_acc[:, None] + w * accs[front][None, :]).ravel()
+        rows = np.repeat(np.arange(len(part_cost)), len(front))
+        picks = np.tile(front, len(part_cost))
+        ok = new_cost <= limit
+        if not ok.any():
+            return None
+        keep = np.flatnonzero(ok)[_frontier(new_cost[ok], new_acc[ok])]
+        part_cost, part_acc = new_cost[keep], new_acc[keep]
+        part_pick = np.column_stack([part_pick[rows[keep]], picks[keep]])
+    best = int(np.lexsort((part_cost, -part_acc))[0])  # highest accuracy, then cheapest
+    choice: dict[str, object] = {}
+    for j, b in enumerate(weighted):
+        choice[b] = tables[b].index[part_pick[best, j]]
+    for b in tables:
+        if b not in choice:
+            table = tables[b]
+            inside = table[table[cost].to_numpy(dtype=float) <= limit]
+            if len(inside) == 0:
+                return None
+            ranked = inside.sort_values([accuracy, cost], ascending=[False, True], kind="mergesort")
+            choice[b] = ranked.index[0]
+    return choice, float(part_acc[best]), float(part_cost[best])
+
+
+def best_static(
+    tables: Mapping[str, pd.DataFrame],
+    mix: Mapping[str, float],
+    budget: float,
+    cost: str = "flops_per_problem",
+    accuracy: str = "predicted_accuracy",
+) -> tuple[object, float, float] | None:
+    """The one row label (the same configuration in every bin; tables share their index)
+    maximising the mix-weighted accuracy with cost <= budget: (label, mean accuracy, cost)."""
+    first = next(iter(tables.values()))
+    costs = first[cost].astype(float)
+    labels = costs.index[costs.to_numpy() <= budget * (1 + 1e-9)]
+    for table in tables.values():
+        labels = labels.intersection(table.index)
+    if len(labels) == 0:
+        return None
+    mean = sum(float(mix.get(b, 0)) * t.loc[labels, accuracy].astype(float) for b, t in tables.items())
+    frame = pd.DataFrame({"acc": mean.to_numpy(), "cost": costs.loc[labels].to_numpy()}, index=labels)
+    label = frame.sort_values(["acc", "cost"], ascending=[False, True], kind="mergesort").index[0]
+    return label, float(frame.loc[label, "acc"]), float(frame.loc[label, "cost"])
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass
+class BinPlan:
+    """Per-bin choices, their mix-weighted means, and the static plan under the same budget."""
+
+    bins: dict[str, dict]
+    mix: dict[str, float]
+    mix_source: str
+    mean_predicted_accuracy: float
+    mean_cost: dict[str, float]
+    static: dict
+    dataset: str | None
+    budget: Budget
+    probe: dict
+    probe_cost: dict | None = None
+    hardware: str | None = None
+    candidates: int = 0
+    notes: list[str] = field(default_factory=list)
+    model: dict = field(default_factory=dict)
+
+    @property
+    def gain(self) -> float:
+        """Mean predicted accuracy of the split minus that of the static plan (>= 0)."""
+        return self.mean_predicted_accuracy - self.static["predicted_accuracy"]
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": PLAN_KIND,
+            "dataset": self.dataset,
+            "budget": self.budget.to_dict(),
+            "hardware": self.hardware,
+            "mix": self.mix,
+            "mix_source": self.mix_source,
+            "bins": self.bins,
+            "mean_predicted_accuracy": self.mean_predicted_accuracy,
+            **{f"mean_{k}": v for k, v in self.mean_cost.items()},
+            "static": self.static,
+            "gain": self.gain,
+            "probe": self.probe,
+            "probe_cost": self.probe_cost,
+            "candidates": self.candidates,
+            "notes": self.notes,
+            "model": self.model,
+        }
+
+
+def check_probe(probe: Mapping | None) -> dict:
+    """Probe settings over the defaults; UserError naming the bad one."""
+    out = dict(DEFAULT_PROBE)
+    for key, value in (probe or {}).items():
+        if key not in DEFAULT_PROBE:
+            raise UserError(f"probe: unknown setting {key!r}; known: {', '.join(DEFAULT_PROBE)}")
+        out[key] = value
+    k = out["k"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserError(f"probe: k must be an integer >= 1, got {k!r}")
+    t = out["temperature"]
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
+        raise UserError(f"probe: temperature must be a number >= 0, got {t!r}")
+    m = out["max_tokens"]
+    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+        raise UserError(f"probe: max_tokens must be an integer >= 1 or null, got {m!r}")
+    if out["score"] not in ("agreement", "verifier"):
+        raise UserError(f"probe: score must be agreement or verifier, got {out['score']!r}")
+    if out["aggregation"] not in ("last", "min", "mean", "prod"):
+        raise UserError(f"probe: aggregation must be last, min, mean or prod, got {out['aggregation']!r}")
+    lo, hi = out["hard_below"], out["easy_above"]
+    for name, v in (("hard_below", lo), ("easy_above", hi)):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+            raise UserError(f"probe: {name} must be a number in [0, 1], got {v!r}")
+    if lo > hi:
+        raise UserError(f"probe: hard_below ({lo}) must not exceed easy_above ({hi})")
+    return out
+
+
+def plan_by_difficulty(
+    model: object,
+    policies: Sequence[str | specs.ModelSpec],
+    prms: Sequence[str | specs.ModelSpec] | None,
+    budget: Budget,
+    dataset: str | None = None,
+    mix: Mapping[str, float] | None = None,
+    records: pd.DataFrame | None = None,
+    hardware: object | None = None,
+    beam_width: int = 4,
+    methods: Sequence[str] = METHODS,
+    n_values: Sequence[int] = N_VALUES,
+    probe: Mapping | None = None,
+    model_info: dict | None = None,
+) -> BinPlan:
+    """One configuration per bin maximising the mix-weighted mean predicted accuracy within a
+    mean budget per problem, and the best static configuration under the same budget.
+
+    `mix`: fractions per bin; None counts them from `records` (per-problem profile records of
+    these policies, and this dataset when given), else equal thirds (with a note).
+    """
+    probe = check_probe(probe)
+    notes: list[str] = []
+    if mix is None:
+        mix, mix_source = mix_from_records(records, policies, dataset)
+        if mix_source.startswith("equal"):
+            notes.append(f"mix: {mix_source}; pass --mix easy=F,medium=F,hard=F to set it")
+    else:
+        mix, mix_source = check_mix(mix), "given"
+    priced, by_name, feature_dataset, _ = priced_candidates(
+        policies, prms, budget, dataset, "all", hardware, beam_width, methods, n_values
+    )
+    within_budget(priced, budget)  # nothing fits: the same error as a static plan
+    column = budget_column(budget)
+    costs = priced[column].to_numpy(dtype=float)
+    cheapest = float(costs.min())
+    tables: dict[str, pd.DataFrame] = {}
+    for b in BINS:
+        w = mix[b]
+        # a bin can take at most what the others leave at their cheapest
+        cap = budget.value if w == 0 else (budget.value - (1 - w) * cheapest) / w
+        rows = priced[costs <= cap * (1 + 1e-9)]
+        tables[b] = score(model, rows, by_name, feature_dataset, b)
+    split = best_split(tables, mix, budget.value, cost=column)
+    static = best_static(tables, mix, budget.value, cost=column)
+    assert split is not None and static is not None  # within_budget passed: the cheapest fits
+    choice, mean_acc, _ = split
+    with_hw = hardware is not None
+    target = None if dataset is None else feature_dataset
+    bins = {}
+    for b in BINS:
+        rec = _record(tables[b].loc[choice[b]], with_hw)
+        bins[b] = {**rec, "difficulty": b, "weight": mix[b], "dataset": target}
+    label, static_acc, _ = static
+    static_out = {
+        **_record(tables["easy"].loc[label], with_hw),
+        "predicted_accuracy": static_acc,  # mix-weighted mean over the bins
+        "accuracy_interval": None,
+        "predicted_accuracy_by_bin": {b: float(tables[b].loc[label, "predicted_accuracy"]) for b in BINS},
+        "in_calibrated_range": bool(all(tables[b].loc[label, "in_calibrated_range"] for b in BINS)),
+        "dataset": target,
+    }
+    columns = [c for c in ("flops_per_problem", "n", "seconds_per_problem") if c in priced]
+    mean_cost = {c: sum(mix[b] * float(tables[b].loc[choice[b], c]) for b in BINS) for c in columns}
+    return BinPlan(
+        bins=bins,
+        mix=mix,
+        mix_source=mix_source,
+        mean_predicted_accuracy=mean_acc,
+        mean_cost=mean_cost,
+        static=static_out,
+        dataset=target,
+        budget=budget,
+        probe=probe,
+        probe_cost=_probe_cost(bins, probe, by_name, feature_dataset, hardware),
+        hardware=getattr(hardware, "name", None),
+        candidates=len(priced),
+        notes=notes,
+        model=model_info or {},
+    )
+
+
+def _probe_cost(bins: dict, probe: dict, by_name: dict, dataset: str, hardware: object | None) -> dict | None:
+    """Predicted cost of the probe (k full samples, as majority@k) for the bins' policy; None
+    when the bins use different policies (one engine runs the probe and every bin)."""
+    policies = {rec["policy"] for rec in bins.values()}
+    if len(policies) != 1:
+        return None
+    row = pd.DataFrame(
+        {
+            "policy": [policies.pop()],
+            "prm": ["none"],
+            "method": ["majority"],
+            "aggregation": ["none"],
+            "selection": ["vote"],
+            "n": [int(probe["k"])],
+            "beam_width": pd.array([None], dtype="Int64"),
+        }
+    )
+    priced = price(row, by_name, dataset, hardware).iloc[0]
+    out = {"n": int(probe["k"]), "flops_per_problem": float(priced["flops_per_problem"])}
+    if hardware is not None:
+        out["seconds_per_problem"] = float(priced["seconds_per_problem"])
+    return out
