@@ -117,8 +117,12 @@ def claim(out: Path, grid: Grid) -> None:
     path = out / GRID_FILE
     if path.is_file():
         try:
-            theirs = Grid(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in json.loads(path.read_text(encoding="utf-8")).items()})
+            theirs = Grid(
+                **{
+                    k: tuple(v) if isinstance(v, list) else v
+                    for k, v in json.loads(path.read_text(encoding="utf-8")).items()
+                }
+            )
         except (OSError, ValueError, TypeError):
             raise UserError(f"{path} is unreadable; move it away or use another --out") from None
         mine, old = grid.identity(), theirs.identity()
@@ -226,6 +230,7 @@ def execute(
     ray_address: str | None = None,
     progress: bool = True,
     loaders: tuple | None = None,
+    worker_gpus: float = 0.0,
 ) -> None:
     """Run every batch of every policy that is not complete on disk."""
     steps = steps_for(grid)
@@ -238,7 +243,9 @@ def execute(
             if not todo:
                 continue
             if ray_address:
-                _execute_ray(grid, out, policy, chunks, todo, steps, ray_address, jobs, bar, loaders)
+                _execute_ray(
+                    grid, out, policy, chunks, todo, steps, ray_address, jobs, bar, loaders, worker_gpus
+                )
             elif jobs > 1:
                 from joblib import Parallel, delayed
 
@@ -276,7 +283,7 @@ class _RayWorker:
         return run_batch(self.worker, policy, batch, self.steps, done)
 
 
-def _execute_ray(grid, out, policy, chunks, todo, steps, address, jobs, bar, loaders) -> None:
+def _execute_ray(grid, out, policy, chunks, todo, steps, address, jobs, bar, loaders, worker_gpus) -> None:
     try:
         import ray
     except ImportError:
@@ -286,7 +293,7 @@ def _execute_ray(grid, out, policy, chunks, todo, steps, address, jobs, bar, loa
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"--ray {address}: cannot connect ({str(exc).splitlines()[0]})") from None
-    actor = ray.remote(_RayWorker)
+    actor = ray.remote(num_gpus=worker_gpus)(_RayWorker) if worker_gpus else ray.remote(_RayWorker)
     workers = [actor.remote(grid, loaders) for _ in range(max(1, min(jobs, len(todo))))]
     queue = list(todo)
     running: dict = {}
@@ -433,14 +440,25 @@ def calibrate(
     command: str = "ttsplan calibrate",
     check_models: bool = True,
     source: str = "grid",
+    worker_gpus: float = 0.0,
 ) -> Outcome:
     """Check the grid, run what is missing, write the profile. Re-running resumes."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    if worker_gpus < 0 or (worker_gpus and not ray_address):
+        raise UserError(f"--worker-gpus: needs --ray and a value >= 0, got {worker_gpus}")
     grid = check_grid(grid, source=source, check_models=check_models)
     out = Path(out)
     claim(out, grid)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    execute(grid, out, jobs=jobs, ray_address=ray_address, progress=progress, loaders=loaders)
+    execute(
+        grid,
+        out,
+        jobs=jobs,
+        ray_address=ray_address,
+        progress=progress,
+        loaders=loaders,
+        worker_gpus=worker_gpus,
+    )
     return finish(grid, out, started, time.perf_counter() - t0, command)

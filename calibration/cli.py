@@ -139,9 +139,13 @@ def shipped(
 
 def calibrate_command(
     grid_file: Path = typer.Option(None, "--grid", help="grid TOML file (flags override its keys)"),
-    out: Path = typer.Option(None, "--out", help="profile folder (default profiles/<grid name>); re-run to resume"),
+    out: Path = typer.Option(
+        None, "--out", help="profile folder (default profiles/<grid name>); re-run to resume"
+    ),
     policy: list[str] = typer.Option(None, "--policy", help="policy model (repeat for several)"),
-    verifier: list[str] = typer.Option(None, "--verifier", help="lm-judge, arith-check or a PRM folder (repeat)"),
+    verifier: list[str] = typer.Option(
+        None, "--verifier", help="lm-judge, arith-check or a PRM folder (repeat)"
+    ),
     method: list[str] = typer.Option(None, "--method", help="cot, majority, best_of_n, beam, dvts (repeat)"),
     n: list[int] = typer.Option(None, "--n", help="N for majority/Best-of-N (repeat)"),
     tree_n: list[int] = typer.Option(None, "--tree-n", help="N for beam/DVTS (repeat; default: --n)"),
@@ -157,11 +161,20 @@ def calibrate_command(
     max_step_tokens: int = typer.Option(None, "--max-step-tokens"),
     max_steps: int = typer.Option(None, "--max-steps"),
     batch_size: int = typer.Option(None, "--batch-size", help="problems per batch (unit of resume)"),
-    difficulty_samples: int = typer.Option(None, "--difficulty-samples", help="K samples for pass@1 (8 on CPU; 64 on GPU)"),
-    quantile_levels: bool = typer.Option(None, "--quantile-levels/--no-quantile-levels", help="also 5 quantile levels"),
+    difficulty_samples: int = typer.Option(
+        None, "--difficulty-samples", help="K samples for pass@1 (8 on CPU; 64 on GPU)"
+    ),
+    quantile_levels: bool = typer.Option(
+        None, "--quantile-levels/--no-quantile-levels", help="also 5 quantile levels"
+    ),
     name: str = typer.Option(None, "--name", help="grid name"),
-    jobs: int = typer.Option(1, "--jobs", help="parallel workers (joblib processes, or Ray actors with --ray)"),
+    jobs: int = typer.Option(
+        1, "--jobs", help="parallel workers (joblib processes, or Ray actors with --ray)"
+    ),
     ray_address: str = typer.Option(None, "--ray", help="Ray cluster address (e.g. auto or HOST:6379)"),
+    worker_gpus: float = typer.Option(
+        0.0, "--worker-gpus", help="GPUs each Ray worker reserves (1 on a GPU cluster)"
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
     json_output: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
@@ -173,18 +186,42 @@ def calibrate_command(
     from calibration.summary import print_summary, summary_json
 
     grid = load_grid(grid_file) if grid_file is not None else Grid()
-    flags = Flags({
-        "name": name, "policies": policy, "verifiers": verifier, "methods": method, "n": n, "tree_n": tree_n,
-        "beam_widths": beam_width, "aggregations": aggregation, "dataset": dataset, "limit": limit,
-        "stratify": stratify, "engine": engine, "seed": seed, "temperature": temperature,
-        "max_total_tokens": max_total_tokens, "max_step_tokens": max_step_tokens, "max_steps": max_steps,
-        "batch_size": batch_size, "difficulty_samples": difficulty_samples, "quantile_levels": quantile_levels,
-    })
+    flags = Flags(
+        {
+            "name": name,
+            "policies": policy,
+            "verifiers": verifier,
+            "methods": method,
+            "n": n,
+            "tree_n": tree_n,
+            "beam_widths": beam_width,
+            "aggregations": aggregation,
+            "dataset": dataset,
+            "limit": limit,
+            "stratify": stratify,
+            "engine": engine,
+            "seed": seed,
+            "temperature": temperature,
+            "max_total_tokens": max_total_tokens,
+            "max_step_tokens": max_step_tokens,
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "difficulty_samples": difficulty_samples,
+            "quantile_levels": quantile_levels,
+        }
+    )
     grid = flags.apply(grid)
     out = out or Path("profiles") / grid.name
-    outcome = calibrate(grid, out, jobs=jobs, ray_address=ray_address, progress=not quiet,
-                        command="ttsplan " + " ".join(sys.argv[1:]),
-                        source=f"grid file {grid_file}" if grid_file is not None else "flags")
+    outcome = calibrate(
+        grid,
+        out,
+        jobs=jobs,
+        ray_address=ray_address,
+        progress=not quiet,
+        command="ttsplan " + " ".join(sys.argv[1:]),
+        source=f"grid file {grid_file}" if grid_file is not None else "flags",
+        worker_gpus=worker_gpus,
+    )
     if json_output:
         typer.echo(json.dumps(summary_json(outcome), indent=2))
     else:

@@ -21,9 +21,31 @@ from planner.profiles import SCHEMA, difficulty_from_pass1, validate_records
 QUANTILE_LEVELS = 5
 
 
+def model_label(name: str) -> str:
+    """The registry name of a model given by name or by a local folder named after it, else as given.
+
+    A folder like /models/Qwen2.5-Math-PRM-7B becomes Qwen/Qwen2.5-Math-PRM-7B, so the regressor
+    knows its size and family; an unknown model keeps its path.
+    """
+    from pathlib import Path
+
+    from planner import specs
+    from planner.errors import UserError
+
+    for candidate in (name, Path(name).name):
+        try:
+            return specs.resolve(candidate).name
+        except UserError:
+            continue
+    return name
+
+
 def prm_label(verifier: str, policy: str) -> str:
     """The PRM column of a profile: the plain "lm-judge" names the judge model (the policy)."""
-    return f"lm-judge:{policy}" if verifier == "lm-judge" else verifier
+    if verifier == "lm-judge":
+        return f"lm-judge:{policy}"
+    family, sep, rest = verifier.partition(":")
+    return model_label(rest if sep and family != "lm-judge" else verifier)
 
 
 def _keyed(answers: Sequence[str], correct: Sequence[bool]) -> tuple[list, dict]:
@@ -54,7 +76,7 @@ def difficulty_table(grid: Grid, problems: list, samples: dict[tuple[str, str], 
                     "dataset": p.dataset,
                     "problem_id": str(p.id),
                     "level": "" if p.level is None else str(p.level),
-                    "policy": s["policy"],
+                    "policy": model_label(s["policy"]),
                     "k": k,
                     "pass1": pass1,
                     "difficulty": difficulty_from_pass1(pass1),
@@ -234,7 +256,7 @@ def build_records(
     for policy in grid.policies:
         for p in problems:
             rec = by_step[(policy, str(p.id))]
-            name = rec["sample"]["policy"]
+            name = model_label(rec["sample"]["policy"])
             rows += rows_for_problem(grid, p, name, rec, diff[(name, str(p.id))], source)
     frame = pd.DataFrame(rows, columns=list(SCHEMA))
     return validate_records(frame, "calibration")

@@ -72,15 +72,37 @@ class Grid:
         """The fields that fix every step's inputs: a run may resume under a grid that differs only
         in what it derives or adds (methods, verifiers, aggregations, N lists, beam widths)."""
         d = self.to_dict()
-        keep = ("dataset", "limit", "stratify", "seed", "temperature", "top_p", "max_steps",
-                "max_step_tokens", "max_total_tokens", "batch_size", "engine", "tree_aggregation")
+        keep = (
+            "dataset",
+            "limit",
+            "stratify",
+            "seed",
+            "temperature",
+            "top_p",
+            "max_steps",
+            "max_step_tokens",
+            "max_total_tokens",
+            "batch_size",
+            "engine",
+            "tree_aggregation",
+        )
         return {**{k: d[k] for k in keep}, "sample_n": self.sample_n}
 
     def verifier_methods(self) -> list[str]:
         return [m for m in self.methods if m in ("best_of_n", *TREE_METHODS)]
 
 
-LIST_FIELDS = {"policies", "verifiers", "tree_verifiers", "methods", "aggregations", "selections", "n", "tree_n", "beam_widths"}
+LIST_FIELDS = {
+    "policies",
+    "verifiers",
+    "tree_verifiers",
+    "methods",
+    "aggregations",
+    "selections",
+    "n",
+    "tree_n",
+    "beam_widths",
+}
 INT_FIELDS = {
     "limit",
     "stratify",
@@ -226,7 +248,9 @@ def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> G
         raise UserError(f"{source}: top_p: must be in (0, 1], got {grid.top_p}")
     for v in grid.tree_verifier_names:
         if v not in grid.verifiers:
-            raise UserError(f"{source}: tree_verifiers: {v!r} is not one of verifiers ({', '.join(grid.verifiers)})")
+            raise UserError(
+                f"{source}: tree_verifiers: {v!r} is not one of verifiers ({', '.join(grid.verifiers)})"
+            )
     if grid.verifier_methods() and not grid.verifiers:
         raise UserError(f"{source}: verifiers: {grid.verifier_methods()[0]} needs at least one verifier")
     if any(m in TREE_METHODS for m in grid.methods):

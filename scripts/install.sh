@@ -18,8 +18,8 @@ mode="${1:-cpu}"
 case "$mode" in
 planner) extras="dev" ;;
 core) extras="hf,dev" ;;
-cpu) extras="cpu,dev" ;;
-gpu) extras="gpu,dev" ;;
+cpu) extras="cpu,dev,calibrate" ;;
+gpu) extras="gpu,dev,calibrate" ;;
 *)
     echo "usage: $0 [planner|core|cpu|gpu]" >&2
     exit 2

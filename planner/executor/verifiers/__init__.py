@@ -24,10 +24,17 @@ from planner.executor.verifiers.arith_check import ArithStepChecker
 DEFAULT_JUDGE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def make_verifier(name: str, policy_model: str | None = None, device: str = "cpu", **options: Any) -> Any:
-    """A verifier by name; `options` go to its constructor (e.g. dtype, batch_size)."""
+def make_verifier(name: str, policy_model: str | None = None, device: str | None = None, **options: Any) -> Any:
+    """A verifier by name; `options` go to its constructor (e.g. dtype, batch_size).
+
+    device None: the GPU when torch sees one, else the CPU.
+    """
     if not isinstance(name, str) or not name.strip():
         raise UserError(f"verifier name must be a non-empty string, got {name!r}")
+    if device is None and name.strip() != "arith-check":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     name = name.strip()
     if name == "arith-check":
         return ArithStepChecker(**options)
