@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,17 +119,20 @@ def test_local_ray_cluster_gives_the_same_profile(grid_file, reference, tmp_path
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     port = _free_port()
     env = ENV
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
     start = [
         ray,
         "start",
         "--head",
         f"--port={port}",
+        "--node-ip-address=127.0.0.1",
         "--num-cpus=2",
         "--include-dashboard=false",
         "--disable-usage-stats",
-        f"--temp-dir={tmp_path / 'ray'}",
+        f"--temp-dir={temp}",
     ]
-    subprocess.run(start, check=True, capture_output=True, timeout=300, env=env)
+    started = subprocess.run(start, capture_output=True, text=True, timeout=300, env=env)
+    assert started.returncode == 0, started.stderr[-2000:]
     try:
         out = tmp_path / "profile"
         done = subprocess.run(
@@ -142,3 +146,4 @@ def test_local_ray_cluster_gives_the_same_profile(grid_file, reference, tmp_path
         same_profile(out, reference)
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        shutil.rmtree(temp, ignore_errors=True)
