@@ -430,6 +430,18 @@ def finish(grid: Grid, out: Path, started: str, wall_s: float, command: str) -> 
     return Outcome(profile.path, records, difficulty, spent, separate, wall_s)
 
 
+STEP_KINDS = ("sample", "score", "cot", "dvts", "beam")
+
+
+def forget(out: Path, grid: Grid, kind: str) -> int:
+    """Drop the records of one step kind (and of the steps that read them) so they run again."""
+    kinds = {kind, "score"} if kind == "sample" else {kind}
+    dropped = 0
+    for path in sorted((out / RUNS).glob("*/*.jsonl")):
+        dropped += store.drop(path, lambda r: r["step"].split(":", 1)[0] not in kinds)
+    return dropped
+
+
 def calibrate(
     grid: Grid,
     out: str | Path,
@@ -441,15 +453,21 @@ def calibrate(
     check_models: bool = True,
     source: str = "grid",
     worker_gpus: float = 0.0,
+    redo: tuple[str, ...] = (),
 ) -> Outcome:
     """Check the grid, run what is missing, write the profile. Re-running resumes."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise UserError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    for kind in redo:
+        if kind not in STEP_KINDS:
+            raise UserError(f"--redo: unknown step {kind!r}; choose from {', '.join(STEP_KINDS)}")
     if worker_gpus < 0 or (worker_gpus and not ray_address):
         raise UserError(f"--worker-gpus: needs --ray and a value >= 0, got {worker_gpus}")
     grid = check_grid(grid, source=source, check_models=check_models)
     out = Path(out)
     claim(out, grid)
+    for kind in redo:
+        forget(out, grid, kind)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     execute(

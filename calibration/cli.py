@@ -175,6 +175,9 @@ def calibrate_command(
     worker_gpus: float = typer.Option(
         0.0, "--worker-gpus", help="GPUs each Ray worker reserves (1 on a GPU cluster)"
     ),
+    redo: list[str] = typer.Option(
+        None, "--redo", help="run a step kind again: sample, score, cot, dvts, beam"
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
     json_output: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
@@ -221,6 +224,7 @@ def calibrate_command(
         command="ttsplan " + " ".join(sys.argv[1:]),
         source=f"grid file {grid_file}" if grid_file is not None else "flags",
         worker_gpus=worker_gpus,
+        redo=tuple(redo or ()),
     )
     if json_output:
         typer.echo(json.dumps(summary_json(outcome), indent=2))

@@ -88,3 +88,19 @@ def append(path: Path, records: list[dict]) -> None:
             ) from None
     finally:
         os.close(fd)
+
+
+def drop(path: Path, keep) -> int:
+    """Rewrite `path` with only the records for which keep(record) is true (temp file + os.replace).
+    Returns how many were dropped."""
+    records, _ = read(path)
+    kept = [r for r in records if keep(r)]
+    if len(kept) == len(records):
+        return 0
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("".join(encode(r) for r in kept))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return len(records) - len(kept)

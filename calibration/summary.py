@@ -13,7 +13,7 @@ BINS = ("easy", "medium", "hard")
 def cell_table(records: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: problems, accuracy overall and per bin, mean FLOPs per problem."""
     df = records.copy()
-    df["beam_width"] = df["beam_width"].astype("Int64").astype(str).replace("<NA>", "-")
+    df["beam_width"] = df["beam_width"].map(lambda v: "-" if pd.isna(v) else str(int(v)))
     groups = df.groupby(CELL, sort=True, dropna=False)
     out = groups.agg(problems=("accuracy", "size"), accuracy=("accuracy", "mean"), flops=("flops", "mean"))
     for b in BINS:
@@ -75,6 +75,8 @@ def print_summary(outcome) -> None:
             f"{r.flops:.3g}",
         )
     console = Console()
+    if not console.is_terminal:  # a log file: wide enough for every column
+        console = Console(width=200)
     console.print(table)
     counts = outcome.difficulty.groupby(["policy", "difficulty"]).size().to_dict()
     console.print(

@@ -198,3 +198,29 @@ def test_full_disk_stops_with_a_clear_error_and_resumes(tmp_path, reference, mon
 def test_jobs_must_be_positive(tmp_path):
     with pytest.raises(UserError, match="--jobs"):
         run(tmp_path / "p", jobs=0)
+
+
+def test_redo_runs_one_step_kind_again_and_keeps_the_rest(tmp_path, reference):
+    out = tmp_path / "p"
+    run(out)
+    before = {k: v for k, v in step_records(out).items() if not k[0].startswith("dvts")}
+    calls = []
+
+    def counting_engine(kind, policy, seed):
+        engine = GoldEngine(name=policy)
+        real = engine.generate
+
+        def generate(prompts, options):
+            calls.append(len(prompts))
+            return real(prompts, options)
+
+        engine.generate = generate
+        return engine
+
+    redone = run(out, loaders=(counting_engine, fake_calibration.load_verifier), redo=("dvts",))
+    after = step_records(out)
+    assert {k: v for k, v in after.items() if not k[0].startswith("dvts")} == before
+    assert any(k[0].startswith("dvts") for k in after) and calls  # dvts ran again, and only dvts
+    pd.testing.assert_frame_equal(redone.records, reference.records)
+    with pytest.raises(UserError, match="--redo: unknown step 'dvtz'"):
+        run(out, redo=("dvtz",))

@@ -222,3 +222,26 @@ def test_vllm_seeded_batch_larger_than_one_scheduler_step(vllm_engine):
     out = vllm_engine.generate(prompts, SamplingOptions(temperature=1.0, max_tokens=2, n=2, seed=5))
     assert [len(g.completions) for g in out] == [2] * len(prompts)
     assert all(c.tokens >= 1 for g in out for c in g.completions)
+
+
+def test_request_seeds_repeat_prompts_continue_the_sequence():
+    from planner.executor.engines.vllm_engine import request_seeds
+
+    assert request_seeds([[1, 2], [3], [1, 2], [1, 2]], 10, 2) == [[10, 11], [10, 11], [12, 13], [14, 15]]
+
+
+@model
+@vllm_mark
+def test_vllm_identical_prompts_in_one_call_are_sampled_independently(vllm_engine):
+    """DVTS sends one identical prompt per subtree at its first step: they must not all get the same
+    samples (they did when every request of a call shared the seed sequence); a prompt's own samples
+    do not depend on what else is in the call."""
+    prompt = vllm_engine.format_prompt(PROBLEMS[0])
+    other = vllm_engine.format_prompt(PROBLEMS[1])
+    opts = SamplingOptions(temperature=1.0, max_tokens=16, n=2, seed=5)
+    gens = vllm_engine.generate([prompt, prompt, prompt], opts)
+    texts = [tuple(c.text for c in g.completions) for g in gens]
+    assert len(set(texts)) == 3
+    alone = vllm_engine.generate([prompt], opts)[0]
+    mixed = vllm_engine.generate([other, prompt], opts)[1]
+    assert [c.text for c in alone.completions] == [c.text for c in mixed.completions] == list(texts[0])

@@ -2,7 +2,8 @@
 
 vLLM starts its workers with spawn: scripts that build this engine need
 `if __name__ == "__main__":`. On CPU a per-request seed together with n > 1 crashes the
-engine, so a call with options.seed runs n requests with seeds seed, seed+1, ... (n=1 each);
+engine, so a call with options.seed runs n requests with seeds seed, seed+1, ... (n=1 each;
+repeats of one prompt in a call continue the sequence, see request_seeds);
 a call without one uses the engine's seeded generator.
 """
 
@@ -36,6 +37,19 @@ def _set_cpu_defaults() -> None:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if cpus:
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", _cpu_ranges(cpus))
+
+
+def request_seeds(ids: list[list[int]], seed: int, n: int) -> list[list[int]]:
+    """Per-request seeds: seed, seed+1, ... for the n samples of a prompt; the k-th repeat of the
+    same prompt in one call starts at seed + k*n, so identical prompts (DVTS subtrees at their first
+    step) get different samples, while a prompt's samples never depend on the other prompts."""
+    seen: dict[tuple[int, ...], int] = {}
+    out = []
+    for x in ids:
+        k = seen.get(tuple(x), 0)
+        seen[tuple(x)] = k + 1
+        out.append([seed + k * n + j for j in range(n)])
+    return out
 
 
 class VLLMEngine:
@@ -126,7 +140,9 @@ class VLLMEngine:
         else:
             requests = [{"prompt_token_ids": x} for x in ids for _ in range(options.n)]
             params = [
-                self._params(options, stops, 1, options.seed + j) for _ in ids for j in range(options.n)
+                self._params(options, stops, 1, seed)
+                for seeds in request_seeds(ids, options.seed, options.n)
+                for seed in seeds
             ]
             outputs = self.llm.generate(requests, params, use_tqdm=False)
             groups = [outputs[i * options.n : (i + 1) * options.n] for i in range(len(ids))]
