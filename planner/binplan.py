@@ -295,6 +295,8 @@ def plan_by_difficulty(
     n_values: Sequence[int] = N_VALUES,
     probe: Mapping | None = None,
     model_info: dict | None = None,
+    aggregations: Sequence[str] | None = None,
+    selections: Sequence[str] | None = None,
 ) -> BinPlan:
     """One configuration per bin maximising the mix-weighted mean predicted accuracy within a
     mean budget per problem, and the best static configuration under the same budget.
@@ -311,7 +313,17 @@ def plan_by_difficulty(
     else:
         mix, mix_source = check_mix(mix), "given"
     priced, by_name, feature_dataset, _ = priced_candidates(
-        policies, prms, budget, dataset, "all", hardware, beam_width, methods, n_values
+        policies,
+        prms,
+        budget,
+        dataset,
+        "all",
+        hardware,
+        beam_width,
+        methods,
+        n_values,
+        aggregations,
+        selections,
     )
     within_budget(priced, budget)  # nothing fits: the same error as a static plan
     column = budget_column(budget)

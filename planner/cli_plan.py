@@ -258,6 +258,13 @@ def plan_command(
         None, "--mix", help="With --per-bin: fractions per bin, easy=0.3,medium=0.4,hard=0.3"
     ),
     probe_k: int = typer.Option(4, "--probe-k", help="With --per-bin: probe samples per problem at run time"),
+    method: list[str] = typer.Option(None, "--method", help="Only these methods (repeatable)"),
+    aggregation: list[str] = typer.Option(
+        None, "--aggregation", help="Only these PRM aggregations (repeatable)"
+    ),
+    selection: list[str] = typer.Option(
+        None, "--selection", help="Only these selections, max or vote (repeatable)"
+    ),
 ) -> None:
     """The best configuration within a budget, its alternatives and the accuracy/FLOPs frontier."""
     from planner.search import plan
@@ -269,8 +276,11 @@ def plan_command(
     budget = _budget(budget_n, budget_flops, budget_seconds)
     hw = _hardware(hardware)
     policies = _policies(policy, model_config)
+    only = {"aggregations": aggregation or None, "selections": selection or None}
+    if method:
+        only["methods"] = method
     if per_bin:
-        _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out)
+        _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out, only)
         return
     regressor, info = load_planner_model(model)
     result = plan(
@@ -284,6 +294,7 @@ def plan_command(
         beam_width=beam_width,
         top=top,
         model_info=info,
+        **only,
     )
     obj = result.to_dict()
     if out is not None:
@@ -329,7 +340,7 @@ def _profile_records():
         return None
 
 
-def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out) -> None:
+def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out, only) -> None:
     """`ttsplan plan --per-bin`: per-bin table, the static comparison, or the JSON."""
     from planner.binplan import BINS, parse_mix, plan_by_difficulty
 
@@ -347,6 +358,7 @@ def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k
         beam_width=beam_width,
         probe={"k": probe_k},
         model_info=info,
+        **only,
     )
     obj = result.to_dict()
     if out is not None:

@@ -318,7 +318,9 @@ class ConfigFeatures(TransformerMixin, BaseEstimator):
             high = family.per_row(np.array([b[1] for b in bounds], dtype=float), np.nan).astype(float)
             size = raw[f"{role}_log10_params"]
             no_model = family.per_row(np.array([u == NO_MODEL for u in family.uniques], dtype=bool), False)
-            ok &= no_model.astype(bool) | ((size >= low - eps) & (size <= high + eps))  # NaN: False
+            # a model-free verifier (family "rule") has no size: its family check above is enough
+            sizeless = np.isnan(size) & np.isnan(low)
+            ok &= no_model.astype(bool) | sizeless | ((size >= low - eps) & (size <= high + eps))
         pairs = set(map(tuple, self.family_difficulty_))
         family, difficulty = raw["policy_family"], raw["difficulty"]
         key = family.codes * (len(difficulty.uniques) + 1) + difficulty.codes

@@ -240,7 +240,8 @@ def spec_frame(candidates: pd.DataFrame, by_name: dict[str, specs.ModelSpec]) ->
     for role in ("policy", "prm"):
         names = Column(candidates[role])
         known = [by_name.get(u) for u in names.uniques]
-        out[f"{role}_params"] = names.per_row(np.array([k.params if k else np.nan for k in known]), np.nan)
+        sizes = [k.params if k and k.head != "rule" else np.nan for k in known]  # a checker has no size
+        out[f"{role}_params"] = names.per_row(np.array(sizes), np.nan)
         families = [family_of(k) if k else u for k, u in zip(known, names.uniques, strict=True)]
         out[f"{role}_family"] = _objects(names.per_row(np.array(families, dtype=object), None), out.index)
     return out
@@ -405,6 +406,8 @@ def priced_candidates(
     beam_width: int = 4,
     methods: Sequence[str] = METHODS,
     n_values: Sequence[int] = N_VALUES,
+    aggregations: Sequence[str] | None = None,
+    selections: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, specs.ModelSpec], str, str]:
     """Every candidate with its cost, not yet scored: (table, specs by name, feature dataset,
     difficulty). Cost does not depend on difficulty, so one table serves every bin."""
@@ -414,7 +417,13 @@ def priced_candidates(
     policy_specs, prm_specs = resolve_models(policies, prms)
     by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
     candidates = enumerate_candidates(
-        policy_specs, prm_specs, methods=methods, n_values=n_values, beam_width=beam_width
+        policy_specs,
+        prm_specs,
+        methods=methods,
+        n_values=n_values,
+        beam_width=beam_width,
+        aggregations=aggregations or AGGREGATIONS,
+        selections=selections or SELECTIONS,
     )
     # Outcome reward models score whole solutions: best_of_n with the final score only.
     orms = [s.name for s in prm_specs if s.role == "orm"]
@@ -440,12 +449,24 @@ def plan(
     methods: Sequence[str] = METHODS,
     n_values: Sequence[int] = N_VALUES,
     model_info: dict | None = None,
+    aggregations: Sequence[str] | None = None,
+    selections: Sequence[str] | None = None,
 ) -> Plan:
     """Best configuration within the budget (highest predicted accuracy, cheaper on ties)."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise UserError(f"top must be a non-negative integer, got {top!r}")
     priced, by_name, feature_dataset, difficulty = priced_candidates(
-        policies, prms, budget, dataset, difficulty, hardware, beam_width, methods, n_values
+        policies,
+        prms,
+        budget,
+        dataset,
+        difficulty,
+        hardware,
+        beam_width,
+        methods,
+        n_values,
+        aggregations,
+        selections,
     )
     fits = within_budget(priced, budget)
     inside = score(model, priced[fits], by_name, feature_dataset, difficulty)

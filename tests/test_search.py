@@ -204,3 +204,31 @@ def test_predict_config_matches_plan_fields(model):
             )
         )[0],
     )
+
+
+def test_rule_checker_prm_is_in_range_and_can_be_restricted():
+    """arith-check (a rule, no model size) planned with a model that saw it: in the calibrated range;
+    --aggregation/--selection filters keep only those verifier configurations."""
+    from planner.regressor import fit_profiles
+    from planner.search import Budget, plan
+    from tests import plan_helpers
+
+    rows = plan_helpers.records(policies=plan_helpers.POLICIES[:4])
+    checked = rows[rows["prm"] == plan_helpers.PRM].copy()
+    checked["prm"] = "arith-check"
+    records = pd.concat([rows, checked], ignore_index=True)
+    model, _ = fit_profiles(records)
+    result = plan(
+        model,
+        [plan_helpers.POLICIES[1]],
+        ["arith-check"],
+        Budget("n", 8),
+        dataset="math500",
+        methods=("best_of_n",),
+        aggregations=("min",),
+        selections=("max",),
+    )
+    assert result.best["prm"] == "arith-check" and result.best["in_calibrated_range"] is True
+    assert {(r["aggregation"], r["selection"]) for r in [result.best, *result.alternatives]} == {
+        ("min", "max")
+    }
