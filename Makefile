@@ -10,8 +10,11 @@ setup-planner:
 setup:
 	bash scripts/install.sh cpu
 
+# The main job on the embedded default: Gemma-3-270m (calibrated on this CPU, profiles/cpu_arith_gemma)
+# with the exact step checker on the synthetic arithmetic set, at most 16 samples per problem.
 plan: setup-planner
-	$(TTSPLAN) plan --policy Qwen2.5-1.5B-Instruct --prm Qwen2.5-Math-PRM-7B --dataset math500 --budget-flops 1e15
+	$(TTSPLAN) plan --policy gemma-3-270m --prm arith-check --dataset arith --budget-n 16 \
+		--aggregation last --aggregation min --aggregation mean
 
 test: setup
 	.venv/bin/ruff check planner calibration tests bench

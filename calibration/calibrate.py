@@ -309,7 +309,16 @@ def _execute_ray(grid, out, policy, chunks, todo, steps, address, jobs, bar, loa
     while running:
         ready, _ = ray.wait(list(running), num_returns=1)
         w, i, before = running.pop(ready[0])
-        result = ray.get(ready[0])
+        try:
+            result = ray.get(ready[0])
+        except ray.exceptions.RayError as exc:
+            for other in workers:
+                ray.kill(other)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"a Ray worker failed on batch {i} of {policy} ({first}); finished batches are saved, "
+                f"re-run the same command to resume"
+            ) from None
         new = [
             {"step": s.key, "problem_id": pid, "data": d}
             for s in steps

@@ -143,14 +143,18 @@ WORKLOADS = {
     )
     for name, prompt_tokens in _PROMPT_TOKENS.items()
 }
-# "arith" (synthetic, planner.datasets, default seed): prompt and steps measured from the
-# problems and their ground-truth steps ("a op b = c" plus the "\n\n" delimiter), chars / 4.
+# "arith" (synthetic, planner.datasets): MEASURED with the embedded models that run it, from the
+# sampling runs of the shipped calibration profiles (ARITH_MEASURED_FROM, T = 0.7, 1,600 samples
+# each): per profile the mean prompt tokens (Gemma's few-shot prompt 218, SmolLM2's chat template
+# 70), generated tokens per sample and steps per sample ("\n\n"-split), then the mean over profiles.
+# tests/test_cost.py recomputes them from profiles/*/runs.
+ARITH_MEASURED_FROM = ("cpu_arith_gemma", "cpu_arith_smollm2")
 WORKLOADS["arith"] = Workload(
-    11.0,
-    3.8,
-    2.336,
-    "estimate from the default arith set: mean question chars / 4; mean 2.336 ground-truth steps "
-    "of mean (chars + 2) / 4 tokens",
+    144.0,
+    30.26,
+    2.442,
+    "measured: mean over the shipped cpu_arith_gemma and cpu_arith_smollm2 sampling runs "
+    "(prompt tokens with the model's prompt template, generated tokens and steps per sample)",
 )
 # Other datasets: mean of the four text datasets' prompt estimates, Table 1 solution length.
 GENERIC_WORKLOAD = Workload(

@@ -47,7 +47,14 @@ max_total_tokens = 48
 """
 TTSPLAN = [sys.executable, "-m", "planner.cli"]
 # one thread per run: a tiny model gains little from two, and runs sharing the cores do not thrash
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+# (Ray's memory monitor off: on a shared 2-core test machine other jobs' memory would get the test's
+# workers killed)
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_memory_monitor_refresh_ms": "0",
+}
 
 
 def command(grid: Path, out: Path, *extra: str) -> list[str]:
