@@ -1,0 +1,107 @@
+"""Planner quality on the shipped profiles, leave one policy out (`ttsplan evaluate --holdout policy`),
+summarised per task (dataset x held-out policy) for the README.
+
+Tasks with at least MIN_CELLS measured cells are the ones where a choice exists (the published
+tables mostly give one or two cells per policy); the summary reports them separately from the rest.
+
+    .venv/bin/python bench/quality.py            # writes bench/results/quality.json and quality.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+OUT = HERE / "results" / "quality"
+MIN_CELLS = 10
+
+
+def _write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def summarise(result: dict) -> list[dict]:
+    gains = {(g["group"], g["dataset"]): g for g in result["summary"]["efficiency_gain"]}
+    rows = []
+    for group in result["groups"]:
+        for task in group.get("tasks", []):
+            regrets = [b["regret_points"] for b in task["budgets"] if b["regret_points"] is not None]
+            gain = gains.get((group["group"], task["dataset"]), {})
+            rows.append(
+                {
+                    "policy": group["group"],
+                    "dataset": task["dataset"],
+                    "cells": task["cells"],
+                    "budgets": len(regrets),
+                    "mean_regret": float(np.mean(regrets)) if regrets else None,
+                    "max_regret": float(np.max(regrets)) if regrets else None,
+                    "efficiency_gain": gain.get("gain"),
+                    "gain_note": gain.get("reason"),
+                    "coverage": group["coverage"]["coverage"],
+                    "coverage_cells": group["coverage"]["cells"],
+                }
+            )
+    return rows
+
+
+def markdown(rows: list[dict], result: dict) -> str:
+    def f(v, spec=".1f"):
+        return "-" if v is None else format(v, spec)
+
+    big = [r for r in rows if r["cells"] >= MIN_CELLS]
+    lines = [
+        f"Tasks with at least {MIN_CELLS} measured cells (leave one policy out):",
+        "",
+        "| held-out policy | dataset | cells | mean regret (points) | max regret | efficiency gain | interval coverage |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in big:
+        gain = f(r["efficiency_gain"], ".2f") + "x" if r["efficiency_gain"] else (r["gain_note"] or "-")
+        lines.append(
+            f"| {r['policy']} | {r['dataset']} | {r['cells']} | {f(r['mean_regret'])} | {f(r['max_regret'])} "
+            f"| {gain} | {f(r['coverage'], '.2f')} of {r['coverage_cells']} |"
+        )
+    all_regrets = [b for r in big for b in ([r["mean_regret"]] if r["mean_regret"] is not None else [])]
+    s = result["summary"]
+    lines += [
+        "",
+        f"Over these tasks: mean regret {f(float(np.mean(all_regrets)) if all_regrets else None)} points, "
+        f"max {f(max((r['max_regret'] or 0) for r in big) if big else None)}. "
+        f"Over every task ({len(rows)}, most with one or two published cells): mean regret "
+        f"{f(s['mean_regret_points'])}, max {f(s['max_regret_points'])}; interval coverage "
+        f"{f(s['coverage'], '.2f')} of {s['cells']} held-out cells ({s['out_of_range']} outside the calibrated range).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    from planner.evaluate import evaluate
+    from planner.profiles import default_profile_dirs, load_profiles
+
+    dirs = [Path(a) for a in sys.argv[1:]] or default_profile_dirs()
+    result = evaluate(load_profiles(dirs), holdout="policy")
+    rows = summarise(result)
+    md = markdown(rows, result)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    _write(
+        OUT.with_suffix(".json"),
+        json.dumps(
+            {"profiles": [str(d) for d in dirs], "tasks": rows, "summary": result["summary"]}, indent=2
+        )
+        + "\n",
+    )
+    _write(OUT.with_suffix(".md"), md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
