@@ -224,3 +224,25 @@ def test_redo_runs_one_step_kind_again_and_keeps_the_rest(tmp_path, reference):
     pd.testing.assert_frame_equal(redone.records, reference.records)
     with pytest.raises(UserError, match="--redo: unknown step 'dvtz'"):
         run(out, redo=("dvtz",))
+
+
+def test_quantile_levels_split_problems_evenly_by_pass1(tmp_path):
+    grid = Grid(
+        name="q",
+        dataset=DATASET,
+        limit=10,
+        policies=("fake-policy",),
+        verifiers=(),
+        methods=("majority",),
+        n=(1, 4),
+        tree_n=None,
+        difficulty_samples=4,
+        quantile_levels=True,
+        batch_size=5,
+    )
+    got = run(tmp_path / "p", grid=grid).difficulty
+    assert sorted(got["quantile_level"].value_counts().to_dict().items()) == [(k, 2) for k in range(1, 6)]
+    by_level = got.groupby("quantile_level")["pass1"]
+    assert (by_level.min().to_numpy()[:-1] >= by_level.max().to_numpy()[1:]).all()  # 1 easiest ... 5 hardest
+    saved = pd.read_csv(tmp_path / "p" / "difficulty.csv")
+    assert list(saved["quantile_level"]) == list(got["quantile_level"])
