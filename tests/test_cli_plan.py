@@ -249,3 +249,32 @@ def test_model_config_policy(model_file, tmp_path, capsys):
         capsys,
         "config.json",
     )
+
+
+def test_gemma_on_arith_is_planned_from_the_shipped_cpu_profile(capsys):
+    """The shipped model was fitted on profiles/cpu_arith_gemma: a plan for Gemma-3-270m on arith is
+    inside its calibrated range, and it ranks by what was measured there (the exact checker helps)."""
+    manifest = json.loads(DEFAULT_MODEL.with_name(DEFAULT_MODEL.name + ".manifest.json").read_text())
+    assert "cpu_arith_gemma" in manifest["extra"]["profiles"]
+    argv = [
+        "plan",
+        "--policy",
+        "gemma-3-270m",
+        "--prm",
+        "arith-check",
+        "--dataset",
+        "arith",
+        "--budget-n",
+        "16",
+        "--aggregation",
+        "min",
+        "--aggregation",
+        "mean",
+        "--json",
+    ]
+    code, out, _ = run(argv, capsys)
+    plan = json.loads(out)
+    assert code == 0 and plan["policy"] == "google/gemma-3-270m" and plan["in_calibrated_range"] is True
+    base = ["plan", "--policy", "gemma-3-270m", "--dataset", "arith", "--budget-n", "1"]
+    cot = json.loads(run([*base, "--method", "cot", "--json"], capsys)[1])
+    assert plan["predicted_accuracy"] > cot["predicted_accuracy"]
