@@ -43,10 +43,10 @@ from planner.executor.runner import (
     DEFAULT_BATCH_SIZE,
     FlopCounter,
     append_records,
+    check_inputs,
     config_key,
-    drop_torn_tail,
     make_record,
-    read_records,
+    resume,
 )
 
 PROBE_STEP = 1_000_000  # call_seed step of the probe: no method reaches it, so its samples differ
@@ -372,22 +372,11 @@ def run_adaptive(
     progress: Callable[[int], None] | None = None,
 ) -> AdaptiveSummary:
     """Probe, bin and solve `problems` in batches, appending one record per problem; resumable."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise UserError(f"batch size must be an integer >= 1, got {batch_size!r}")
     if plan.uses_verifier and verifier is None:
         raise UserError("this per-bin plan needs a verifier (a bin's method or the probe uses one)")
-    ids = [str(p.id) for p in problems]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise UserError(f"duplicate problem id {dup!r}")
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ids = check_inputs(problems, batch_size)
     key = adaptive_key(plan, engine, verifier)
-    existing, torn = read_records(out)
-    if torn:
-        drop_torn_tail(out)
-    done = {r["problem_id"]: r for r in existing if r["config"] == key}
-    todo = [p for p in problems if str(p.id) not in done]
+    out, done, todo = resume(out_path, key, problems)
     skipped = len(problems) - len(todo)
     if progress and skipped:
         progress(skipped)

@@ -230,6 +230,29 @@ def summarize(
 # ---------------------------------------------------------------- the loop
 
 
+def check_inputs(problems: Sequence, batch_size: int) -> list[str]:
+    """The problems' ids, after checking the batch size and that no id repeats."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise UserError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    ids = [str(p.id) for p in problems]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise UserError(f"duplicate problem id {dup!r}")
+    return ids
+
+
+def resume(out_path: str | Path, key: dict, problems: Sequence) -> tuple[Path, dict, list]:
+    """(output path, records already there for `key` by problem id, problems still to run);
+    a torn last line is cut off first."""
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    existing, torn = read_records(out)
+    if torn:
+        drop_torn_tail(out)
+    done = {r["problem_id"]: r for r in existing if r["config"] == key}
+    return out, done, [p for p in problems if str(p.id) not in done]
+
+
 def run_plan(
     plan: RunPlan,
     problems: Sequence,
@@ -244,22 +267,11 @@ def run_plan(
     progress(k) is called after each batch with the number of problems it finished (and once
     with the number skipped). Interrupting (Ctrl-C) keeps every finished batch on disk.
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise UserError(f"batch size must be an integer >= 1, got {batch_size!r}")
     if plan.config.uses_verifier and verifier is None:
         raise UserError(f"method {plan.config.method} needs a verifier")
-    ids = [str(p.id) for p in problems]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise UserError(f"duplicate problem id {dup!r}")
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ids = check_inputs(problems, batch_size)
     key = config_key(plan, engine, verifier)
-    existing, torn = read_records(out)
-    if torn:
-        drop_torn_tail(out)
-    done = {r["problem_id"]: r for r in existing if r["config"] == key}
-    todo = [p for p in problems if str(p.id) not in done]
+    out, done, todo = resume(out_path, key, problems)
     skipped = len(problems) - len(todo)
     if progress and skipped:
         progress(skipped)
