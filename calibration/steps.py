@@ -154,7 +154,6 @@ class Worker:
         return out
 
     def _score(self, step: Step, problems: list, samples: list[dict]) -> list[dict]:
-        from planner import cost
         from planner.executor.methods.common import score_solutions
 
         verifier = self.verifier(step.verifier)
@@ -171,9 +170,7 @@ class Worker:
                 {
                     "step_scores": [[float(x) for x in sc.steps] for sc in mine],
                     "prm_tokens": [sc.tokens_scored for sc in mine],
-                    "prm_flops": [float(cost.prm_flops(prm, sc.tokens_scored)) if prm else 0.0 for sc in mine]
-                    if prm or not any(sc.tokens_scored for sc in mine)
-                    else None,
+                    "prm_flops": _prm_flops(prm, [sc.tokens_scored for sc in mine]),
                 }
             )
         return out
@@ -207,6 +204,15 @@ class Worker:
                 }
             )
         return out
+
+
+def _prm_flops(prm, tokens: list[int]) -> list[float] | None:
+    """FLOPs per scored sample; zeros when the verifier read nothing (a rule), None when unknown."""
+    from planner import cost
+
+    if prm is not None:
+        return [float(cost.prm_flops(prm, t)) for t in tokens]
+    return None if any(tokens) else [0.0] * len(tokens)
 
 
 def _spec(name: str | None):
