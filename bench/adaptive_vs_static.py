@@ -57,11 +57,11 @@ def main() -> None:
 
     from dataclasses import replace
 
-    from planner.datasets import load_dataset, stratified
+    from planner.core.datasets import load_dataset, stratified
+    from planner.core.planfile import load_plan, plan_from_dict
     from planner.executor import embedded
     from planner.executor.adaptive import load_adaptive_plan, run_adaptive
     from planner.executor.engines import make_engine
-    from planner.executor.plan import load_plan, plan_from_dict
     from planner.executor.runner import run_plan
     from planner.executor.verifiers import make_verifier
 

@@ -43,9 +43,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from planner.datasets import load_dataset, stratified
+    from planner.core.config import MethodConfig
+    from planner.core.datasets import load_dataset, stratified
     from planner.executor.engines import make_engine
-    from planner.executor.methods import METHODS, MethodConfig
+    from planner.executor.methods import RUNNERS
     from planner.executor.verifiers import make_verifier
 
     problems = stratified(load_dataset("arith"), args.problems, seed=0)
@@ -58,7 +59,7 @@ def main() -> None:
         max_total_tokens=args.max_total_tokens,
         seed=args.seed,
     )
-    beam = METHODS["beam"]
+    beam = RUNNERS["beam"]
     verifier = make_verifier("arith-check")
     engine = make_engine("vllm", MODEL, seed=args.seed)
 

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from planner import specs
-from planner.features import AGGREGATIONS, SELECTIONS
-from planner.regressor import AccuracyRegressor
+from planner.core.vocab import AGGREGATIONS, SELECTIONS
+from planner.models import specs
+from planner.predict.regressor import AccuracyRegressor
 
 TARGET_S = 10.0
 ROWS = 100_000

@@ -10,9 +10,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from planner import specs
-from planner.cli_plan import load_planner_model
-from planner.search import Budget, enumerate_candidates, plan
+from planner.models import specs
+from planner.plan.search import Budget, enumerate_candidates, plan
+from planner.predict.modelio import load_planner_model
 
 TARGET_MS = 20.0
 POLICIES = ["Qwen/Qwen2.5-1.5B-Instruct", "meta-llama/Llama-3.2-1B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]

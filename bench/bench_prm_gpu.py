@@ -19,14 +19,14 @@ import torch
 def main() -> None:
     from transformers import AutoTokenizer, Qwen2Config
 
-    from planner.cost import prm_flops
     from planner.executor.verifiers.prm_formats import (
         QWEN_PRM_STEP_TAG,
         Qwen2ForProcessRewardModel,
         QwenMathPRM,
     )
-    from planner.hardware import get_hardware
-    from planner.specs import resolve
+    from planner.models.cost import prm_flops
+    from planner.models.hardware import get_hardware
+    from planner.models.specs import resolve
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokenizer", required=True)

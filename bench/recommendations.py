@@ -2,7 +2,7 @@
 
 For each profile folder (as `ttsplan calibrate` writes them: one record per problem per
 configuration cell) and each (dataset, policy) in it, for each difficulty bin (all, easy,
-medium, hard) and each N budget: the planner's choice (`planner.search.plan` over the PRMs,
+medium, hard) and each N budget: the planner's choice (`planner.plan.search.plan` over the PRMs,
 methods, N values and beam width the profile measured), its predicted accuracy, its measured
 accuracy on the bin's problems, and the best measured cell with n <= N in that bin.
 
@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner import specs
-from planner.errors import UserError
-from planner.features import BEAM_METHODS, METHODS, NO_MODEL
+from planner.core.errors import UserError
+from planner.core.vocab import METHODS, TREE_METHODS
+from planner.models import specs
+from planner.predict.features import NO_MODEL
 
 BINS = ("all", "easy", "medium", "hard")
 CELL = ("policy", "prm", "method", "aggregation", "selection", "n", "beam_width")
@@ -160,11 +161,11 @@ def _spec_name(model: str | specs.ModelSpec) -> str:
 def ranked_plan(model, policy, prms, budget_n, dataset, difficulty, methods, n_values, widths) -> list[dict]:
     """Every candidate within the budget, as plan() ranks them (highest predicted accuracy,
     cheaper on ties); one plan() call per beam width when the profile measured several."""
-    from planner.search import Budget, plan
+    from planner.plan.search import Budget, plan
 
     found: dict[tuple, dict] = {}
     for i, width in enumerate(widths):
-        allowed = list(methods) if i == 0 else [m for m in methods if m in BEAM_METHODS]
+        allowed = list(methods) if i == 0 else [m for m in methods if m in TREE_METHODS]
         if not allowed:
             continue
         result = plan(
@@ -367,7 +368,7 @@ def _summary(items: list[dict]) -> str:
 
 
 def build(model, dirs: list[Path], budgets: list[int]) -> list[dict]:
-    from planner.profiles import load_profile
+    from planner.core.profiles import load_profile
 
     rows = []
     for folder in dirs:
@@ -399,7 +400,7 @@ def main(argv: list[str] | None = None, model: object | None = None) -> int:
         json_path, md_path = out_paths(args.out)
         info: dict = {"path": "given object"}
         if model is None:
-            from planner.cli_plan import load_planner_model
+            from planner.predict.modelio import load_planner_model
 
             if args.model is not None and not args.model.is_file():
                 raise UserError(f"--model file does not exist: {args.model}")

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ from calibration.derive import build_records, difficulty_table, spent_flops
 from calibration.grid import Grid, check_grid
 from calibration.grid import problems as grid_problems
 from calibration.steps import Step, Worker, steps_for
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.files import atomic_path, write_json_atomic
 
 GRID_FILE = "grid.json"
 RUNS = "runs"
@@ -90,21 +90,6 @@ def run_batch(
 # ---------------------------------------------------------------- grid file
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def claim(out: Path, grid: Grid) -> None:
     """Record the grid in `out`, or check that the one recorded there has the same step inputs.
 
@@ -135,7 +120,7 @@ def claim(out: Path, grid: Grid) -> None:
     elif out.exists() and (out / "profile.json").exists():
         raise UserError(f"--out {out} holds a profile that is not a calibration run; use another --out")
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(path, grid.to_dict())
+    write_json_atomic(path, grid.to_dict())
 
 
 # ---------------------------------------------------------------- running
@@ -372,7 +357,7 @@ def _hardware() -> dict:
 def _models(grid: Grid, names: list[str]) -> dict:
     from dataclasses import asdict
 
-    from planner import specs
+    from planner.models import specs
 
     out = {}
     for name in names:
@@ -385,7 +370,7 @@ def _models(grid: Grid, names: list[str]) -> dict:
 
 def finish(grid: Grid, out: Path, started: str, wall_s: float, command: str) -> Outcome:
     """Read every batch file, derive the profile, write it and difficulty.csv."""
-    from planner.profiles import write_profile
+    from planner.core.profiles import write_profile
 
     items = grid_problems(grid)
     chunks = batches(items, grid.batch_size)
@@ -433,9 +418,8 @@ def finish(grid: Grid, out: Path, started: str, wall_s: float, command: str) -> 
         },
     }
     profile = write_profile(out, records, meta)
-    tmp = out / f".{DIFFICULTY_FILE}.tmp"
-    difficulty.to_csv(tmp, index=False)
-    os.replace(tmp, out / DIFFICULTY_FILE)
+    with atomic_path(out / DIFFICULTY_FILE) as tmp:
+        difficulty.to_csv(tmp, index=False)
     return Outcome(profile.path, records, difficulty, spent, separate, wall_s)
 
 

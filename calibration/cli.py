@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 
 import_app = typer.Typer(
     name="import",
@@ -43,7 +43,7 @@ def published(
 ) -> None:
     """Build a profile from published tables."""
     from calibration import importers
-    from planner.profiles import write_profile
+    from planner.core.profiles import write_profile
 
     if name not in importers.PUBLISHED:
         raise UserError(f"unknown published table set {name!r} (known: {', '.join(importers.PUBLISHED)})")
@@ -70,7 +70,7 @@ def persample(
 ) -> None:
     """Replay per-sample results (one row per sampled solution) into a profile."""
     from calibration.importers import import_persample
-    from planner.profiles import ALLOWED, write_profile
+    from planner.core.profiles import ALLOWED, write_profile
 
     if aggregation not in ALLOWED["aggregation"]:
         raise UserError(
@@ -108,7 +108,7 @@ def sal(
 ) -> None:
     """Replay a search-and-learn best-of-N output into a profile."""
     from calibration.importers import import_sal
-    from planner.profiles import write_profile
+    from planner.core.profiles import write_profile
 
     aggs = [a.strip() for a in aggregations.split(",") if a.strip()]
     records, meta = import_sal(

@@ -15,8 +15,9 @@ import pandas as pd
 
 from calibration.grid import Grid
 from calibration.replay import best_of_n_expectation, majority_expectation, weighted_vote_expectation
-from planner.executor.methods.common import aggregate, answer_key
-from planner.profiles import SCHEMA, difficulty_from_pass1, validate_records
+from planner.core.profiles import SCHEMA, validate_records
+from planner.core.scoring import aggregate, answer_key
+from planner.core.vocab import difficulty_from_pass1
 
 QUANTILE_LEVELS = 5
 
@@ -29,8 +30,8 @@ def model_label(name: str) -> str:
     """
     from pathlib import Path
 
-    from planner import specs
-    from planner.errors import UserError
+    from planner.core.errors import UserError
+    from planner.models import specs
 
     for candidate in (name, Path(name).name):
         try:

@@ -12,12 +12,11 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from planner.errors import UserError
-from planner.executor.methods.common import AGGREGATIONS, METHOD_NAMES, TREE_METHODS
+from planner.core.errors import UserError
+from planner.core.vocab import AGGREGATIONS, ENGINES, METHODS, TREE_METHODS
+from planner.executor.factory import check_model, check_verifier
 
-ENGINES = ("auto", "vllm", "transformers")
 SAMPLE_METHODS = ("majority", "best_of_n")  # replayed from one run at the largest N
-BUILTIN_VERIFIERS = ("lm-judge", "arith-check")
 
 
 @dataclass(frozen=True)
@@ -195,8 +194,6 @@ def load_grid(path: str | Path) -> Grid:
 
 
 def _check_model(name: str, source: str) -> None:
-    from planner.executor.cli_run import check_model
-
     try:
         check_model(name, "policy")
     except UserError as exc:
@@ -204,25 +201,10 @@ def _check_model(name: str, source: str) -> None:
 
 
 def _check_verifier(name: str, source: str) -> None:
-    if name in BUILTIN_VERIFIERS or name.startswith("lm-judge:"):
-        return
-    from planner.executor.verifiers.prm import FAMILIES, _cached_copy, known_prm
-
-    family, sep, rest = name.partition(":")
-    target = rest if sep and family in FAMILIES else name
-    if Path(target).expanduser().is_dir() and (Path(target).expanduser() / "config.json").is_file():
-        return
-    hub_id = known_prm(target)
-    if hub_id and _cached_copy(hub_id) is not None:
-        return
-    if hub_id:
-        raise UserError(
-            f"{source}: verifier {name!r} is a known PRM but has no local weights; pass the folder "
-            f"it was downloaded to (nothing is downloaded at run time)"
-        )
-    raise UserError(
-        f"{source}: unknown verifier {name!r}; use lm-judge, lm-judge:MODEL, arith-check or a PRM folder"
-    )
+    try:
+        check_verifier(name)
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
 
 
 def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> Grid:
@@ -230,8 +212,8 @@ def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> G
     if not grid.policies:
         raise UserError(f"{source}: policies: give at least one policy model")
     for m in grid.methods:
-        if m not in METHOD_NAMES:
-            raise UserError(f"{source}: methods: unknown method {m!r}; choose from {', '.join(METHOD_NAMES)}")
+        if m not in METHODS:
+            raise UserError(f"{source}: methods: unknown method {m!r}; choose from {', '.join(METHODS)}")
     for a in (*grid.aggregations, grid.tree_aggregation):
         if a not in AGGREGATIONS:
             raise UserError(f"{source}: aggregation {a!r} unknown; choose from {', '.join(AGGREGATIONS)}")
@@ -276,7 +258,7 @@ def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> G
 
 def problems(grid: Grid, source: str = "grid") -> list:
     """The grid's problems: the dataset, stratified by level if asked, then cut to `limit`."""
-    from planner.datasets import load_dataset, stratified
+    from planner.core.datasets import load_dataset, stratified
 
     try:
         items = load_dataset(grid.dataset)

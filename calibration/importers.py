@@ -1,6 +1,6 @@
 """Build profiles from published tables and recorded samples.
 
-Each importer returns (records, meta) ready for `planner.profiles.write_profile`; `build_shipped`
+Each importer returns (records, meta) ready for `planner.core.profiles.write_profile`; `build_shipped`
 writes the profiles kept in the repository's profiles/ folder from the copies in
 calibration/data/published (see SOURCES.md there). Every value comes from a source file; what
 a source leaves unstated is recorded as "unstated" / <NA> with a note.
@@ -17,23 +17,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner.errors import UserError
-from planner.profiles import SCHEMA, validate_records, write_profile
+from planner.core.errors import UserError
+from planner.core.profiles import SCHEMA, validate_records, write_profile
+from planner.core.scoring import aggregate
+from planner.core.vocab import AGGREGATIONS
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "data" / "published"
 PAPER = "Liu et al. 2025, Can 1B LLM Surpass 405B LLM? (arXiv 2502.06703)"
 DATASET_SIZES = {"math500": 500, "aime24": 30, "gsm8k": 1319}
-AGGREGATIONS = ("last", "min", "mean", "prod")
 
 # ---------------------------------------------------------------- model names
 
 
 def canonical(name: str) -> str:
-    """The registry's name for a model (planner.specs.resolve), else `name` unchanged."""
+    """The registry's name for a model (planner.models.specs.resolve), else `name` unchanged."""
     if name in ("none", "unstated"):
         return name
     try:
-        from planner import specs
+        from planner.models import specs
     except ImportError:
         return name
     try:
@@ -45,7 +46,7 @@ def canonical(name: str) -> str:
 def models_meta(names: Iterable[str]) -> dict:
     """name -> ModelSpec.to_dict() for the names the registry knows."""
     try:
-        from planner import specs
+        from planner.models import specs
     except ImportError:
         return {}
     out = {}
@@ -320,7 +321,7 @@ def import_liu2025_tables(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame,
         "training-data statistics) and Table 4 (FLOPs, basis of the inference column unstated) hold "
         "no accuracy cells and are not imported.",
         "Token counts and FLOPs per problem are not given by the tables: NaN.",
-        "Policy and PRM names are the registry's canonical names where planner.specs knows the "
+        "Policy and PRM names are the registry's canonical names where planner.models.specs knows the "
         "model, else the table's names.",
     ]
     meta = _meta(
@@ -414,7 +415,7 @@ def import_rlhflow_bon1024(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame
         "best-of-N test sets hold sampled solutions; it does not say greedy), not greedy CoT.",
         "ORM rows: one score per solution, aggregation 'last'; PRM rows: aggregation 'mean' because the "
         "README says the average of the step scores represents the answer; both select the max score.",
-        "Policy and verifier names are the registry's canonical names where planner.specs knows them "
+        "Policy and verifier names are the registry's canonical names where planner.models.specs knows them "
         "(see 'models'); the README itself says only 'Mistral-7B' (fine-tuned on MetaMath by the "
         "authors) and 'Deepseek-7B' (deepseek-math-7b-instruct), so mapping the Mistral policy to a "
         "registry entry is the registry's alias, not the README's statement.",
@@ -593,22 +594,6 @@ def _grader() -> tuple[Callable[[str], str | None], Callable[[str, str], bool]]:
         return extract, equal
 
 
-def aggregate_steps(steps: Sequence[float], how: str) -> float:
-    """One solution score from its per-step PRM scores."""
-    arr = np.asarray(steps, dtype="float64")
-    if arr.size == 0 or not np.isfinite(arr).all():
-        raise UserError("per-step scores must be a non-empty list of finite numbers")
-    if how == "last":
-        return float(arr[-1])
-    if how == "min":
-        return float(arr.min())
-    if how == "mean":
-        return float(arr.mean())
-    if how == "prod":
-        return float(np.prod(arr))
-    raise UserError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {how!r}")
-
-
 def _group_answers(answers: list[str | None], correct: list[bool], equal) -> list[str | None]:
     """Representative answer per sample: equivalent answers of equal correctness share one."""
     reps: list[tuple[str, bool]] = []
@@ -723,7 +708,7 @@ def import_sal(
     parts = []
     for i, how in enumerate(aggregations):
         frame = samples.assign(
-            aggregation=how, score=[aggregate_steps(s, how) for s in samples["steps"]]
+            aggregation=how, score=[aggregate(s, how) for s in samples["steps"]]
         ).drop(columns=["steps"])
         methods = ("best_of_n", "weighted_vote") if i else ("best_of_n", "majority", "weighted_vote")
         parts.append(replay_table(frame, ks, methods))

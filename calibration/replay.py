@@ -18,8 +18,9 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from planner.errors import UserError
-from planner.profiles import SCHEMA, difficulty_from_pass1, validate_records
+from planner.core.errors import UserError
+from planner.core.profiles import SCHEMA, validate_records
+from planner.core.vocab import difficulty_from_pass1
 
 ENUMERATION_LIMIT = 200_000  # subsets; weighted vote has no closed form
 METHODS = ("best_of_n", "majority", "weighted_vote")

@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calibration.grid import Grid
+from planner.core.config import MethodConfig
+from planner.executor import factory
 from planner.executor.methods import run_method
-from planner.executor.methods.common import MethodConfig, extract, split_steps
+from planner.executor.methods.common import extract, split_steps
 from planner.executor.methods.majority import sample as sample_texts
+from planner.models import specs
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,8 @@ class Worker:
 
     def __init__(self, grid: Grid, load_engine=None, load_verifier=None) -> None:
         self.grid = grid
-        self._load_engine = load_engine or _default_engine
-        self._load_verifier = load_verifier or _default_verifier
+        self._load_engine = load_engine or factory.load_engine
+        self._load_verifier = load_verifier or factory.load_verifier
         self.policy: str | None = None
         self.engine = None
         self.verifiers: dict[str, object] = {}
@@ -129,7 +132,7 @@ class Worker:
 
     # ------------------------------------------------------------ steps
     def _sample(self, problems: list) -> list[dict]:
-        from planner import cost
+        from planner.models import cost
 
         config = _config(self.grid, "majority", self.grid.sample_n)
         spec = _spec(self.engine.name)
@@ -208,7 +211,7 @@ class Worker:
 
 def _prm_flops(prm, tokens: list[int]) -> list[float] | None:
     """FLOPs per scored sample; zeros when the verifier read nothing (a rule), None when unknown."""
-    from planner import cost
+    from planner.models import cost
 
     if prm is not None:
         return [float(cost.prm_flops(prm, t)) for t in tokens]
@@ -216,18 +219,4 @@ def _prm_flops(prm, tokens: list[int]) -> list[float] | None:
 
 
 def _spec(name: str | None):
-    from planner.executor.runner import _spec_or_none
-
-    return _spec_or_none(name)
-
-
-def _default_engine(kind: str, policy: str, seed: int):
-    from planner.executor.cli_run import load_engine
-
-    return load_engine(kind, policy, seed)
-
-
-def _default_verifier(name: str, policy: str):
-    from planner.executor.cli_run import load_verifier
-
-    return load_verifier(name, policy)
+    return specs.spec_or_none(name)

@@ -14,7 +14,8 @@ import json
 import os
 from pathlib import Path
 
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.files import write_text_atomic
 
 
 def _digest(body: str) -> str:
@@ -97,10 +98,5 @@ def drop(path: Path, keep) -> int:
     kept = [r for r in records if keep(r)]
     if len(kept) == len(records):
         return 0
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("".join(encode(r) for r in kept))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(encode(r) for r in kept))
     return len(records) - len(kept)

@@ -6,8 +6,9 @@ import math
 
 import pandas as pd
 
+from planner.core.vocab import BINS
+
 CELL = ["policy", "prm", "method", "aggregation", "selection", "n", "beam_width"]
-BINS = ("easy", "medium", "hard")
 
 
 def cell_table(records: pd.DataFrame) -> pd.DataFrame:

@@ -60,7 +60,7 @@ if [ "$mode" = cpu ]; then
 fi
 
 if [ "$mode" = planner ]; then
-    "$py" -c "import planner.cli" && echo "ready: $venv ($mode)"
+    "$py" -c "import planner.cli.main" && echo "ready: $venv ($mode)"
     exit 0
 fi
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from planner.datasets import load_dataset
+from planner.core.datasets import load_dataset
 from tests.fake_engine import HEADER, FakeEngine, FakeVerifier
 
 DATASET = "arith:per_level=4"

@@ -20,7 +20,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from planner.executor.base import STEP_DELIMITER, Completion, Generation, SamplingOptions, StepScores
+from planner.core.vocab import STEP_DELIMITER
+from planner.executor.base import Completion, Generation, SamplingOptions, StepScores
 
 HEADER = "Solution:\n"
 _WORD = re.compile(r"\S+")

@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from planner import specs
-from planner.profiles import SCHEMA
+from planner.core.profiles import SCHEMA
+from planner.models import specs
 
 POLICIES = (
     "Qwen/Qwen2.5-0.5B-Instruct",

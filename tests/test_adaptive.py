@@ -14,12 +14,12 @@ import re
 
 import pytest
 
-from planner import cost, specs
-from planner.binplan import BINS
-from planner.cli import main
-from planner.datasets import Problem, load_dataset
-from planner.errors import UserError
-from planner.executor import cli_run
+from planner.cli import run as cli_run
+from planner.cli.main import main
+from planner.core.datasets import Problem, load_dataset
+from planner.core.errors import UserError
+from planner.core.planfile import PLAN_FORMAT, PLAN_VERSION, plan_from_dict
+from planner.core.vocab import BINS
 from planner.executor.adaptive import (
     PROBE_STEP,
     adaptive_from_dict,
@@ -30,8 +30,8 @@ from planner.executor.adaptive import (
 )
 from planner.executor.base import Completion, Generation, StepScores
 from planner.executor.methods.common import call_seed
-from planner.executor.plan import plan_from_dict
 from planner.executor.runner import read_records, run_plan
+from planner.models import cost, specs
 from tests.fake_engine import FakeEngine
 
 POLICY = "HuggingFaceTB/SmolLM2-135M-Instruct"  # a registered spec: FLOPs are counted
@@ -120,6 +120,8 @@ def bin_entry(method: str, n: int, acc: float, flops: float) -> dict:
 
 def plan_dict(**probe) -> dict:
     return {
+        "format": PLAN_FORMAT,
+        "version": PLAN_VERSION,
         "kind": "per_bin",
         "bins": {
             "easy": bin_entry("cot", 1, 0.9, 1e9),
@@ -257,9 +259,9 @@ def test_agreement_and_bins():
 
 
 def test_per_bin_plan_round_trip(tmp_path):
-    from planner.binplan import plan_by_difficulty
-    from planner.cli_plan import load_planner_model
-    from planner.search import Budget
+    from planner.plan.binplan import plan_by_difficulty
+    from planner.plan.search import Budget
+    from planner.predict.modelio import load_planner_model
 
     model, _ = load_planner_model(None)
     obj = plan_by_difficulty(model, ["google/gemma-3-270m"], ["none"], Budget("n", 8), "arith").to_dict()

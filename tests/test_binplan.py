@@ -1,4 +1,4 @@
-"""Difficulty-aware plans (planner.binplan, `ttsplan plan --per-bin`).
+"""Difficulty-aware plans (planner.plan.binplan, `ttsplan plan --per-bin`).
 
 A fake regressor gives hand-made accuracies per (method, n, bin), so the best split and the best
 static plan are known by construction; the exact search is also checked against brute force
@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.binplan import BINS, best_split, check_mix, mix_from_records, parse_mix, plan_by_difficulty
-from planner.cli import main
-from planner.errors import UserError
-from planner.search import Budget, predict_config
+from planner.cli.main import main
+from planner.core.errors import UserError
+from planner.core.vocab import BINS
+from planner.plan.binplan import best_split, check_mix, mix_from_records, parse_mix, plan_by_difficulty
+from planner.plan.search import Budget, predict_config
 
 POLICY = "Qwen/Qwen2.5-1.5B-Instruct"
 
@@ -79,7 +80,7 @@ def test_known_split_beats_static_under_mean_samples():
 
 
 def test_flops_budget_matches_brute_force():
-    from planner.search import priced_candidates
+    from planner.plan.search import priced_candidates
 
     priced, *_ = priced_candidates(
         [POLICY],
@@ -304,7 +305,7 @@ def test_cli_per_bin_json_and_table(capsys, tmp_path):
     assert mean <= 1e14 * (1 + 1e-9) and plan["static"]["flops_per_problem"] <= 1e14
     assert plan["mean_predicted_accuracy"] >= plan["static"]["predicted_accuracy"] - 1e-12
     # each bin's prediction is what `predict` says for that configuration and difficulty
-    from planner.cli_plan import load_planner_model
+    from planner.predict.modelio import load_planner_model
 
     model, _ = load_planner_model(None)
     for b in BINS:

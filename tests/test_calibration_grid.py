@@ -8,8 +8,8 @@ import pytest
 
 from calibration.calibrate import calibrate
 from calibration.grid import Grid, check_grid, grid_from_dict, load_grid
-from planner.cli import main
-from planner.errors import UserError
+from planner.cli.main import main
+from planner.core.errors import UserError
 
 GOOD = """
 name = "g"

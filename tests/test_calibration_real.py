@@ -45,7 +45,7 @@ max_steps = 3
 max_step_tokens = 24
 max_total_tokens = 48
 """
-TTSPLAN = [sys.executable, "-m", "planner.cli"]
+TTSPLAN = [sys.executable, "-m", "planner.cli.main"]
 # one thread per run: a tiny model gains little from two, and runs sharing the cores do not thrash
 # (Ray's memory monitor off: on a shared 2-core test machine other jobs' memory would get the test's
 # workers killed)

@@ -13,12 +13,13 @@ import pytest
 from calibration import store
 from calibration.calibrate import RUNS, calibrate, load_batch
 from calibration.grid import Grid
-from planner.datasets import load_dataset
-from planner.errors import UserError
+from planner.core.config import MethodConfig
+from planner.core.datasets import load_dataset
+from planner.core.errors import UserError
 from planner.executor.base import Completion, Generation
 from planner.executor.grading import is_equivalent
 from planner.executor.methods import best_of_n, majority
-from planner.executor.methods.common import MethodConfig, select_max
+from planner.executor.methods.common import select_max
 from tests import fake_calibration
 from tests.fake_calibration import DATASET, LOADERS, GoldEngine
 from tests.fake_engine import FakeVerifier, count_tokens

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from calibration import store
-from planner.errors import UserError
+from planner.core.errors import UserError
 
 
 def test_round_trip_and_order(tmp_path):

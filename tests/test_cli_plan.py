@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from planner.cli import main
-from planner.cli_plan import DEFAULT_MODEL
-from planner.profiles import write_profile
+from planner.cli.main import main
+from planner.core.profiles import write_profile
+from planner.predict.modelio import DEFAULT_MODEL
 from tests.plan_helpers import POLICIES, records
 
 MAIN_JOB = [

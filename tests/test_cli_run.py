@@ -3,16 +3,21 @@ a full run, resume and Ctrl-C with the fake engine standing in for the model loa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
 
-from planner.cli import main
-from planner.errors import UserError
-from planner.executor import cli_run
+from planner.cli import run as cli_run
+from planner.cli.main import main
+from planner.core.errors import UserError
+from planner.core.planfile import KIND_SINGLE, PLAN_FORMAT, PLAN_VERSION
 from tests.fake_engine import FakeEngine, FakeVerifier
 
 PLAN = {  # the fields `ttsplan plan --json` prints
+    "format": PLAN_FORMAT,
+    "version": PLAN_VERSION,
+    "kind": KIND_SINGLE,
     "policy": "HuggingFaceTB/SmolLM2-135M-Instruct",
     "prm": "Qwen/Qwen2.5-Math-PRM-7B",
     "method": "beam",
@@ -138,9 +143,9 @@ def test_bad_inputs_are_one_line_and_load_nothing(tmp_path, capsys, no_models):
 
 
 def test_vllm_missing_names_the_extra(tmp_path, capsys, no_models, monkeypatch):
-    real = cli_run.importlib.util.find_spec
+    real = importlib.util.find_spec
     monkeypatch.setattr(
-        cli_run.importlib.util, "find_spec", lambda name: None if name == "vllm" else real(name)
+        importlib.util, "find_spec", lambda name: None if name == "vllm" else real(name)
     )
     plan = write_plan(tmp_path)
     code, _, err = call(
@@ -248,7 +253,7 @@ def test_ctrl_c_keeps_finished_problems(tmp_path, capsys, fake_models):
 
 
 def test_plan_file_fields(tmp_path):
-    from planner.executor.plan import load_plan
+    from planner.core.planfile import load_plan
 
     # the extra keys `ttsplan plan --json` prints are ignored; beam_width null is fine for best_of_n
     extra = {"budget": {"kind": "flops", "value": 1e15}, "hardware": None, "candidates": 244, "model": {}}

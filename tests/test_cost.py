@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner import cost
-from planner.cli import main
-from planner.cost import (
+from planner.cli.main import main
+from planner.core.errors import UserError
+from planner.models import cost
+from planner.models.cost import (
     METHODS,
     Workload,
     config_flops,
@@ -25,9 +26,8 @@ from planner.cost import (
     prm_flops,
     workload_for,
 )
-from planner.errors import UserError
-from planner.hardware import PROFILES, dollars, get_hardware, seconds, time_breakdown
-from planner.specs import resolve
+from planner.models.hardware import PROFILES, dollars, get_hardware, seconds, time_breakdown
+from planner.models.specs import resolve
 
 DATA = Path(__file__).parent / "data"
 POLICY = resolve("Llama-3.2-1B-Instruct")
@@ -211,7 +211,7 @@ def test_vectorised_equals_scalar_and_is_fast():
 
 
 def test_workload_defaults_measured_from_datasets():
-    from planner.datasets import load_dataset
+    from planner.core.datasets import load_dataset
 
     for name in ("math500", "aime24", "amc23", "gsm8k"):
         problems = load_dataset(name)

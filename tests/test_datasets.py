@@ -11,7 +11,7 @@ from importlib import resources
 
 import pytest
 
-from planner.datasets import (
+from planner.core.datasets import (
     DATASETS,
     Problem,
     arith_problems,
@@ -20,7 +20,7 @@ from planner.datasets import (
     parse_step,
     stratified,
 )
-from planner.errors import UserError
+from planner.core.errors import UserError
 
 # ---------------------------------------------------------------- shipped files
 

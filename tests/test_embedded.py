@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.executor import embedded
 from tests.conftest import has_module
 

@@ -11,7 +11,7 @@ import importlib.util
 
 import pytest
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.executor.base import Engine, SamplingOptions
 from planner.executor.engines import make_engine
 from planner.executor.engines.common import END_MARKERS, FEWSHOT_EXAMPLES

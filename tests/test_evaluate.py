@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner import cost, specs
-from planner.cli import main
-from planner.errors import UserError
-from planner.evaluate import (
+from planner.cli.main import main
+from planner.core.errors import UserError
+from planner.core.profiles import SCHEMA, load_profiles, write_profile
+from planner.models import cost, specs
+from planner.predict.evaluate import (
     budget_levels,
     coverage,
     efficiency_gain,
@@ -21,7 +22,6 @@ from planner.evaluate import (
     price_cells,
     regret_table,
 )
-from planner.profiles import SCHEMA, load_profiles, write_profile
 from tests.plan_helpers import POLICIES, true_accuracy
 from tests.plan_helpers import records as helper_records
 

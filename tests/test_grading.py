@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from planner.datasets import load_dataset
+from planner.core.datasets import load_dataset
 from planner.executor import grading
 from planner.executor.grading import as_number, extract_answer, grade, is_equivalent, math_verify_equal
 

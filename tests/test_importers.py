@@ -11,17 +11,17 @@ import pytest
 from calibration import importers
 from calibration.importers import (
     PUBLISHED_DIR,
-    aggregate_steps,
     build_shipped,
     import_liu2025_tables,
     import_qwen25math_math100,
     import_rlhflow_bon1024,
     import_sal,
 )
-from planner.cli import main
-from planner.errors import UserError
+from planner.cli.main import main
+from planner.core.errors import UserError
+from planner.core.profiles import fingerprint, load_profile
+from planner.core.scoring import aggregate
 from planner.executor.grading import extract_answer, is_equivalent
-from planner.profiles import fingerprint, load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 SAL = PUBLISHED_DIR / "search_and_learn_output_example.jsonl"
@@ -137,7 +137,7 @@ def test_sal_import_agrees_with_the_recorded_picks():
     assert len(records) == 10 * 4 * (1 + 2 * 4)
     # search-and-learn's agg_scores are the last step score
     for r in rows:
-        assert [aggregate_steps(s, "last") for s in r["scores"]] == r["agg_scores"]
+        assert [aggregate(s, "last") for s in r["scores"]] == r["agg_scores"]
     # At k = K = 4 (one subset) a 0/1 accuracy must be the grade of the file's own pick.
     full = records[(records["n"] == 4) & records["aggregation"].isin(["last", "none"])]
     checked = 0

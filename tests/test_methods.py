@@ -8,18 +8,13 @@ from collections import Counter
 
 import pytest
 
-from planner.errors import UserError
-from planner.executor.base import STEP_DELIMITER, SamplingOptions
-from planner.executor.methods import METHODS, MethodConfig
-from planner.executor.methods.common import (
-    aggregate,
-    answer_key,
-    majority_vote,
-    select,
-    select_max,
-    split_steps,
-    weighted_vote,
-)
+from planner.core.config import MethodConfig
+from planner.core.errors import UserError
+from planner.core.scoring import aggregate, answer_key
+from planner.core.vocab import STEP_DELIMITER
+from planner.executor.base import SamplingOptions
+from planner.executor.methods import RUNNERS
+from planner.executor.methods.common import majority_vote, select, select_max, split_steps, weighted_vote
 from tests.fake_engine import FakeEngine, FakeVerifier, count_tokens
 
 QUESTIONS = ["What is 1 + 1?", "Compute 2 + 1.", "How many legs has a cat?", "Compute 9 - 6."]
@@ -40,7 +35,7 @@ def run(method: str, n: int, engine=None, verifier=None, questions=QUESTIONS, **
     engine = engine or FakeEngine()
     verifier = verifier or FakeVerifier()
     config = MethodConfig(method, n, **kw)
-    return METHODS[method](engine, verifier, questions, config), engine, verifier
+    return RUNNERS[method](engine, verifier, questions, config), engine, verifier
 
 
 # ---------------------------------------------------------------- config
@@ -186,7 +181,7 @@ def test_verifier_methods_need_a_verifier():
     engine = FakeEngine()
     for method in ("best_of_n", "beam", "dvts"):
         with pytest.raises(UserError, match="verifier"):
-            METHODS[method](engine, None, QUESTIONS, MethodConfig(method, 4))
+            RUNNERS[method](engine, None, QUESTIONS, MethodConfig(method, 4))
 
 
 # ---------------------------------------------------------------- beam search

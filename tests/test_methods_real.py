@@ -13,10 +13,11 @@ import importlib.util
 
 import pytest
 
-from planner.datasets import load_dataset
+from planner.core.config import MethodConfig
+from planner.core.datasets import load_dataset
+from planner.core.planfile import RunPlan
 from planner.executor.grading import is_equivalent
-from planner.executor.methods import METHODS, MethodConfig
-from planner.executor.plan import RunPlan
+from planner.executor.methods import RUNNERS
 from planner.executor.runner import run_plan
 
 pytestmark = pytest.mark.model
@@ -75,13 +76,13 @@ def problems():
 def runs(engine, verifier, problems):
     """method -> (results, prompts per generate call), one run each."""
     out = {}
-    for method in METHODS:
+    for method in RUNNERS:
         counted = Counting(engine)
-        out[method] = METHODS[method](counted, verifier, problems, config(method)), counted.calls
+        out[method] = RUNNERS[method](counted, verifier, problems, config(method)), counted.calls
     return out
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", list(RUNNERS))
 def test_method_on_a_real_model(method, runs, engine, problems):
     results, calls = runs[method]
     assert len(results) == len(problems)
@@ -110,7 +111,7 @@ def test_cot_token_counts(runs, engine, problems):
 
 def test_beam_is_reproducible(runs, engine, verifier, problems):
     results, _ = runs["beam"]
-    again = METHODS["beam"](engine, verifier, problems, config("beam"))
+    again = RUNNERS["beam"](engine, verifier, problems, config("beam"))
     assert [r.candidates for r in again] == [r.candidates for r in results]
 
 
@@ -120,5 +121,5 @@ def test_run_plan_on_a_real_model(engine, problems, tmp_path):
     assert summary.run == len(problems) and summary.mean_flops > 0  # Gemma is in the spec registry
     assert summary.correct == sum(
         bool(r.answer) and is_equivalent(r.answer, p.answer)
-        for r, p in zip(METHODS["cot"](engine, None, problems, config("cot")), problems, strict=True)
+        for r, p in zip(RUNNERS["cot"](engine, None, problems, config("cot")), problems, strict=True)
     )

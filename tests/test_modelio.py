@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import sklearn
 
-from planner.errors import UserError
-from planner.features import prepare_training
-from planner.modelio import load_model, manifest_path, save_model
-from planner.profiles import fingerprint
-from planner.regressor import AccuracyRegressor
+from planner.core.errors import UserError
+from planner.core.profiles import fingerprint
+from planner.predict.features import prepare_training
+from planner.predict.modelio import load_model, manifest_path, save_model
+from planner.predict.regressor import AccuracyRegressor
 from tests.plan_helpers import records
 
 MARKER = {"path": None}

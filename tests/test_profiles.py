@@ -8,18 +8,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from planner import profiles
-from planner.errors import UserError
-from planner.profiles import (
+from planner.core import profiles
+from planner.core.errors import UserError
+from planner.core.profiles import (
     SCHEMA,
     default_profile_dirs,
-    difficulty_from_pass1,
     fingerprint,
     load_profile,
     load_profiles,
     validate_records,
     write_profile,
 )
+from planner.core.vocab import difficulty_from_pass1
 
 
 def _records() -> pd.DataFrame:
@@ -265,7 +265,7 @@ def test_shipped_profiles_are_found_and_load():
     names = {d.name for d in dirs}
     assert {"liu2025_tables", "qwen25math_math100_replay", "rlhflow_bon1024"} <= names
     for d in dirs:
-        assert d.parent == Path(profiles.__file__).resolve().parent.parent / "profiles"
+        assert d.parent == Path(profiles.__file__).resolve().parents[2] / "profiles"
     table = load_profiles(dirs)
     assert table["source"].str.len().min() > 0
 

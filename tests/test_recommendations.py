@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.profiles import write_profile
+from planner.core.profiles import write_profile
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "recommendations.py"
 POLICY = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -151,8 +151,8 @@ def test_best_measured_and_choice_lookup(tmp_path, capsys):
 
 
 def test_fitted_model_choice_is_looked_up(tmp_path):
-    from planner.profiles import load_profiles
-    from planner.regressor import fit_profiles
+    from planner.core.profiles import load_profiles
+    from planner.predict.regressor import fit_profiles
 
     model, _ = fit_profiles(load_profiles([make_profile(tmp_path / "fit")]))
     rows, _ = run(tmp_path, model, budgets="2")

@@ -8,10 +8,10 @@ import pytest
 from sklearn.base import clone, is_regressor
 from sklearn.exceptions import NotFittedError
 
-from planner.errors import UserError
-from planner.features import ConfigFeatures, prepare_training
-from planner.profiles import default_profile_dirs, load_profiles
-from planner.regressor import AccuracyRegressor, fit_profiles, grouped_cv
+from planner.core.errors import UserError
+from planner.core.profiles import default_profile_dirs, load_profiles
+from planner.predict.features import ConfigFeatures, prepare_training
+from planner.predict.regressor import AccuracyRegressor, fit_profiles, grouped_cv
 from tests.plan_helpers import POLICIES, PRM, records, true_accuracy
 
 

@@ -21,8 +21,8 @@ from calibration.replay import (
     weighted_vote_bruteforce,
     weighted_vote_expectation,
 )
-from planner.errors import UserError
-from planner.profiles import validate_records
+from planner.core.errors import UserError
+from planner.core.profiles import validate_records
 
 QWEN_CSV = (
     Path(__file__).resolve().parent.parent

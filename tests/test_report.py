@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.cli import main
-from planner.profiles import SCHEMA, load_profiles, write_profile
-from planner.report import REPORT_FILE, panel_bins, slug
+from planner.cli.main import main
+from planner.core.profiles import SCHEMA, load_profiles, write_profile
+from planner.plan.report import REPORT_FILE, panel_bins, slug
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from planner.datasets import Problem
-from planner.errors import UserError
-from planner.executor.methods import MethodConfig
-from planner.executor.plan import RunPlan
+from planner.core.config import MethodConfig
+from planner.core.datasets import Problem
+from planner.core.errors import UserError
+from planner.core.planfile import RunPlan
 from planner.executor.runner import read_records, run_plan
 from tests.fake_engine import FakeEngine, FakeVerifier
 
@@ -120,7 +120,7 @@ def test_bad_inputs(tmp_path):
 
 
 def test_flops_from_the_cost_model(tmp_path):
-    from planner.specs import resolve
+    from planner.models.specs import resolve
 
     policy, prm = resolve("HuggingFaceTB/SmolLM2-135M-Instruct"), resolve("Qwen/Qwen2.5-Math-PRM-7B")
     engine = FakeEngine(name=policy.name)

@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner import cost, hardware, specs
-from planner.errors import UserError
-from planner.regressor import fit_profiles
-from planner.search import (
+from planner.core.errors import UserError
+from planner.models import cost, hardware, specs
+from planner.plan.search import (
     Budget,
     enumerate_candidates,
     pareto_frontier,
@@ -19,6 +18,7 @@ from planner.search import (
     price,
     score,
 )
+from planner.predict.regressor import fit_profiles
 from tests.plan_helpers import PRM, records
 
 POLICY = "Qwen/Qwen2.5-1.5B-Instruct"
@@ -209,8 +209,8 @@ def test_predict_config_matches_plan_fields(model):
 def test_rule_checker_prm_is_in_range_and_can_be_restricted():
     """arith-check (a rule, no model size) planned with a model that saw it: in the calibrated range;
     --aggregation/--selection filters keep only those verifier configurations."""
-    from planner.regressor import fit_profiles
-    from planner.search import Budget, plan
+    from planner.plan.search import Budget, plan
+    from planner.predict.regressor import fit_profiles
     from tests import plan_helpers
 
     rows = plan_helpers.records(policies=plan_helpers.POLICIES[:4])

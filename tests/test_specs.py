@@ -7,8 +7,8 @@ from importlib import resources
 
 import pytest
 
-from planner.errors import UserError
-from planner.specs import ModelSpec, all_specs, from_hf_config, resolve
+from planner.core.errors import UserError
+from planner.models.specs import ModelSpec, all_specs, from_hf_config, resolve
 
 # config.json files as published on the hub (fields trimmed to what a loader reads).
 LLAMA_3_2_1B = {

@@ -22,8 +22,8 @@ from transformers import (
     Qwen2Config,
 )
 
-from planner.datasets import arith_problems
-from planner.errors import UserError
+from planner.core.datasets import arith_problems
+from planner.core.errors import UserError
 from planner.executor.base import StepScores, Verifier
 from planner.executor.verifiers import ArithStepChecker, make_verifier
 from planner.executor.verifiers.arith_check import check_step, find_equations

@@ -14,21 +14,27 @@ resumable like runner.run_plan: records of the same adaptive plan are skipped.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from planner.binplan import BINS, PLAN_KIND, check_probe
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.planfile import (
+    KIND_PER_BIN,
+    RunPlan,
+    check_document,
+    check_probe,
+    plan_from_dict,
+    read_document,
+)
+from planner.core.scoring import aggregate, answer_key
+from planner.core.vocab import BINS
 from planner.executor.base import Engine, SamplingOptions, Verifier
 from planner.executor.methods import run_method
 from planner.executor.methods.common import (
     Result,
     Usage,
-    aggregate,
-    answer_key,
     call_seed,
     extract,
     generate,
@@ -38,7 +44,6 @@ from planner.executor.methods.common import (
     score_solutions,
     split_steps,
 )
-from planner.executor.plan import RunPlan, plan_from_dict
 from planner.executor.runner import (
     DEFAULT_BATCH_SIZE,
     FlopCounter,
@@ -105,7 +110,7 @@ class AdaptivePlan:
 
     def to_dict(self) -> dict:
         return {
-            "kind": PLAN_KIND,
+            "kind": KIND_PER_BIN,
             "bins": {b: p.to_dict() for b, p in self.bins.items()},
             "probe": self.probe,
             "mix": self.mix,
@@ -123,10 +128,7 @@ def _number(value: object) -> float | None:
 
 def adaptive_from_dict(obj: object, where: str = "plan") -> AdaptivePlan:
     """Validate a per-bin plan object (as `ttsplan plan --per-bin --json` prints it)."""
-    if not isinstance(obj, dict):
-        raise UserError(f"{where}: a plan must be a JSON object, got {type(obj).__name__}")
-    if obj.get("kind") != PLAN_KIND:
-        raise UserError(f"{where}: not a per-bin plan (make one with ttsplan plan --per-bin --json)")
+    obj = check_document(obj, KIND_PER_BIN, where)
     bins = obj.get("bins")
     if not isinstance(bins, dict):
         raise UserError(f"{where}: field 'bins' must map easy, medium and hard to configurations")
@@ -155,19 +157,7 @@ def adaptive_from_dict(obj: object, where: str = "plan") -> AdaptivePlan:
 
 def load_adaptive_plan(path: str | Path) -> AdaptivePlan:
     """Read and validate a per-bin plan file; every problem is a UserError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"plan file {path} not found" if not path.exists() else f"plan file {path} is not a file"
-        )
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"plan file {path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"plan file {path}: invalid or truncated JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
+    obj = read_document(path, KIND_PER_BIN)
     return adaptive_from_dict(obj, where=f"plan file {path}")
 
 

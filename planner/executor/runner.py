@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.files import write_bytes_atomic
+from planner.core.planfile import RunPlan
 from planner.executor.base import Engine, Verifier
 from planner.executor.methods import run_method
 from planner.executor.methods.common import Result
-from planner.executor.plan import RunPlan
+from planner.models import cost, specs
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -89,16 +90,7 @@ def drop_torn_tail(path: Path) -> None:
     """Rewrite `path` without its torn last line (temp file in the same folder + os.replace)."""
     data = path.read_bytes()
     keep = data[: data.rfind(b"\n") + 1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(keep)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, keep)
 
 
 def append_records(path: Path, records: list[dict]) -> None:
@@ -113,39 +105,16 @@ def append_records(path: Path, records: list[dict]) -> None:
 # ---------------------------------------------------------------- FLOPs
 
 
-def _spec_or_none(name: str | None):
-    """The cost-model spec of a model name or local folder, None when it is not known."""
-    if not name:
-        return None
-    try:
-        from planner import specs
-    except ImportError:
-        return None
-    try:
-        return specs.resolve(name)
-    except UserError:
-        pass
-    path = Path(name)
-    if (path / "config.json").is_file():
-        try:
-            return specs.from_hf_config(path, role="policy")
-        except UserError:
-            return None
-    return None
-
-
 class FlopCounter:
     """FLOPs of one problem's record: policy (per generate call) plus PRM scoring."""
 
     def __init__(self, policy_name: str, prm_name: str | None) -> None:
-        self.policy = _spec_or_none(policy_name)
-        self.prm = _spec_or_none(prm_name)
+        self.policy = specs.spec_or_none(policy_name)
+        self.prm = specs.spec_or_none(prm_name)
 
     def policy_flops(self, result: Result) -> float | None:
         if self.policy is None:
             return None
-        from planner import cost
-
         total = 0.0
         for prompt, cached, generated in result.calls:
             # the prompt is read once per call (n completions share it), minus prefix-cache hits
@@ -158,8 +127,6 @@ class FlopCounter:
             return 0.0
         if self.prm is None:
             return None
-        from planner import cost
-
         # each scored solution is one sequence the verifier reads (no prefix reuse assumed)
         return float(sum(cost.prm_flops(self.prm, t) for t in result.prm_reads))
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import importlib.util
 
-from planner.errors import UserError
-
-KINDS = ("auto", "vllm", "transformers")
+from planner.core.errors import UserError
+from planner.core.vocab import ENGINES
 
 
 def make_engine(kind: str, model: str, seed: int = 0, **kwargs):
     """An Engine for `model` (embedded name or folder). kind "auto": vLLM when installed."""
-    if kind not in KINDS:
-        raise UserError(f"engine {kind!r} is not one of {', '.join(KINDS)}")
+    if kind not in ENGINES:
+        raise UserError(f"engine {kind!r} is not one of {', '.join(ENGINES)}")
     if kind == "auto":
         kind = "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
     if kind == "vllm":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.executor import embedded
 from planner.executor.base import Completion, Generation, SamplingOptions
 from planner.executor.engines.common import encode, engine_stops, first_stop, format_prompt, make_completion

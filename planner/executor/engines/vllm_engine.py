@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.executor import embedded
 from planner.executor.base import Generation, SamplingOptions
 from planner.executor.engines.common import encode, engine_stops, format_prompt, make_completion

@@ -1,26 +1,24 @@
 """TTS methods, each a pure strategy `run(engine, verifier, problems, config) -> list[MethodResult]`
-batched across problems."""
+batched across problems. One module per method, named as in planner.core.vocab.METHODS: adding a
+method is that module plus its vocabulary entry."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
-from planner.executor.methods import beam, best_of_n, cot, dvts, majority
-from planner.executor.methods.common import METHOD_NAMES, MethodConfig, Result, aggregate
+from planner.core.config import MethodConfig
+from planner.core.vocab import METHODS
+from planner.executor.methods.common import Result
 
-METHODS: dict[str, Callable] = {
-    "cot": cot.run,
-    "majority": majority.run,
-    "best_of_n": best_of_n.run,
-    "beam": beam.run,
-    "dvts": dvts.run,
+RUNNERS: dict[str, Callable] = {
+    name: importlib.import_module(f"planner.executor.methods.{name}").run for name in METHODS
 }
-assert tuple(METHODS) == METHOD_NAMES
 
 
 def run_method(engine, verifier, problems, config: MethodConfig) -> list[Result]:
     """Run config.method on a batch of problems."""
-    return METHODS[config.method](engine, verifier, problems, config)
+    return RUNNERS[config.method](engine, verifier, problems, config)
 
 
-__all__ = ["METHODS", "MethodConfig", "Result", "aggregate", "run_method"]
+__all__ = ["RUNNERS", "run_method"]

@@ -11,16 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from planner.core.config import MethodConfig
 from planner.executor.base import Engine, Verifier
-from planner.executor.methods.common import (
-    MethodConfig,
-    Result,
-    Usage,
-    make_result,
-    need_verifier,
-    question_of,
-    select,
-)
+from planner.executor.methods.common import Result, Usage, make_result, need_verifier, question_of, select
 from planner.executor.methods.tree import Beam, best_first, expand, score_beams
 
 

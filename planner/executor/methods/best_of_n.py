@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from planner.core.config import MethodConfig
+from planner.core.scoring import aggregate
 from planner.executor.base import Engine, Verifier
 from planner.executor.methods.common import (
-    MethodConfig,
     Result,
-    aggregate,
     extract,
     make_result,
     need_verifier,

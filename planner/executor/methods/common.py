@@ -1,95 +1,19 @@
-"""Shared pieces of the TTS methods: the config, step handling, scoring, aggregation, selection.
+"""Shared pieces of the TTS methods: step handling, verifier calls, selection.
 
-Paper settings (Liu et al. 2025, section 4 / search-and-learn defaults, as listed in
-/work/shared/data/README.md): temperature 0.7 (CoT greedy), top_p 1, beam width M = 4,
-at most 40 steps, 2048 tokens per step, 8192 tokens in all; steps end at "\\n\\n".
+The config (planner.core.config), the vocabulary (planner.core.vocab) and the one aggregation
+and answer-key function (planner.core.scoring) are imported from core; they are re-exported
+here only because every method module reads them from one place.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from planner.errors import UserError
-from planner.executor.base import STEP_DELIMITER, Engine, Generation, MethodResult, StepScores, Verifier
-
-METHOD_NAMES = ("cot", "majority", "best_of_n", "beam", "dvts")
-VERIFIER_METHODS = ("best_of_n", "beam", "dvts")  # methods that need step scores
-TREE_METHODS = ("beam", "dvts")  # methods whose n must split into beam_width groups
-AGGREGATIONS = ("last", "min", "mean", "prod")
-SELECTIONS = ("max", "vote")
-NONE = "none"  # aggregation/selection of cot and majority in plan files
-
-
-@dataclass(frozen=True)
-class MethodConfig:
-    """One TTS configuration; defaults are the paper's settings."""
-
-    method: str
-    n: int
-    beam_width: int = 4
-    aggregation: str = "last"
-    selection: str = "max"
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_steps: int = 40
-    max_step_tokens: int = 2048
-    max_total_tokens: int = 8192
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        validate_config(self)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def uses_verifier(self) -> bool:
-        return self.method in VERIFIER_METHODS
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def validate_config(c: MethodConfig) -> None:
-    """Raise UserError naming the first bad field."""
-    if c.method not in METHOD_NAMES:
-        raise UserError(f"method: unknown method {c.method!r}; choose one of {', '.join(METHOD_NAMES)}")
-    if not _is_int(c.n) or c.n < 1:
-        raise UserError(f"n: must be an integer >= 1, got {c.n!r}")
-    if c.method == "cot" and c.n != 1:
-        raise UserError(f"n: cot takes one greedy sample (n=1), got n={c.n}")
-    if not _is_int(c.beam_width) or c.beam_width < 1:
-        raise UserError(f"beam_width: must be an integer >= 1, got {c.beam_width!r}")
-    if c.method in TREE_METHODS:
-        if c.n < c.beam_width:
-            raise UserError(f"n: {c.method} needs n >= beam_width ({c.beam_width}), got n={c.n}")
-        if c.n % c.beam_width:
-            raise UserError(f"n: {c.method} needs n divisible by beam_width ({c.beam_width}), got n={c.n}")
-    aggregations = AGGREGATIONS if c.uses_verifier else (*AGGREGATIONS, NONE)
-    if c.aggregation not in aggregations:
-        raise UserError(f"aggregation: unknown {c.aggregation!r}; choose one of {', '.join(aggregations)}")
-    selections = SELECTIONS if c.uses_verifier else (*SELECTIONS, NONE)
-    if c.selection not in selections:
-        raise UserError(f"selection: unknown {c.selection!r}; choose one of {', '.join(selections)}")
-    if not _is_number(c.temperature) or c.temperature < 0:
-        raise UserError(f"temperature: must be a number >= 0, got {c.temperature!r}")
-    if not _is_number(c.top_p) or not 0 < c.top_p <= 1:
-        raise UserError(f"top_p: must be in (0, 1], got {c.top_p!r}")
-    for name in ("max_steps", "max_step_tokens", "max_total_tokens"):
-        value = getattr(c, name)
-        if not _is_int(value) or value < 1:
-            raise UserError(f"{name}: must be an integer >= 1, got {value!r}")
-    if not _is_int(c.seed) or c.seed < 0:
-        raise UserError(f"seed: must be an integer >= 0, got {c.seed!r}")
-
+from planner.core.errors import UserError
+from planner.core.scoring import answer_key
+from planner.core.vocab import SELECTIONS, STEP_DELIMITER
+from planner.executor.base import Engine, Generation, MethodResult, StepScores, Verifier
 
 # ---------------------------------------------------------------- problems, steps, seeds
 
@@ -217,36 +141,6 @@ def need_verifier(verifier: Verifier | None, method: str) -> Verifier:
 
 
 # ---------------------------------------------------------------- aggregation and selection
-
-
-def aggregate(step_scores: Sequence[float], how: str) -> float:
-    """One solution score from its step scores: last, min, mean or prod. No steps scores 0."""
-    scores = [float(s) for s in step_scores]
-    if how not in AGGREGATIONS:
-        raise UserError(f"aggregation: unknown {how!r}; choose one of {', '.join(AGGREGATIONS)}")
-    if not scores:
-        return 0.0
-    if how == "last":
-        return scores[-1]
-    if how == "min":
-        return min(scores)
-    if how == "mean":
-        return sum(scores) / len(scores)
-    return math.prod(scores)
-
-
-_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
-
-
-def answer_key(answer: str) -> str:
-    """Grouping key for votes: spaces, $ and \\left/\\right dropped; plain numbers normalised (1,000.0 -> 1000)."""
-    key = answer.replace("\\left", "").replace("\\right", "").replace("$", "")
-    key = re.sub(r"\s+", "", key)
-    plain = key.replace(",", "")
-    if _NUMBER.match(plain):
-        value = float(plain)
-        key = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-    return key
 
 
 def select_max(scores: Sequence[float]) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from planner.core.config import MethodConfig
 from planner.executor.base import Engine, SamplingOptions, Verifier
 from planner.executor.methods.common import (
-    MethodConfig,
     Result,
     Usage,
     call_seed,

@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from planner.executor.base import STEP_DELIMITER, Engine, SamplingOptions, Verifier
-from planner.executor.methods.common import (
-    MethodConfig,
-    Usage,
-    aggregate,
-    call_seed,
-    extract,
-    generate,
-    score_solutions,
-    split_steps,
-)
+from planner.core.config import MethodConfig
+from planner.core.scoring import aggregate
+from planner.core.vocab import STEP_DELIMITER
+from planner.executor.base import Engine, SamplingOptions, Verifier
+from planner.executor.methods.common import Usage, call_seed, extract, generate, score_solutions, split_steps
 
 
 @dataclass

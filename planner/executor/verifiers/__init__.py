@@ -18,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.executor.verifiers.arith_check import ArithStepChecker
+from planner.executor.verifiers.prm_names import FAMILY_NAMES, KNOWN_PRMS, known_prm
 
 DEFAULT_JUDGE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -31,30 +32,32 @@ def make_verifier(name: str, policy_model: str | None = None, device: str | None
     """
     if not isinstance(name, str) or not name.strip():
         raise UserError(f"verifier name must be a non-empty string, got {name!r}")
-    if device is None and name.strip() != "arith-check":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     name = name.strip()
     if name == "arith-check":
         return ArithStepChecker(**options)
-    if name == "lm-judge" or name.startswith("lm-judge:"):
+    family, sep, rest = name.partition(":")
+    is_judge = name == "lm-judge" or name.startswith("lm-judge:")
+    is_prm = (sep and family in FAMILY_NAMES) or known_prm(name) or Path(name).expanduser().is_dir()
+    if not (is_judge or is_prm):  # refused before torch is imported
+        raise UserError(
+            f"unknown verifier {name!r}; choices: arith-check, lm-judge, lm-judge:MODEL, "
+            f"a PRM folder, or one of {', '.join(KNOWN_PRMS)}"
+        )
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if is_judge:
         from planner.executor.verifiers.lm_judge import LMJudgeVerifier
 
-        model = name.partition(":")[2].strip() or policy_model or DEFAULT_JUDGE_MODEL
-        return LMJudgeVerifier(model, device=device, **options)
+        model = rest.strip() if family == "lm-judge" else ""
+        return LMJudgeVerifier(model or policy_model or DEFAULT_JUDGE_MODEL, device=device, **options)
 
-    from planner.executor.verifiers.prm import FAMILIES, KNOWN_PRMS, known_prm, load_prm
+    from planner.executor.verifiers.prm import load_prm
 
-    family, sep, rest = name.partition(":")
-    if sep and family in FAMILIES:
+    if sep and family in FAMILY_NAMES:
         return load_prm(rest, device=device, family=family, **options)
-    if known_prm(name) or Path(name).expanduser().is_dir():
-        return load_prm(name, device=device, **options)
-    raise UserError(
-        f"unknown verifier {name!r}; choices: arith-check, lm-judge, lm-judge:MODEL, "
-        f"a PRM folder, or one of {', '.join(KNOWN_PRMS)}"
-    )
+    return load_prm(name, device=device, **options)
 
 
 __all__ = ["ArithStepChecker", "make_verifier", "DEFAULT_JUDGE_MODEL"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.executor.base import StepScores
 
 NEUTRAL_SCORE = 0.5  # a design choice (see the module doc), not a measured value

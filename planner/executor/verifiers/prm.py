@@ -11,21 +11,10 @@ from pathlib import Path
 
 import torch
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.executor.verifiers.prm_base import PRMAdapter
 from planner.executor.verifiers.prm_formats import FAMILIES
-
-# The PRMs studied by Liu et al. 2025 (their Section 3), by hub id.
-KNOWN_PRMS: dict[str, str] = {
-    "peiyi9979/math-shepherd-mistral-7b-prm": "math-shepherd",
-    "RLHFlow/Llama3.1-8B-PRM-Mistral-Data": "rlhflow",
-    "RLHFlow/Llama3.1-8B-PRM-Deepseek-Data": "rlhflow",
-    "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B": "skywork",
-    "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-7B": "skywork",
-    "Qwen/Qwen2.5-Math-PRM-7B": "qwen-prm",
-    "Qwen/Qwen2.5-Math-PRM-72B": "qwen-prm",
-    "Qwen/Qwen2.5-Math-7B-PRM800K": "qwen-prm",  # same architecture and <extra_0> format (model card)
-}
+from planner.executor.verifiers.prm_names import KNOWN_PRMS, known_prm, local_copy
 
 # Words in a folder's path that tell its family, tried in this order.
 _NAME_HINTS = (
@@ -37,15 +26,6 @@ _NAME_HINTS = (
     ("qwen2.5-math-prm", "qwen-prm"),
 )
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
-
-
-def known_prm(name: str) -> str | None:
-    """The hub id of a known PRM given its id or its last part, any case; None if unknown."""
-    low = name.strip().lower().rstrip("/")
-    for hub_id in KNOWN_PRMS:
-        if low in (hub_id.lower(), hub_id.split("/")[1].lower()):
-            return hub_id
-    return None
 
 
 def load_prm(
@@ -67,7 +47,7 @@ def load_prm(
         hub_id = known_prm(text)
         if hub_id is None:
             raise UserError(f"unknown PRM {text!r} (not a folder either); known: {', '.join(KNOWN_PRMS)}")
-        cached = _cached_copy(hub_id)
+        cached = local_copy(hub_id)
         if cached is None:
             raise UserError(
                 f"PRM {hub_id}: no weights available offline (no local copy; models are not "
@@ -100,13 +80,3 @@ def guess_family(folder: Path) -> str:
         f"cannot tell which PRM family {folder} is; name it ({', '.join(FAMILIES)}), "
         "e.g. make_verifier('skywork:/path/to/folder')"
     )
-
-
-def _cached_copy(hub_id: str) -> Path | None:
-    """The folder of a complete copy in the local Hugging Face cache, never downloading."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(hub_id, local_files_only=True))
-    except Exception:  # not cached, partial, or no huggingface_hub: all mean "not here"
-        return None

@@ -16,7 +16,7 @@ from torch import nn
 from transformers import Qwen2Config
 from transformers.models.qwen2.modeling_qwen2 import Qwen2Model, Qwen2PreTrainedModel
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.executor.verifiers.batching import Formatted, logits_at
 from planner.executor.verifiers.prm_base import PRMAdapter, TextFormatPRM, clean_step, token_id
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from planner import specs
-from planner.errors import UserError
-from planner.features import METHODS
-from planner.profiles import EASY_ABOVE, HARD_BELOW
-from planner.search import (
+from planner.core.errors import UserError
+from planner.core.planfile import KIND_PER_BIN, check_probe, document
+from planner.core.vocab import BINS, METHODS
+from planner.models import specs
+from planner.plan.search import (
     N_VALUES,
     Budget,
     _record,
@@ -36,21 +36,7 @@ from planner.search import (
     within_budget,
 )
 
-BINS = ("easy", "medium", "hard")
-PLAN_KIND = "per_bin"  # the "kind" field of a per-bin plan file
 MIX_TOLERANCE = 1e-3  # how far from 1 the given fractions may sum
-# Probe defaults: k samples at temperature 0.7, pass@1 estimated from answer agreement.
-DEFAULT_PROBE = {
-    "k": 4,
-    "temperature": 0.7,
-    "max_tokens": None,  # None: the bins' max_total_tokens
-    "score": "agreement",  # or "verifier": mean aggregated verifier score of the probe samples
-    "aggregation": "last",  # how step scores make one score when score is "verifier"
-    "easy_above": EASY_ABOVE,
-    "hard_below": HARD_BELOW,
-}
-
-
 # ---------------------------------------------------------------- the mix
 
 
@@ -232,8 +218,7 @@ class BinPlan:
         return self.mean_predicted_accuracy - self.static["predicted_accuracy"]
 
     def to_dict(self) -> dict:
-        return {
-            "kind": PLAN_KIND,
+        return document(KIND_PER_BIN, {
             "dataset": self.dataset,
             "budget": self.budget.to_dict(),
             "hardware": self.hardware,
@@ -249,36 +234,7 @@ class BinPlan:
             "candidates": self.candidates,
             "notes": self.notes,
             "model": self.model,
-        }
-
-
-def check_probe(probe: Mapping | None) -> dict:
-    """Probe settings over the defaults; UserError naming the bad one."""
-    out = dict(DEFAULT_PROBE)
-    for key, value in (probe or {}).items():
-        if key not in DEFAULT_PROBE:
-            raise UserError(f"probe: unknown setting {key!r}; known: {', '.join(DEFAULT_PROBE)}")
-        out[key] = value
-    k = out["k"]
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise UserError(f"probe: k must be an integer >= 1, got {k!r}")
-    t = out["temperature"]
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
-        raise UserError(f"probe: temperature must be a number >= 0, got {t!r}")
-    m = out["max_tokens"]
-    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-        raise UserError(f"probe: max_tokens must be an integer >= 1 or null, got {m!r}")
-    if out["score"] not in ("agreement", "verifier"):
-        raise UserError(f"probe: score must be agreement or verifier, got {out['score']!r}")
-    if out["aggregation"] not in ("last", "min", "mean", "prod"):
-        raise UserError(f"probe: aggregation must be last, min, mean or prod, got {out['aggregation']!r}")
-    lo, hi = out["hard_below"], out["easy_above"]
-    for name, v in (("hard_below", lo), ("easy_above", hi)):
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
-            raise UserError(f"probe: {name} must be a number in [0, 1], got {v!r}")
-    if lo > hi:
-        raise UserError(f"probe: hard_below ({lo}) must not exceed easy_above ({hi})")
-    return out
+        })
 
 
 def plan_by_difficulty(

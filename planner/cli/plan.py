@@ -3,39 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
 
-from planner.errors import UserError
-
-DEFAULT_MODEL = Path(__file__).resolve().parent / "data" / "default_model.joblib"
-
+from planner.core.errors import UserError
+from planner.core.files import check_output_file, write_json_atomic
+from planner.predict.modelio import load_planner_model
 
 # ---------------------------------------------------------------- helpers
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"folder for --out does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_records(dirs: list[Path]):
-    from planner.profiles import load_profiles
+    from planner.core.profiles import load_profiles
 
     if not dirs:
         raise UserError("give at least one profile folder with --profiles")
@@ -50,35 +31,8 @@ def _load_records(dirs: list[Path]):
     return records
 
 
-def load_planner_model(path: Path | None) -> tuple[object, dict]:
-    """(model, info): the given model file, else the shipped one, else one fitted now from the
-    shipped profiles (with a note on stderr)."""
-    from planner.modelio import load_model
-
-    if path is not None:
-        model, manifest = load_model(path)
-        return model, {"path": str(path), "sha256": manifest["sha256"]}
-    if DEFAULT_MODEL.exists():
-        model, manifest = load_model(DEFAULT_MODEL)
-        return model, {"path": "default", "sha256": manifest["sha256"]}
-    from planner.profiles import default_profile_dirs, fingerprint
-    from planner.regressor import fit_profiles
-
-    dirs = default_profile_dirs()
-    if not dirs:
-        raise UserError(f"no shipped model ({DEFAULT_MODEL}) and no shipped profiles to fit one from")
-    records = _load_records(dirs)
-    sys.stderr.write("note: no shipped model file; fitting one from the shipped profiles\n")
-    model, _ = fit_profiles(records)
-    return model, {
-        "path": None,
-        "fitted_from": "shipped profiles",
-        "training_fingerprint": fingerprint(records),
-    }
-
-
 def _budget(n: str | None, flops: str | None, seconds: str | None):
-    from planner.search import Budget, parse_budget
+    from planner.plan.search import Budget, parse_budget
 
     given = [
         (k, v, f)
@@ -98,7 +52,7 @@ def _budget(n: str | None, flops: str | None, seconds: str | None):
 
 
 def _policies(names: list[str] | None, configs: list[Path] | None) -> list:
-    from planner import specs
+    from planner.models import specs
 
     out: list = list(names or [])
     for path in configs or []:
@@ -111,7 +65,7 @@ def _policies(names: list[str] | None, configs: list[Path] | None) -> list:
 def _hardware(name: str | None):
     if name is None:
         return None
-    from planner.hardware import get_hardware
+    from planner.models.hardware import get_hardware
 
     return get_hardware(name)
 
@@ -175,9 +129,9 @@ def fit_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Fit the accuracy regressor on profiles, print leave-one-policy-out CV, save with a manifest."""
-    from planner.modelio import save_model
-    from planner.profiles import fingerprint
-    from planner.regressor import fit_profiles, grouped_cv
+    from planner.core.profiles import fingerprint
+    from planner.predict.modelio import save_model
+    from planner.predict.regressor import fit_profiles, grouped_cv
 
     dirs = [Path(p) for p in [*(profiles or []), *(more or [])]]
     records = _load_records(dirs)
@@ -267,7 +221,7 @@ def plan_command(
     ),
 ) -> None:
     """The best configuration within a budget, its alternatives and the accuracy/FLOPs frontier."""
-    from planner.search import plan
+    from planner.plan.search import plan
 
     if not per_bin and mix is not None:
         raise UserError("--mix needs --per-bin")
@@ -298,7 +252,7 @@ def plan_command(
     )
     obj = result.to_dict()
     if out is not None:
-        _write_json_atomic(out, obj)
+        write_json_atomic(check_output_file(out, "--out"), obj)
     if as_json:
         typer.echo(json.dumps(obj))
         return
@@ -328,7 +282,7 @@ def plan_command(
 
 def _profile_records():
     """The shipped profiles' records (to count difficulties), None when there are none."""
-    from planner.profiles import default_profile_dirs, load_profiles
+    from planner.core.profiles import default_profile_dirs, load_profiles
 
     dirs = default_profile_dirs()
     if not dirs:
@@ -342,7 +296,8 @@ def _profile_records():
 
 def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out, only) -> None:
     """`ttsplan plan --per-bin`: per-bin table, the static comparison, or the JSON."""
-    from planner.binplan import BINS, parse_mix, plan_by_difficulty
+    from planner.core.vocab import BINS
+    from planner.plan.binplan import parse_mix, plan_by_difficulty
 
     given = parse_mix(mix) if mix is not None else None
     regressor, info = load_planner_model(model)
@@ -362,7 +317,7 @@ def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k
     )
     obj = result.to_dict()
     if out is not None:
-        _write_json_atomic(out, obj)
+        write_json_atomic(check_output_file(out, "--out"), obj)
     if as_json:
         typer.echo(json.dumps(obj))
         return
@@ -437,8 +392,8 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Predicted accuracy, interval and cost of one configuration."""
-    from planner.features import METHODS
-    from planner.search import predict_config
+    from planner.core.vocab import METHODS
+    from planner.plan.search import predict_config
 
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

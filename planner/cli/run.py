@@ -5,7 +5,6 @@ All validation (plan, flags, dataset, engine, policy, output file) happens befor
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -13,45 +12,19 @@ from typing import Annotated
 
 import typer
 
-from planner.errors import UserError
-from planner.executor.plan import RunPlan, load_plan, plan_from_flags
+from planner.core.datasets import load_dataset
+from planner.core.errors import UserError
+from planner.core.planfile import RunPlan, load_plan, plan_from_options
+from planner.executor.factory import (
+    canonical,
+    check_engine_kind,
+    check_model,
+    load_engine,
+    load_verifier,
+)
 from planner.executor.runner import DEFAULT_BATCH_SIZE, Summary, read_records, run_plan
 
-ENGINES = ("auto", "vllm", "transformers")
-VLLM_MISSING = "vllm is not installed: pip install 'tts-planner[cpu]' (CPU) or 'tts-planner[gpu]' (GPU)"
-
-
 # ---------------------------------------------------------------- checks (no model loads)
-
-
-def check_engine_kind(kind: str) -> None:
-    if kind not in ENGINES:
-        raise UserError(f"--engine: unknown engine {kind!r}; choose one of {', '.join(ENGINES)}")
-    if kind == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise UserError(VLLM_MISSING)
-
-
-def check_model(name: str, what: str) -> None:
-    """An embedded model name or a local folder with config.json; else a one-line UserError."""
-    from planner.executor import embedded
-
-    if embedded.is_embedded(name):
-        return
-    path = Path(name).expanduser()
-    if path.is_dir() and (path / "config.json").is_file():
-        return
-    if path.exists():
-        raise UserError(f"{what} {name}: model path has no config.json")
-    raise UserError(
-        f"{what} {name!r} is not an embedded model ({', '.join(embedded.EMBEDDED)}) nor a local model "
-        f"folder; pass --policy NAME_OR_PATH"
-    )
-
-
-def canonical(name: str) -> str:
-    from planner.executor import embedded
-
-    return embedded.canonical_name(name)
 
 
 def check_output(out: Path) -> None:
@@ -83,7 +56,12 @@ def build_plan(
             raise UserError(f"{clash[0]} cannot be combined with a plan file (the plan fixes it)")
         plan = load_plan(plan_file)
         return plan.with_overrides(policy=policy)
-    return plan_from_flags(
+    for flag, value in (("--policy", policy), ("--method", method)):
+        if not value:
+            raise UserError(f"{flag} is required when no plan file is given")
+    if n is None and method != "cot":
+        raise UserError("--n is required when no plan file is given")
+    return plan_from_options(
         policy, method, n, prm=verifier, beam_width=beam_width, aggregation=aggregation, selection=selection
     )
 
@@ -102,19 +80,30 @@ def verifier_name(plan: RunPlan, flag: str | None) -> str | None:
 # ---------------------------------------------------------------- loading (tests replace these)
 
 
-def load_verifier(name: str, policy: str):
-    from planner.executor.verifiers import make_verifier
-
+def _flag(flag: str, check, *args):
+    """Call a library function; its one-line error is prefixed with the flag it came from."""
     try:
-        return make_verifier(name, policy_model=policy)
+        return check(*args)
     except UserError as exc:
-        raise UserError(f"{exc}; or pass --verifier lm-judge|arith-check|PATH") from None
+        raise UserError(f"{flag}: {exc}") from None
 
 
-def load_engine(kind: str, policy: str, seed: int):
-    from planner.executor.engines import make_engine
+def _prepare(plan, dataset: str, limit, engine: str, verifier_of, out: Path, seed: int):
+    """Every check first (nothing loads), then the verifier and the engine.
+    Returns (plan with the canonical policy name, problems, engine, verifier, verifier name)."""
+    problems = load_dataset(dataset, limit)
+    if not problems:
+        raise UserError(f"dataset {dataset!r} has no problems")
+    _flag("--engine", check_engine_kind, engine)
+    _flag("--policy", check_model, plan.policy, "policy")
+    plan = plan.with_overrides(policy=canonical(plan.policy))
+    verifier_id = verifier_of(plan)
+    check_output(out)
 
-    return make_engine(kind, policy, seed)
+    # models load from here on
+    the_verifier = _flag("--verifier", load_verifier, verifier_id, plan.policy) if verifier_id else None
+    the_engine = load_engine(engine, plan.policy, seed)
+    return plan, problems, the_engine, the_verifier, verifier_id
 
 
 # ---------------------------------------------------------------- output
@@ -190,8 +179,6 @@ def run_command(
     ] = None,
 ) -> None:
     """Run a plan (or a method given by flags) on a dataset; resumable."""
-    from planner.datasets import load_dataset
-
     if not dataset:
         raise UserError("--dataset is required")
     if out is None:
@@ -214,18 +201,9 @@ def run_command(
     )
     if temperature is not None:
         plan = plan.with_overrides(temperature=temperature)
-    problems = load_dataset(dataset, limit)
-    if not problems:
-        raise UserError(f"dataset {dataset!r} has no problems")
-    check_engine_kind(engine)
-    check_model(plan.policy, "policy")
-    plan = plan.with_overrides(policy=canonical(plan.policy))
-    verifier_id = verifier_name(plan, verifier)
-    check_output(out)
-
-    # models load from here on
-    the_verifier = load_verifier(verifier_id, plan.policy) if verifier_id else None
-    the_engine = load_engine(engine, plan.policy, seed)
+    plan, problems, the_engine, the_verifier, verifier_id = _prepare(
+        plan, dataset, limit, engine, lambda p: verifier_name(p, verifier), out, seed
+    )
     summary = _run_with_progress(plan, problems, the_engine, the_verifier, out, batch_size)
     if json_output:
         sys.stdout.write(
@@ -239,24 +217,14 @@ def _run_adaptive(
     path, dataset, limit, engine, policy, verifier, seed, temperature, limits, out, batch_size, as_json
 ):
     """`ttsplan run --adaptive PLAN.json`: the checks, then planner.executor.adaptive.run_adaptive."""
-    from planner.datasets import load_dataset
     from planner.executor.adaptive import load_adaptive_plan, run_adaptive, summary_table
 
     plan = load_adaptive_plan(path).with_overrides(policy=policy, seed=seed, **limits)
     if temperature is not None:
         plan = plan.with_overrides(temperature=temperature)
-    problems = load_dataset(dataset, limit)
-    if not problems:
-        raise UserError(f"dataset {dataset!r} has no problems")
-    check_engine_kind(engine)
-    check_model(plan.policy, "policy")
-    plan = plan.with_overrides(policy=canonical(plan.policy))
-    verifier_id = plan.verifier_name(verifier)
-    check_output(out)
-
-    # models load from here on
-    the_verifier = load_verifier(verifier_id, plan.policy) if verifier_id else None
-    the_engine = load_engine(engine, plan.policy, seed)
+    plan, problems, the_engine, the_verifier, verifier_id = _prepare(
+        plan, dataset, limit, engine, lambda p: p.verifier_name(verifier), out, seed
+    )
     summary = _with_progress(
         f"adaptive probe k={plan.probe['k']}",
         len(problems),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 
 DATASETS = ("math500", "aime24", "amc23", "gsm8k", "arith")
 ARITH_LEVELS = (1, 2, 3, 4, 5)

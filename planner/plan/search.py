@@ -13,19 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from planner import cost, specs
-from planner.errors import UserError
-from planner.features import (
-    AGGREGATIONS,
-    BEAM_METHODS,
-    DIFFICULTIES,
-    METHODS,
-    NO_MODEL,
-    NO_PRM_METHODS,
-    SELECTIONS,
-    Column,
-    family_of,
-)
+from planner.core.errors import UserError
+from planner.core.planfile import KIND_SINGLE, document
+from planner.core.vocab import AGGREGATIONS, METHODS, NO_VERIFIER_METHODS, SELECTIONS, TREE_METHODS
+from planner.models import cost, specs
+from planner.predict.features import DIFFICULTIES, NO_MODEL, Column, family_of
 
 N_VALUES = tuple(2**k for k in range(11))  # 1 .. 1024, the paper's budget axis
 BUDGET_KINDS = ("n", "flops", "seconds")
@@ -149,7 +141,7 @@ def enumerate_candidates(
             elif method == "majority":
                 block(policy, [NO_MODEL], "majority", ["none"], ["vote"], ns, None)
             else:
-                beam = method in BEAM_METHODS
+                beam = method in TREE_METHODS
                 valid = [n for n in ns if not beam or (n >= beam_width and n % beam_width == 0)]
                 block(
                     policy, prm_names, method, aggregations, selections, valid, beam_width if beam else None
@@ -172,7 +164,7 @@ def check_config(
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"--n must be a positive integer, got {n!r}")
-    if method in NO_PRM_METHODS:
+    if method in NO_VERIFIER_METHODS:
         if prm != NO_MODEL:
             raise UserError(f"method {method} uses no PRM; pass --prm none")
         if aggregation != "none":
@@ -189,7 +181,7 @@ def check_config(
         raise UserError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
     if selection not in SELECTIONS:
         raise UserError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
-    if method in BEAM_METHODS:
+    if method in TREE_METHODS:
         if beam_width is None or beam_width < 1:
             raise UserError(f"method {method} needs a positive --beam-width")
         if n < beam_width or n % beam_width:
@@ -284,7 +276,7 @@ def price(
         args = (policy_spec, prm_spec, distinct[idx, 2], distinct[idx, 3], distinct[idx, 4], workload)
         flops[idx] = cost.config_flops(*args)
         if hardware is not None:
-            from planner import hardware as hw
+            from planner.models import hardware as hw
 
             secs[idx] = hw.seconds(*args, hardware)
     inverse = inverse.reshape(-1)
@@ -292,7 +284,7 @@ def price(
     out = candidates.copy(deep=False)
     out["flops_per_problem"] = flops
     if hardware is not None:
-        from planner import hardware as hw
+        from planner.models import hardware as hw
 
         out["seconds_per_problem"] = secs
         priced = getattr(hardware, "price_per_hour", None)
@@ -347,7 +339,7 @@ class Plan:
     model: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        return document(KIND_SINGLE, {
             **self.best,
             "dataset": self.dataset,
             "difficulty": self.difficulty,
@@ -358,7 +350,7 @@ class Plan:
             "alternatives": self.alternatives,
             "frontier": self.frontier,
             "model": self.model,
-        }
+        })
 
 
 def score(
@@ -521,7 +513,7 @@ def predict_config(
             "aggregation": [aggregation],
             "selection": [selection],
             "n": [int(n)],
-            "beam_width": pd.array([beam_width if method in BEAM_METHODS else None], dtype="Int64"),
+            "beam_width": pd.array([beam_width if method in TREE_METHODS else None], dtype="Int64"),
         }
     )
     scored = score(

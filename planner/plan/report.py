@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from planner.errors import UserError
-from planner.evaluate import (
+from planner.core.errors import UserError
+from planner.core.vocab import BINS as DIFFICULTY_BINS
+from planner.predict.evaluate import (
     TASK_KEYS,
     assess_cells,
     budget_levels,
@@ -30,7 +31,7 @@ from planner.evaluate import (
     usable,
 )
 
-BINS = ("easy", "medium", "hard", "all")
+BINS = (*DIFFICULTY_BINS, "all")
 MIN_CELLS = 2  # a (dataset, policy) needs this many priced cells to be plotted
 REPORT_LEVELS = 4
 REPORT_FILE = "report.md"
@@ -105,7 +106,7 @@ def _mark_choices(ax, choices: list) -> None:
 def _draw_panel(ax, cells: pd.DataFrame, choices: list, title: str, colors: dict) -> None:
     from matplotlib.ticker import NullFormatter
 
-    from planner.search import pareto_frontier
+    from planner.plan.search import pareto_frontier
 
     for label, part in _series(cells):
         color = colors.get(label, "grey")

@@ -14,34 +14,24 @@ import io
 import json
 import os
 import sys
-import tempfile
+from importlib import resources
 from pathlib import Path
 
 import joblib
 import sklearn
 
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.files import write_bytes_atomic
+from planner.core.profiles import default_profile_dirs, fingerprint, load_profiles
+from planner.predict.regressor import fit_profiles
 
+DEFAULT_MODEL = Path(str(resources.files("planner") / "data" / "default_model.joblib"))
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1
 
 
 def manifest_path(path: str | os.PathLike) -> Path:
     return Path(str(path) + MANIFEST_SUFFIX)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; model files are shared data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(
@@ -72,8 +62,8 @@ def save_model(
         "extra": extra or {},
     }
     # Model first, manifest last: a crash in between leaves a pair that load refuses.
-    _write_atomic(path, data)
-    _write_atomic(manifest_path(path), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes_atomic(path, data)
+    write_bytes_atomic(manifest_path(path), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest
 
 
@@ -107,3 +97,25 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
     except Exception as exc:  # hash matched but the content is not a model joblib can read
         raise UserError(f"model file {path} could not be loaded: {type(exc).__name__}") from None
     return model, manifest
+
+
+def load_planner_model(path: str | os.PathLike | None = None) -> tuple[object, dict]:
+    """(model, info): the given model file, else the shipped one, else one fitted now from the
+    shipped profiles (with a note on stderr)."""
+    if path is not None:
+        model, manifest = load_model(path)
+        return model, {"path": str(path), "sha256": manifest["sha256"]}
+    if DEFAULT_MODEL.exists():
+        model, manifest = load_model(DEFAULT_MODEL)
+        return model, {"path": "default", "sha256": manifest["sha256"]}
+    dirs = default_profile_dirs()
+    if not dirs:
+        raise UserError(f"no shipped model ({DEFAULT_MODEL}) and no shipped profiles to fit one from")
+    records = load_profiles(dirs)
+    sys.stderr.write("note: no shipped model file; fitting one from the shipped profiles\n")
+    model, _ = fit_profiles(records)
+    return model, {
+        "path": None,
+        "fitted_from": "shipped profiles",
+        "training_fingerprint": fingerprint(records),
+    }

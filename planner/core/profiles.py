@@ -12,15 +12,17 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.files import atomic_paths
+from planner.core.vocab import AGGREGATIONS, BINS, METHODS, NONE, SELECTIONS
 
 RECORDS_FILE = "records.parquet"
 META_FILE = "profile.json"
@@ -49,11 +51,12 @@ SCHEMA: dict[str, str] = {
 }
 
 # Allowed values of the categorical columns.
+UNSTATED = "unstated"  # a published cell whose method, N or policy the source does not state
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "difficulty": ("easy", "medium", "hard", "all"),
-    "method": ("cot", "majority", "best_of_n", "beam", "dvts", "unstated"),
-    "aggregation": ("last", "min", "mean", "prod", "none", "unstated"),
-    "selection": ("max", "vote", "none", "unstated"),
+    "difficulty": (*BINS, "all"),
+    "method": (*METHODS, UNSTATED),
+    "aggregation": (*AGGREGATIONS, NONE, UNSTATED),
+    "selection": (*SELECTIONS, NONE, UNSTATED),
 }
 
 KINDS = ("published", "replay", "measured")
@@ -61,23 +64,6 @@ KINDS = ("published", "replay", "measured")
 # String columns where a missing value means "" (none); the others must be given.
 _BLANK_OK = ("problem_id", "level", "note")
 _NON_EMPTY = ("dataset", "policy", "prm", "source")
-
-# Difficulty bins on a problem's pass@1 (Liu et al. 2025, following Snell et al.):
-# easy 50-100 %, medium 10-50 %, hard 0-10 %. Boundaries: 0.5 is medium, 0.1 is medium.
-EASY_ABOVE = 0.5
-HARD_BELOW = 0.1
-
-
-def difficulty_from_pass1(pass1: float) -> str:
-    """The paper's absolute difficulty bin for a pass@1 estimate in [0, 1]."""
-    if pass1 is None or not math.isfinite(pass1) or not 0.0 <= pass1 <= 1.0:
-        raise UserError(f"pass1 must be a number in [0, 1], got {pass1!r}")
-    if pass1 > EASY_ABOVE:
-        return "easy"
-    if pass1 < HARD_BELOW:
-        return "hard"
-    return "medium"
-
 
 @dataclass
 class Profile:
@@ -379,15 +365,21 @@ def load_profiles(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     return out
 
 
+def shipped_profiles_root() -> Path:
+    """Where the shipped profiles are: profiles/ in a source checkout, else the copy an installed
+    wheel carries as planner/shipped_profiles."""
+    checkout = Path(__file__).resolve().parents[2] / "profiles"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(resources.files("planner"))) / "shipped_profiles"
+
+
 def default_profile_dirs() -> list[Path]:
-    """The shipped profile folders: profiles/*/ at the repository root (editable install)."""
-    root = Path(__file__).resolve().parent.parent / "profiles"
+    """The shipped profile folders (each with profile.json), sorted by name."""
+    root = shipped_profiles_root()
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / META_FILE).is_file())
-
-
-# ---------------------------------------------------------------- write
 
 
 def _json_default(value: object) -> object:
@@ -424,34 +416,12 @@ def write_profile(path: str | os.PathLike, records: pd.DataFrame, meta: Mapping)
 
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    temps: list[Path] = []
     try:
-        rec_tmp = _temp_in(folder, RECORDS_FILE)
-        temps.append(rec_tmp)
-        records.to_parquet(rec_tmp, index=False)
-        _fsync(rec_tmp)
-        meta_tmp = _temp_in(folder, META_FILE)
-        temps.append(meta_tmp)
-        meta_tmp.write_text(meta_text, encoding="utf-8")
-        _fsync(meta_tmp)
-        os.replace(rec_tmp, folder / RECORDS_FILE)
-        os.replace(meta_tmp, folder / META_FILE)
+        with atomic_paths(folder / RECORDS_FILE, folder / META_FILE) as (rec_tmp, meta_tmp):
+            records.to_parquet(rec_tmp, index=False)
+            meta_tmp.write_text(meta_text, encoding="utf-8")
     except BaseException:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
         if made and not any(folder.iterdir()):
             folder.rmdir()
         raise
     return Profile(records=records, meta=meta, path=folder)
-
-
-def _temp_in(folder: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; profiles are shared data
-    return Path(tmp)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import typer
 
-from planner.errors import UserError
-from planner.features import METHODS as FIXED
+from planner.core.errors import UserError
+from planner.core.vocab import METHODS as FIXED
 
 
 def _records(dirs: list[Path]):
-    from planner.profiles import load_profiles
+    from planner.core.profiles import load_profiles
 
     if not dirs:
         raise UserError("no profile folders: give --profiles DIR")
@@ -23,7 +23,7 @@ def _records(dirs: list[Path]):
 
 
 def _budgets(values: list[str] | None) -> list[float] | None:
-    from planner.search import parse_budget
+    from planner.plan.search import parse_budget
 
     if not values:
         return None
@@ -116,8 +116,8 @@ def evaluate_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
     """Held-out evaluation: the planner's choice among measured cells vs the best one per budget."""
-    from planner.evaluate import check_holdout, check_levels, evaluate
-    from planner.profiles import default_profile_dirs
+    from planner.core.profiles import default_profile_dirs
+    from planner.predict.evaluate import check_holdout, check_levels, evaluate
 
     check_holdout(holdout)
     check_levels(budgets)
@@ -136,7 +136,7 @@ def report_command(
     model: Path = typer.Option(None, "--model", help="Regressor file (default: fit one on these profiles)"),
 ) -> None:
     """Accuracy vs FLOPs plots per (dataset, policy) and report.md."""
-    from planner.report import figure_class, write_report
+    from planner.plan.report import figure_class, write_report
 
     figure_class()  # a missing matplotlib fails before any work
     records = _records([Path(p) for p in profiles])
@@ -149,14 +149,14 @@ def _report_model(records, path: Path | None) -> tuple[object | None, str]:
     """(model, a line for report.md): the given file, else one fitted on the records."""
     names = ", ".join(sorted(set(records["profile"])))
     if path is not None:
-        from planner.cli_plan import load_planner_model
+        from planner.predict.modelio import load_planner_model
 
         model, info = load_planner_model(path)
         return (
             model,
             f"Profiles: {names}. Planner's choices (stars): model {path} (sha256 {info['sha256'][:12]}).",
         )
-    from planner.regressor import fit_profiles
+    from planner.predict.regressor import fit_profiles
 
     try:
         model, fitted = fit_profiles(records)

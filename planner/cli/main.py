@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 
 app = typer.Typer(
     name="ttsplan",
@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # Modules of planner that define `register(app)`.
-_PLANNER_COMMANDS = ("planner.cli_cost", "planner.cli_plan", "planner.cli_eval", "planner.executor.cli_run")
+_PLANNER_COMMANDS = ("planner.cli.cost", "planner.cli.plan", "planner.cli.evaluate", "planner.cli.run")
 
 
 @app.callback()

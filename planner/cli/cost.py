@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from planner import cost, specs
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.models import cost, specs
 
 # Default context: the mean context of a MATH-500 solution token under the default workload
 # (prompt estimate + half of Liu et al. 2025 Table 1's 236.9-token response).

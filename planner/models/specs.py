@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from planner.errors import UserError
+from planner.core.errors import UserError
 
 ROLES = ("policy", "prm", "orm")
 
@@ -338,3 +338,20 @@ def resolve(name: str) -> ModelSpec:
     names = list(dict.fromkeys(index[c].name for c in close))
     hint = f"; closest: {', '.join(names)}" if names else f"; known: {', '.join(s.short_name for s in specs)}"
     raise UserError(f"unknown model {name!r}{hint}")
+
+
+def spec_or_none(name: str | None):
+    """The cost-model spec of a model name or local folder, None when it is not known."""
+    if not name:
+        return None
+    try:
+        return resolve(name)
+    except UserError:
+        pass
+    path = Path(name)
+    if (path / "config.json").is_file():
+        try:
+            return from_hf_config(path, role="policy")
+        except UserError:
+            return None
+    return None

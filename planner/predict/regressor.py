@@ -8,7 +8,7 @@ coverage 0.86 averaged over policies (target 0.80). Why these choices:
 - logit scale: accuracy is bounded in [0, 1] and gains from N or model size shrink near the
   top; back-transformed predictions always stay inside [0, 1].
 - trees: they saturate instead of extrapolating, handle missing sizes (unstated policy), and
-  fit 100k rows in seconds. Categories are one-hot (see planner.features).
+  fit 100k rows in seconds. Categories are one-hot (see planner.predict.features).
 - monotone in log2 N (increasing; option `monotone_n`): more samples do not lower the
   expected accuracy of the sampling methods in the training data (RLHFlow BoN@1024 and
   majority@1024 >= pass@1 for every policy and verifier; the MATH-100 replay rises with N up
@@ -48,12 +48,8 @@ from sklearn.model_selection import GroupKFold
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
-from planner.errors import UserError
-from planner.features import (
-    ConfigFeatures,
-    check_config_frame,
-    prepare_training,
-)
+from planner.core.errors import UserError
+from planner.predict.features import ConfigFeatures, check_config_frame, prepare_training
 
 # Bumped when the fitted attributes change; a model file of another format is refused.
 FORMAT_VERSION = 1
@@ -91,7 +87,7 @@ def _check_vector(values: object, name: str, length: int) -> np.ndarray:
 class AccuracyRegressor(RegressorMixin, BaseEstimator):
     """Predict accuracy (0..1) of a test-time-scaling configuration.
 
-    X is a DataFrame with the columns of `planner.features.CONFIG_COLUMNS` (and optionally
+    X is a DataFrame with the columns of `planner.predict.features.CONFIG_COLUMNS` (and optionally
     the spec columns for models outside the registry). RegressorMixin comes first so that
     scikit-learn's tags mark this as a regressor.
     """

@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from planner import specs
-from planner.errors import UserError
-from planner.features import BEAM_METHODS, METHODS, NO_MODEL
+from planner.core.errors import UserError
+from planner.core.vocab import METHODS, TREE_METHODS
+from planner.models import specs
+from planner.predict.features import NO_MODEL
 
 CELL_KEYS = ("dataset", "policy", "prm", "method", "aggregation", "selection", "n", "beam_width")
 TASK_KEYS = ("dataset", "policy")
@@ -29,7 +30,7 @@ HOLDOUTS = ("policy", "prm", "dataset")
 DEFAULT_LEVELS = 6
 REL_TOL = 1e-9  # a cell fits a budget when flops <= budget * (1 + REL_TOL)
 FLOPS_RULE = (
-    "cells without measured FLOPs are priced with the cost model (planner.search.price); "
+    "cells without measured FLOPs are priced with the cost model (planner.plan.search.price); "
     "cells it cannot price (policy or PRM not in the registry) are left off the budget axis"
 )
 
@@ -92,7 +93,7 @@ def usable(cells: pd.DataFrame) -> pd.Series:
 
 def _cost_model_flops(cell: pd.Series) -> float | None:
     """FLOPs per problem from the cost model, or None when a model is not in the registry."""
-    from planner.search import price
+    from planner.plan.search import price
 
     try:
         by_name = {cell["policy"]: specs.resolve(cell["policy"])}
@@ -100,7 +101,7 @@ def _cost_model_flops(cell: pd.Series) -> float | None:
             by_name[cell["prm"]] = specs.resolve(cell["prm"])
         frame = pd.DataFrame({k: [cell[k]] for k in ("policy", "prm", "method", "aggregation", "selection")})
         frame["n"] = np.array([int(cell["n"])], dtype=np.int64)
-        width = cell["beam_width"] if cell["method"] in BEAM_METHODS else pd.NA
+        width = cell["beam_width"] if cell["method"] in TREE_METHODS else pd.NA
         frame["beam_width"] = pd.array([width], dtype="Int64")
         return float(price(frame, by_name, str(cell["dataset"]))["flops_per_problem"].iloc[0])
     except UserError:
@@ -142,7 +143,7 @@ def config_label(cell: pd.Series | dict) -> str:
     if cell["method"] == "cot":
         return "cot"
     text = f"{cell['method']} n={int(cell['n'])}"
-    if cell["method"] in BEAM_METHODS and not pd.isna(cell["beam_width"]):
+    if cell["method"] in TREE_METHODS and not pd.isna(cell["beam_width"]):
         text += f" w={int(cell['beam_width'])}"
     if cell["aggregation"] != "none":
         text += f" {cell['aggregation']}/{cell['selection']}"
@@ -278,7 +279,7 @@ def coverage(cells: pd.DataFrame, model: object) -> dict:
 
 
 def _fit_default(records: pd.DataFrame) -> object:
-    from planner.regressor import fit_profiles
+    from planner.predict.regressor import fit_profiles
 
     return fit_profiles(records)[0]
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.errors import UserError
-from planner.specs import ModelSpec
+from planner.core.errors import UserError
+from planner.core.vocab import METHODS
+from planner.models.specs import ModelSpec
 
-METHODS = ("cot", "majority", "best_of_n", "beam", "dvts")
 _ALIASES = {
     "majority_vote": "majority",
     "maj": "majority",
@@ -143,7 +143,7 @@ WORKLOADS = {
     )
     for name, prompt_tokens in _PROMPT_TOKENS.items()
 }
-# "arith" (synthetic, planner.datasets): MEASURED with the embedded models that run it, from the
+# "arith" (synthetic, planner.core.datasets): MEASURED with the embedded models that run it, from the
 # sampling runs of the shipped calibration profiles (ARITH_MEASURED_FROM, T = 0.7, 1,600 samples
 # each): per profile the mean prompt tokens (Gemma's few-shot prompt 218, SmolLM2's chat template
 # 70), generated tokens per sample and steps per sample ("\n\n"-split), then the mean over profiles.

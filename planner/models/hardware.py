@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from planner.cost import COT, Workload, _prepare, config_flops_parts
-from planner.errors import UserError
-from planner.specs import ModelSpec
+from planner.core.errors import UserError
+from planner.models.cost import COT, Workload, _prepare, config_flops_parts
+from planner.models.specs import ModelSpec
 
 # Fraction of dense peak that prefill and PRM scoring reach; override with `utilisation=`.
 # Measured on one H100 80GB HBM3 (torch 2.11 cu130, transformers 5.17, sdpa, bf16, random

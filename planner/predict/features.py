@@ -21,17 +21,19 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from planner import specs
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.profiles import UNSTATED
+from planner.core.vocab import (
+    BINS,
+    METHODS,
+    NO_VERIFIER_METHODS,
+    NONE,
+    TREE_METHODS,
+)
+from planner.models import specs
 
-METHODS = ("cot", "majority", "best_of_n", "beam", "dvts")
-NO_PRM_METHODS = ("cot", "majority")
-BEAM_METHODS = ("beam", "dvts")
-AGGREGATIONS = ("last", "min", "mean", "prod")
-SELECTIONS = ("max", "vote")
-DIFFICULTIES = ("easy", "medium", "hard", "all")
-NO_MODEL = "none"
-UNSTATED = "unstated"
+DIFFICULTIES = (*BINS, "all")
+NO_MODEL = NONE
 
 CONFIG_COLUMNS = (
     "policy",
@@ -187,7 +189,7 @@ def raw_features(rows: pd.DataFrame, lookup: Lookup | None = None) -> dict:
     for col in ("method", "aggregation", "selection", "difficulty"):
         out[col] = Column(rows[col])
     # Methods without a beam get width 0 (a value, not "unknown"); an unstated width stays NaN.
-    beam_codes = [i for i, u in enumerate(out["method"].uniques) if u in BEAM_METHODS]
+    beam_codes = [i for i, u in enumerate(out["method"].uniques) if u in TREE_METHODS]
     width = pd.to_numeric(rows["beam_width"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     out["beam_width"] = np.where(np.isin(out["method"].codes, beam_codes), width, 0.0)
     dataset = Column(rows["dataset"])
@@ -374,7 +376,7 @@ def prepare_training(
     drop(pd.to_numeric(rows["n"], errors="coerce").isna(), "N unstated")
     drop(pd.to_numeric(rows["accuracy"], errors="coerce").isna(), "accuracy missing")
     drop(rows["policy_family"].isna(), "policy not in registry")
-    prm_needed = ~rows["method"].isin(NO_PRM_METHODS)
+    prm_needed = ~rows["method"].isin(NO_VERIFIER_METHODS)
     drop(prm_needed & rows["prm_family"].isna(), "PRM not in registry")
     drop(~rows["difficulty"].isin(DIFFICULTIES), "difficulty unknown")
 

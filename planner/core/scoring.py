@@ -1,0 +1,46 @@
+"""Scoring shared by live runs and replay: one aggregation of step scores, one answer key."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+from planner.core.errors import UserError
+from planner.core.vocab import AGGREGATIONS
+
+
+def aggregate(step_scores: Sequence[float], how: str) -> float:
+    """One solution score from its step scores: last, min, mean or prod.
+
+    The one aggregation of the project: live methods, calibration replay and importers all call
+    it, so a solution with no steps scores 0.0 everywhere; a NaN or infinite score is refused.
+    """
+    if how not in AGGREGATIONS:
+        raise UserError(f"aggregation: unknown {how!r}; choose one of {', '.join(AGGREGATIONS)}")
+    scores = [float(s) for s in step_scores]
+    if not all(math.isfinite(s) for s in scores):
+        raise UserError(f"step_scores: must be finite numbers, got {list(step_scores)!r}")
+    if not scores:
+        return 0.0
+    if how == "last":
+        return scores[-1]
+    if how == "min":
+        return min(scores)
+    if how == "mean":
+        return sum(scores) / len(scores)
+    return math.prod(scores)
+
+
+_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def answer_key(answer: str) -> str:
+    """Grouping key for votes: spaces, $ and \\left/\\right dropped; plain numbers normalised (1,000.0 -> 1000)."""
+    key = answer.replace("\\left", "").replace("\\right", "").replace("$", "")
+    key = re.sub(r"\s+", "", key)
+    plain = key.replace(",", "")
+    if _NUMBER.match(plain):
+        value = float(plain)
+        key = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return key
