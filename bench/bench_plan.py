@@ -11,7 +11,7 @@ import statistics
 import time
 
 from planner.models import specs
-from planner.plan.search import Budget, enumerate_candidates, plan
+from planner.plan.search import Budget, PlanRequest, enumerate_candidates, plan
 from planner.predict.modelio import load_planner_model
 
 TARGET_MS = 20.0
@@ -26,7 +26,7 @@ def main() -> None:
     budget = Budget("flops", 1e20)
 
     def query():
-        return plan(model, POLICIES, prms, budget, dataset="math500", top=5)
+        return plan(model, PlanRequest(policies=POLICIES, budget=budget, prms=prms, dataset="math500"), top=5)
 
     for _ in range(3):  # warm-up: imports, caches
         query()

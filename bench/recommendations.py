@@ -32,6 +32,7 @@ import pandas as pd
 from planner.core.errors import UserError
 from planner.core.vocab import METHODS, TREE_METHODS
 from planner.models import specs
+from planner.plan.search import PlanRequest
 from planner.predict.features import NO_MODEL
 
 BINS = ("all", "easy", "medium", "hard")
@@ -170,14 +171,16 @@ def ranked_plan(model, policy, prms, budget_n, dataset, difficulty, methods, n_v
             continue
         result = plan(
             model,
-            [policy],
-            prms,
-            Budget("n", budget_n),
-            dataset=dataset,
-            difficulty=None if difficulty == "all" else difficulty,
-            methods=allowed,
-            n_values=n_values,
-            beam_width=width,
+            PlanRequest(
+                policies=[policy],
+                budget=Budget("n", budget_n),
+                prms=prms,
+                dataset=dataset,
+                difficulty=None if difficulty == "all" else difficulty,
+                beam_width=width,
+                methods=allowed,
+                n_values=n_values,
+            ),
             top=10**9,
         )
         for rec in [result.best, *result.alternatives]:

@@ -98,7 +98,7 @@ def claim(out: Path, grid: Grid) -> None:
     batches) is refused, since its records would not be comparable.
     """
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
+        raise UserError(f"out: {out} exists and is not a folder")
     path = out / GRID_FILE
     if path.is_file():
         try:
@@ -109,16 +109,16 @@ def claim(out: Path, grid: Grid) -> None:
                 }
             )
         except (OSError, ValueError, TypeError):
-            raise UserError(f"{path} is unreadable; move it away or use another --out") from None
+            raise UserError(f"out: {path} is unreadable; move it away or use another folder") from None
         mine, old = grid.identity(), theirs.identity()
         diff = sorted(k for k in mine if mine[k] != old.get(k))
         if diff:
             raise UserError(
-                f"--out {out} holds a run of a different grid ({diff[0]}: {old.get(diff[0])!r} there, "
-                f"{mine.get(diff[0])!r} now); use another --out or the same grid"
+                f"out: {out} holds a run of a different grid ({diff[0]}: {old.get(diff[0])!r} there, "
+                f"{mine.get(diff[0])!r} now); use another folder or the same grid"
             )
     elif out.exists() and (out / "profile.json").exists():
-        raise UserError(f"--out {out} holds a profile that is not a calibration run; use another --out")
+        raise UserError(f"out: {out} holds a profile that is not a calibration run; use another folder")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, grid.to_dict())
 
@@ -272,12 +272,14 @@ def _execute_ray(grid, out, policy, chunks, todo, steps, address, jobs, bar, loa
     try:
         import ray
     except ImportError:
-        raise UserError("--ray needs Ray: pip install 'tts-planner[calibrate]'") from None
+        raise UserError("ray_address: Ray is not installed: pip install 'tts-planner[calibrate]'") from None
     if not ray.is_initialized():
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"--ray {address}: cannot connect ({str(exc).splitlines()[0]})") from None
+            raise UserError(
+                f"ray_address: cannot connect to {address} ({str(exc).splitlines()[0]})"
+            ) from None
     actor = ray.remote(num_gpus=worker_gpus)(_RayWorker) if worker_gpus else ray.remote(_RayWorker)
     workers = [actor.remote(grid, loaders) for _ in range(max(1, min(jobs, len(todo))))]
     queue = list(todo)
@@ -450,12 +452,12 @@ def calibrate(
 ) -> Outcome:
     """Check the grid, run what is missing, write the profile. Re-running resumes."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"--jobs must be an integer >= 1, got {jobs!r}")
+        raise UserError(f"jobs: must be an integer >= 1, got {jobs!r}")
     for kind in redo:
         if kind not in STEP_KINDS:
-            raise UserError(f"--redo: unknown step {kind!r}; choose from {', '.join(STEP_KINDS)}")
+            raise UserError(f"redo: unknown step {kind!r}; choose from {', '.join(STEP_KINDS)}")
     if worker_gpus < 0 or (worker_gpus and not ray_address):
-        raise UserError(f"--worker-gpus: needs --ray and a value >= 0, got {worker_gpus}")
+        raise UserError(f"worker_gpus: needs a Ray address and a value >= 0, got {worker_gpus}")
     grid = check_grid(grid, source=source, check_models=check_models)
     out = Path(out)
     claim(out, grid)

@@ -707,9 +707,9 @@ def import_sal(
     ks = list(ks) if ks else list(range(1, k_max + 1))
     parts = []
     for i, how in enumerate(aggregations):
-        frame = samples.assign(
-            aggregation=how, score=[aggregate(s, how) for s in samples["steps"]]
-        ).drop(columns=["steps"])
+        frame = samples.assign(aggregation=how, score=[aggregate(s, how) for s in samples["steps"]]).drop(
+            columns=["steps"]
+        )
         methods = ("best_of_n", "weighted_vote") if i else ("best_of_n", "majority", "weighted_vote")
         parts.append(replay_table(frame, ks, methods))
     records = validate_records(pd.concat(parts, ignore_index=True), name)

@@ -32,6 +32,7 @@ from planner.executor.base import Completion, Generation, StepScores
 from planner.executor.methods.common import call_seed
 from planner.executor.runner import read_records, run_plan
 from planner.models import cost, specs
+from planner.plan.search import PlanRequest
 from tests.fake_engine import FakeEngine
 
 POLICY = "HuggingFaceTB/SmolLM2-135M-Instruct"  # a registered spec: FLOPs are counted
@@ -264,7 +265,10 @@ def test_per_bin_plan_round_trip(tmp_path):
     from planner.predict.modelio import load_planner_model
 
     model, _ = load_planner_model(None)
-    obj = plan_by_difficulty(model, ["google/gemma-3-270m"], ["none"], Budget("n", 8), "arith").to_dict()
+    obj = plan_by_difficulty(
+        model,
+        PlanRequest(policies=["google/gemma-3-270m"], budget=Budget("n", 8), prms=["none"], dataset="arith"),
+    ).to_dict()
     path = tmp_path / "bins.json"
     path.write_text(json.dumps(obj))
     plan = load_adaptive_plan(path)

@@ -18,7 +18,7 @@ from planner.cli.main import main
 from planner.core.errors import UserError
 from planner.core.vocab import BINS
 from planner.plan.binplan import best_split, check_mix, mix_from_records, parse_mix, plan_by_difficulty
-from planner.plan.search import Budget, predict_config
+from planner.plan.search import Budget, PlanRequest, predict_config
 
 POLICY = "Qwen/Qwen2.5-1.5B-Instruct"
 
@@ -49,13 +49,15 @@ class TableModel:
 def small_plan(budget: Budget, mix=MIX) -> dict:
     return plan_by_difficulty(
         TableModel(),
-        [POLICY],
-        ["none"],
-        budget,
-        dataset="math500",
+        PlanRequest(
+            policies=[POLICY],
+            budget=budget,
+            prms=["none"],
+            dataset="math500",
+            methods=("cot", "majority"),
+            n_values=(1, 2, 4, 8, 16),
+        ),
         mix=mix,
-        methods=("cot", "majority"),
-        n_values=(1, 2, 4, 8, 16),
     ).to_dict()
 
 
@@ -83,13 +85,15 @@ def test_flops_budget_matches_brute_force():
     from planner.plan.search import priced_candidates
 
     priced, *_ = priced_candidates(
-        [POLICY],
-        ["none"],
-        Budget("n", 1),
-        "math500",
-        "all",
-        methods=("cot", "majority"),
-        n_values=(1, 2, 4, 8, 16),
+        PlanRequest(
+            policies=[POLICY],
+            budget=Budget("n", 1),
+            prms=["none"],
+            dataset="math500",
+            difficulty="all",
+            methods=("cot", "majority"),
+            n_values=(1, 2, 4, 8, 16),
+        )
     )
     flops = dict(
         zip(zip(priced["method"], priced["n"], strict=True), priced["flops_per_problem"], strict=True)
@@ -161,7 +165,11 @@ def test_zero_weight_bin_gets_its_best_within_the_plain_budget():
 
 def test_no_candidate_fits():
     with pytest.raises(UserError, match="no candidate fits"):
-        plan_by_difficulty(TableModel(), [POLICY], ["none"], Budget("flops", 1.0), dataset="math500", mix=MIX)
+        plan_by_difficulty(
+            TableModel(),
+            PlanRequest(policies=[POLICY], budget=Budget("flops", 1.0), prms=["none"], dataset="math500"),
+            mix=MIX,
+        )
 
 
 # ---------------------------------------------------------------- the mix
@@ -191,7 +199,7 @@ def test_parse_mix_errors(text, pattern):
     with pytest.raises(UserError) as err:
         parse_mix(text)
     message = str(err.value)
-    assert pattern in message and message.startswith("--mix") and "\n" not in message
+    assert pattern in message and message.startswith("mix: ") and "\n" not in message
 
 
 def test_check_mix_rejects_booleans():
@@ -226,23 +234,27 @@ def test_default_mix_from_records_with_a_note():
     records = _records([{"problem_id": "a", "difficulty": "hard", "policy": POLICY}])
     plan = plan_by_difficulty(
         TableModel(),
-        [POLICY],
-        ["none"],
-        Budget("n", 4),
-        "math500",
+        PlanRequest(
+            policies=[POLICY],
+            budget=Budget("n", 4),
+            prms=["none"],
+            dataset="math500",
+            methods=("cot", "majority"),
+            n_values=(1, 2, 4),
+        ),
         records=records,
-        methods=("cot", "majority"),
-        n_values=(1, 2, 4),
     ).to_dict()
     assert plan["mix"] == {"easy": 0.0, "medium": 0.0, "hard": 1.0} and plan["notes"] == []
     plan = plan_by_difficulty(
         TableModel(),
-        [POLICY],
-        ["none"],
-        Budget("n", 4),
-        "math500",
-        methods=("cot", "majority"),
-        n_values=(1, 2, 4),
+        PlanRequest(
+            policies=[POLICY],
+            budget=Budget("n", 4),
+            prms=["none"],
+            dataset="math500",
+            methods=("cot", "majority"),
+            n_values=(1, 2, 4),
+        ),
     ).to_dict()
     assert plan["mix"] == pytest.approx({b: 1 / 3 for b in BINS})
     assert "equal thirds" in plan["notes"][0]

@@ -197,7 +197,7 @@ def test_full_disk_stops_with_a_clear_error_and_resumes(tmp_path, reference, mon
 
 
 def test_jobs_must_be_positive(tmp_path):
-    with pytest.raises(UserError, match="--jobs"):
+    with pytest.raises(UserError, match="jobs: must be an integer"):
         run(tmp_path / "p", jobs=0)
 
 
@@ -223,7 +223,7 @@ def test_redo_runs_one_step_kind_again_and_keeps_the_rest(tmp_path, reference):
     assert {k: v for k, v in after.items() if not k[0].startswith("dvts")} == before
     assert any(k[0].startswith("dvts") for k in after) and calls  # dvts ran again, and only dvts
     pd.testing.assert_frame_equal(redone.records, reference.records)
-    with pytest.raises(UserError, match="--redo: unknown step 'dvtz'"):
+    with pytest.raises(UserError, match="redo: unknown step 'dvtz'"):
         run(out, redo=("dvtz",))
 
 

@@ -144,12 +144,12 @@ PLAN = ["plan", "--policy", "Qwen2.5-1.5B-Instruct", "--dataset", "math500"]
 @pytest.mark.parametrize(
     ("extra", "pattern"),
     [
-        (["--budget-flops", "-1"], "--budget-flops must be a positive"),
-        (["--budget-flops", "0"], "--budget-flops must be a positive"),
-        (["--budget-flops", "nan"], "--budget-flops must be a positive"),
-        (["--budget-flops", "inf"], "--budget-flops must be a positive"),
-        (["--budget-n", "abc"], "--budget-n must be a number"),
-        (["--budget-seconds", "1e400", "--hardware", "h100"], "--budget-seconds must be a positive"),
+        (["--budget-flops", "-1"], "--budget-flops: must be a positive"),
+        (["--budget-flops", "0"], "--budget-flops: must be a positive"),
+        (["--budget-flops", "nan"], "--budget-flops: must be a positive"),
+        (["--budget-flops", "inf"], "--budget-flops: must be a positive"),
+        (["--budget-n", "abc"], "--budget-n: must be a number"),
+        (["--budget-seconds", "1e400", "--hardware", "h100"], "--budget-seconds: must be a positive"),
         ([], "give one budget"),
         (["--budget-n", "4", "--budget-flops", "1e15"], "give one budget only"),
         (["--budget-seconds", "1"], "needs a hardware profile"),
@@ -172,7 +172,9 @@ def test_plan_bad_names(capsys):
     )
     fails(["plan", "--dataset", "math500", "--budget-n", "4"], capsys, "--policy")
     fails(
-        ["plan", "--policy", "Qwen2.5-1.5B-Instruct", "--budget-n", "4"], capsys, "--dataset or --difficulty"
+        ["plan", "--policy", "Qwen2.5-1.5B-Instruct", "--budget-n", "4"],
+        capsys,
+        "give a dataset or a difficulty",
     )
 
 
@@ -198,7 +200,7 @@ def test_predict_bad_input(capsys):
         capsys,
         "divisible",
     )
-    fails([*base, "--method", "cot", "--prm", "Nope"], capsys, "--prm none")
+    fails([*base, "--method", "cot", "--prm", "Nope"], capsys, "--prm: method cot uses no prm")
     fails(
         ["predict", "--policy", "Qwen2.5-1.5B-Instruct", "--method", "cot", "--dataset", "nope"],
         capsys,

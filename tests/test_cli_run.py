@@ -144,9 +144,7 @@ def test_bad_inputs_are_one_line_and_load_nothing(tmp_path, capsys, no_models):
 
 def test_vllm_missing_names_the_extra(tmp_path, capsys, no_models, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name: None if name == "vllm" else real(name)
-    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "vllm" else real(name))
     plan = write_plan(tmp_path)
     code, _, err = call(
         ["run", str(plan), "--dataset", "arith", "--engine", "vllm", "--out", "x.jsonl"], capsys

@@ -237,7 +237,7 @@ def test_hardware_profiles_and_errors():
         get_hardware("tpu")
     assert "known: a100, cpu-2core, h100, h200, l4" in str(info.value)
     assert get_hardware("l4", price_per_hour=0.8).price_per_hour == 0.8
-    with pytest.raises(UserError, match="price-per-hour"):
+    with pytest.raises(UserError, match="price_per_hour"):
         dollars(10, get_hardware("l4"))
     with pytest.raises(UserError):
         get_hardware("h100", price_per_hour=-1)

@@ -10,6 +10,7 @@ from planner.core.errors import UserError
 from planner.models import cost, hardware, specs
 from planner.plan.search import (
     Budget,
+    PlanRequest,
     enumerate_candidates,
     pareto_frontier,
     parse_budget,
@@ -86,7 +87,9 @@ def _all_within(model, budget, dataset="math500", hw=None):
 
 @pytest.mark.parametrize("budget", [Budget("n", 16), Budget("flops", 1e13), Budget("flops", 1e15)])
 def test_plan_respects_budget_and_is_best(model, budget):
-    result = plan(model, [POLICY], PRMS, budget, dataset="math500", top=5).to_dict()
+    result = plan(
+        model, PlanRequest(policies=[POLICY], budget=budget, prms=PRMS, dataset="math500"), top=5
+    ).to_dict()
     column = {"n": "n", "flops": "flops_per_problem"}[budget.kind]
     for rec in [result, *result["alternatives"], *result["frontier"]]:
         assert rec[column] <= budget.value
@@ -116,7 +119,9 @@ def test_plan_respects_budget_and_is_best(model, budget):
 
 def test_frontier_is_pareto(model):
     budget = Budget("flops", 1e15)
-    frontier = plan(model, [POLICY], PRMS, budget, dataset="math500").frontier
+    frontier = plan(
+        model, PlanRequest(policies=[POLICY], budget=budget, prms=PRMS, dataset="math500")
+    ).frontier
     everything = _all_within(model, budget)
     flops = everything["flops_per_problem"].to_numpy()
     acc = everything["predicted_accuracy"].to_numpy()
@@ -134,7 +139,12 @@ def test_frontier_is_pareto(model):
 
 def test_seconds_budget_with_hardware(model):
     hw = hardware.get_hardware("h100")
-    result = plan(model, [POLICY], PRMS, Budget("seconds", 0.5), dataset="math500", hardware=hw).to_dict()
+    result = plan(
+        model,
+        PlanRequest(
+            policies=[POLICY], budget=Budget("seconds", 0.5), prms=PRMS, dataset="math500", hardware=hw
+        ),
+    ).to_dict()
     for rec in [result, *result["alternatives"], *result["frontier"]]:
         assert rec["seconds_per_problem"] <= 0.5
         assert rec["dollars_per_problem"] == pytest.approx(
@@ -142,32 +152,42 @@ def test_seconds_budget_with_hardware(model):
         )
     assert result["hardware"] == "h100"
     with pytest.raises(UserError, match="needs a hardware profile"):
-        plan(model, [POLICY], PRMS, Budget("seconds", 0.5), dataset="math500")
+        plan(
+            model, PlanRequest(policies=[POLICY], budget=Budget("seconds", 0.5), prms=PRMS, dataset="math500")
+        )
 
 
 def test_no_candidate_within_budget_names_cheapest(model):
     with pytest.raises(UserError, match=r"cheapest \(cot, n=1\) needs .* FLOPs"):
-        plan(model, [POLICY], PRMS, Budget("flops", 10.0), dataset="math500")
+        plan(
+            model, PlanRequest(policies=[POLICY], budget=Budget("flops", 10.0), prms=PRMS, dataset="math500")
+        )
 
 
 def test_targets(model):
-    by_dataset = plan(model, [POLICY], [PRM], Budget("n", 4), dataset="aime24").to_dict()
+    by_dataset = plan(
+        model, PlanRequest(policies=[POLICY], budget=Budget("n", 4), prms=[PRM], dataset="aime24")
+    ).to_dict()
     assert (by_dataset["dataset"], by_dataset["difficulty"]) == ("aime24", "all")
-    by_difficulty = plan(model, [POLICY], [PRM], Budget("n", 4), difficulty="hard").to_dict()
+    by_difficulty = plan(
+        model, PlanRequest(policies=[POLICY], budget=Budget("n", 4), prms=[PRM], difficulty="hard")
+    ).to_dict()
     assert (by_difficulty["dataset"], by_difficulty["difficulty"]) == (None, "hard")
     with pytest.raises(UserError, match="unknown dataset"):
-        plan(model, [POLICY], [PRM], Budget("n", 4), dataset="mmlu")
+        plan(model, PlanRequest(policies=[POLICY], budget=Budget("n", 4), prms=[PRM], dataset="mmlu"))
     with pytest.raises(UserError, match="unknown difficulty"):
-        plan(model, [POLICY], [PRM], Budget("n", 4), difficulty="extreme")
-    with pytest.raises(UserError, match="--dataset or --difficulty"):
-        plan(model, [POLICY], [PRM], Budget("n", 4))
+        plan(model, PlanRequest(policies=[POLICY], budget=Budget("n", 4), prms=[PRM], difficulty="extreme"))
+    with pytest.raises(UserError, match="give a dataset or a difficulty"):
+        plan(model, PlanRequest(policies=[POLICY], budget=Budget("n", 4), prms=[PRM]))
     with pytest.raises(UserError, match="not a reward model"):
-        plan(model, [POLICY], [POLICY], Budget("n", 4), dataset="math500")
+        plan(model, PlanRequest(policies=[POLICY], budget=Budget("n", 4), prms=[POLICY], dataset="math500"))
 
 
 def test_orm_only_scores_whole_solutions(model):
     orm = "RLHFlow/Llama3.1-8B-ORM-Mistral-Data"
-    result = plan(model, [POLICY], [orm], Budget("n", 64), dataset="math500", top=1000).to_dict()
+    result = plan(
+        model, PlanRequest(policies=[POLICY], budget=Budget("n", 64), prms=[orm], dataset="math500"), top=1000
+    ).to_dict()
     with_orm = [r for r in [result, *result["alternatives"]] if r["prm"] != "none"]
     assert with_orm and all(r["method"] == "best_of_n" and r["aggregation"] == "last" for r in with_orm)
 
@@ -178,7 +198,7 @@ def test_predict_config_matches_plan_fields(model):
     assert 0 <= rec["predicted_accuracy"] <= 1
     with pytest.raises(UserError, match="divisible"):
         predict_config(model, POLICY, PRM, "beam", "min", "max", 6, 4, dataset="math500")
-    with pytest.raises(UserError, match="--prm none"):
+    with pytest.raises(UserError, match="prm: method cot uses no PRM"):
         predict_config(model, POLICY, PRM, "cot", "none", "none", 1, None, dataset="math500")
     with pytest.raises(UserError, match="needs a PRM"):
         predict_config(model, POLICY, "none", "best_of_n", "last", "max", 4, None, dataset="math500")
@@ -220,13 +240,15 @@ def test_rule_checker_prm_is_in_range_and_can_be_restricted():
     model, _ = fit_profiles(records)
     result = plan(
         model,
-        [plan_helpers.POLICIES[1]],
-        ["arith-check"],
-        Budget("n", 8),
-        dataset="math500",
-        methods=("best_of_n",),
-        aggregations=("min",),
-        selections=("max",),
+        PlanRequest(
+            policies=[plan_helpers.POLICIES[1]],
+            budget=Budget("n", 8),
+            prms=["arith-check"],
+            dataset="math500",
+            methods=("best_of_n",),
+            aggregations=("min",),
+            selections=("max",),
+        ),
     )
     assert result.best["prm"] == "arith-check" and result.best["in_calibrated_range"] is True
     assert {(r["aggregation"], r["selection"]) for r in [result.best, *result.alternatives]} == {

@@ -58,13 +58,35 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def flags_of(group, argv: list[str]) -> dict[str, str]:
+    """Parameter name -> flag of the (click) subcommand that argv invokes ({} when none)."""
+    command = group
+    for token in argv:
+        if not hasattr(command, "commands"):
+            break
+        command = command.commands.get(token, command)
+    if command is group:
+        return {}
+    return {
+        p.name: p.opts[0]
+        for p in command.params
+        if p.param_type_name == "option" and p.opts and p.opts[0].startswith("--")
+    }
+
+
+def with_flags(message: str, flags: dict[str, str]) -> str:
+    """Library errors name the parameter first ("n: must be ..."); on the command line it is the flag."""
+    name, sep, rest = message.partition(":")
+    return f"{flags[name]}:{rest}" if sep and name in flags else message
+
+
 def main(argv: list[str] | None = None) -> None:
     _register_all()
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="ttsplan", standalone_mode=False)
     except UserError as exc:
-        fail(str(exc))
+        fail(with_flags(str(exc), flags_of(command, argv if argv is not None else sys.argv[1:])))
     except typer.Abort:
         sys.stderr.write("aborted\n")
         raise SystemExit(130) from None

@@ -10,6 +10,7 @@ import typer
 
 from planner.core.errors import UserError
 from planner.core.files import check_output_file, write_json_atomic
+from planner.plan.search import PlanRequest
 from planner.predict.modelio import load_planner_model
 
 # ---------------------------------------------------------------- helpers
@@ -239,16 +240,18 @@ def plan_command(
     regressor, info = load_planner_model(model)
     result = plan(
         regressor,
-        policies,
-        prm or None,
-        budget,
-        dataset=dataset,
-        difficulty=difficulty,
-        hardware=hw,
-        beam_width=beam_width,
+        PlanRequest(
+            policies=policies,
+            budget=budget,
+            prms=prm or None,
+            dataset=dataset,
+            difficulty=difficulty,
+            hardware=hw,
+            beam_width=beam_width,
+            **only,
+        ),
         top=top,
         model_info=info,
-        **only,
     )
     obj = result.to_dict()
     if out is not None:
@@ -303,17 +306,19 @@ def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k
     regressor, info = load_planner_model(model)
     result = plan_by_difficulty(
         regressor,
-        policies,
-        prm or None,
-        budget,
-        dataset=dataset,
+        PlanRequest(
+            policies=policies,
+            budget=budget,
+            prms=prm or None,
+            dataset=dataset,
+            hardware=hw,
+            beam_width=beam_width,
+            **only,
+        ),
         mix=given,
         records=None if given is not None else _profile_records(),
-        hardware=hw,
-        beam_width=beam_width,
         probe={"k": probe_k},
         model_info=info,
-        **only,
     )
     obj = result.to_dict()
     if out is not None:

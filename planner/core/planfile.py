@@ -65,7 +65,9 @@ def check_document(obj: object, kind: str, where: str = "plan") -> dict:
     if not isinstance(obj, dict):
         raise UserError(f"{where}: a plan must be a JSON object, got {type(obj).__name__}")
     if obj.get("format") != PLAN_FORMAT:
-        raise UserError(f"{where}: not a plan file (field 'format' is {obj.get('format')!r}, expected {PLAN_FORMAT!r})")
+        raise UserError(
+            f"{where}: not a plan file (field 'format' is {obj.get('format')!r}, expected {PLAN_FORMAT!r})"
+        )
     version = obj.get("version")
     if version != PLAN_VERSION:
         older = isinstance(version, int) and not isinstance(version, bool) and version < PLAN_VERSION
@@ -122,7 +124,9 @@ def check_probe(probe: dict | None) -> dict:
     if out["score"] not in ("agreement", "verifier"):
         raise UserError(f"probe: score must be agreement or verifier, got {out['score']!r}")
     if out["aggregation"] not in AGGREGATIONS:
-        raise UserError(f"probe: aggregation must be one of {', '.join(AGGREGATIONS)}, got {out['aggregation']!r}")
+        raise UserError(
+            f"probe: aggregation must be one of {', '.join(AGGREGATIONS)}, got {out['aggregation']!r}"
+        )
     lo, hi = out["hard_below"], out["easy_above"]
     for name, v in (("hard_below", lo), ("easy_above", hi)):
         if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:

@@ -65,6 +65,7 @@ KINDS = ("published", "replay", "measured")
 _BLANK_OK = ("problem_id", "level", "note")
 _NON_EMPTY = ("dataset", "policy", "prm", "source")
 
+
 @dataclass
 class Profile:
     """One loaded profile folder."""

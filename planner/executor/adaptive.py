@@ -80,7 +80,7 @@ class AdaptivePlan:
     def policy(self) -> str:
         names = sorted({p.policy for p in self.bins.values()})
         if len(names) > 1:
-            raise UserError(f"the bins use different policies ({', '.join(names)}); pass --policy")
+            raise UserError(f"policy: the bins use different policies ({', '.join(names)}); name one")
         return names[0]
 
     @property
@@ -92,7 +92,7 @@ class AdaptivePlan:
         return self.probe["score"] == "verifier" or any(p.config.uses_verifier for p in self.bins.values())
 
     def verifier_name(self, flag: str | None) -> str | None:
-        """--verifier, else the one PRM the bins name; None when nothing needs a verifier."""
+        """The verifier given, else the one PRM the bins name; None when nothing needs a verifier."""
         if not self.uses_verifier:
             return None
         if flag:
@@ -101,8 +101,10 @@ class AdaptivePlan:
         if len(names) == 1:
             return names[0]
         if not names:
-            raise UserError("the probe scores with a verifier: pass --verifier lm-judge|arith-check|PATH")
-        raise UserError(f"the bins use different PRMs ({', '.join(names)}); pass --verifier to use one")
+            raise UserError(
+                "verifier: the probe scores with a verifier; name one (lm-judge, arith-check or a PRM folder)"
+            )
+        raise UserError(f"verifier: the bins use different PRMs ({', '.join(names)}); name one to use")
 
     def probe_max_tokens(self) -> int:
         given = self.probe["max_tokens"]

@@ -30,7 +30,7 @@ BYTES_PER_PARAM = 2  # bf16 weights and KV cache
 
 _PRICE_NOTE = (
     "ASSUMPTION: one public on-demand quote per GPU-hour; quotes differ several-fold across "
-    "providers and dates; override with --price-per-hour"
+    "providers and dates; give a price per hour to override"
 )
 
 
@@ -78,7 +78,7 @@ PROFILES: dict[str, Hardware] = {
         300e9,
         None,
         "NVIDIA L4 datasheet: 242 TFLOPS bf16 with sparsity (121 dense), 300 GB/s GDDR6",
-        "no price recorded; pass --price-per-hour",
+        "no price recorded; give a price per hour",
     ),
     "cpu-2core": Hardware(
         "cpu-2core",
@@ -89,7 +89,7 @@ PROFILES: dict[str, Hardware] = {
         "best of 3 runs while the machine was shared (load ~2.6): bf16 2048x2048 matmul 1.2 TFLOP/s "
         "(AMX; fp32 0.18 TFLOP/s), bf16 matrix-vector product over 1 GiB of weights 14 GB/s; single "
         "runs ranged 0.57-1.23 TFLOP/s and 8-14 GB/s",
-        "no price recorded; pass --price-per-hour",
+        "no price recorded; give a price per hour",
         bandwidth_efficiency=1.0,
     ),
 }
@@ -180,7 +180,7 @@ def dollars(seconds, hardware: Hardware, price_per_hour: float | None = None):
     """Cost of `seconds` of device time at the profile's (or the given) hourly price."""
     price = price_per_hour if price_per_hour is not None else hardware.price_per_hour
     if price is None:
-        raise UserError(f"no price per hour for hardware {hardware.name!r}; pass --price-per-hour")
+        raise UserError(f"price_per_hour: no price per hour for hardware {hardware.name!r}; give one")
     if not price > 0:
         raise UserError(f"price per hour must be positive, got {price!r}")
     return seconds / 3600.0 * price

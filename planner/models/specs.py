@@ -303,8 +303,19 @@ JUDGE_PREFIX = "lm-judge:"
 def checker_spec(name: str) -> ModelSpec:
     """A placeholder spec for a rule-based verifier: family "rule", no parameters counted."""
     return ModelSpec(
-        name=name, params=1.0, nominal_params=1.0, layers=1, hidden=1, heads=1, kv_heads=1, vocab=1,
-        context=1, family="rule", role="prm", head="rule", source=CHECKERS[name],
+        name=name,
+        params=1.0,
+        nominal_params=1.0,
+        layers=1,
+        hidden=1,
+        heads=1,
+        kv_heads=1,
+        vocab=1,
+        context=1,
+        family="rule",
+        role="prm",
+        head="rule",
+        source=CHECKERS[name],
     )
 
 
@@ -314,7 +325,10 @@ def judge_spec(model: str) -> ModelSpec:
     if base.role != "policy":
         raise UserError(f"lm-judge needs a language model, {base.name} is a {base.role}")
     return replace(
-        base, name=f"{JUDGE_PREFIX}{base.name}", role="prm", family="lm-judge",
+        base,
+        name=f"{JUDGE_PREFIX}{base.name}",
+        role="prm",
+        family="lm-judge",
         source=f"{base.name} scoring steps as a judge; {base.source}",
     )
 
@@ -333,7 +347,7 @@ def resolve(name: str) -> ModelSpec:
     if key in CHECKERS:
         return checker_spec(key)
     if key.startswith(JUDGE_PREFIX):
-        return judge_spec(name.strip()[len(JUDGE_PREFIX):])
+        return judge_spec(name.strip()[len(JUDGE_PREFIX) :])
     close = difflib.get_close_matches(key, list(index), n=3, cutoff=0.5)
     names = list(dict.fromkeys(index[c].name for c in close))
     hint = f"; closest: {', '.join(names)}" if names else f"; known: {', '.join(s.short_name for s in specs)}"

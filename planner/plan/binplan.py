@@ -23,13 +23,13 @@ import pandas as pd
 
 from planner.core.errors import UserError
 from planner.core.planfile import KIND_PER_BIN, check_probe, document
-from planner.core.vocab import BINS, METHODS
+from planner.core.vocab import BINS
 from planner.models import specs
 from planner.plan.search import (
-    N_VALUES,
     Budget,
-    _record,
+    PlanRequest,
     budget_column,
+    plan_record,
     price,
     priced_candidates,
     score,
@@ -40,7 +40,7 @@ MIX_TOLERANCE = 1e-3  # how far from 1 the given fractions may sum
 # ---------------------------------------------------------------- the mix
 
 
-def check_mix(mix: Mapping[str, float], where: str = "--mix") -> dict[str, float]:
+def check_mix(mix: Mapping[str, float], where: str = "mix") -> dict[str, float]:
     """Fractions per bin (missing bins are 0), each in [0, 1], summing to 1."""
     out = {b: 0.0 for b in BINS}
     for key, value in mix.items():
@@ -58,22 +58,22 @@ def check_mix(mix: Mapping[str, float], where: str = "--mix") -> dict[str, float
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    """`easy=0.3,medium=0.4,hard=0.3` -> fractions per bin (UserError naming --mix)."""
+    """`easy=0.3,medium=0.4,hard=0.3` -> fractions per bin (UserError naming mix)."""
     pairs = [p.strip() for p in str(text).split(",") if p.strip()]
     if not pairs:
-        raise UserError("--mix: give fractions like easy=0.3,medium=0.4,hard=0.3")
+        raise UserError("mix: give fractions like easy=0.3,medium=0.4,hard=0.3")
     mix: dict[str, float] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip().lower()
         if not sep:
-            raise UserError(f"--mix: expected BIN=FRACTION, got {pair!r}")
+            raise UserError(f"mix: expected BIN=FRACTION, got {pair!r}")
         if key in mix:
-            raise UserError(f"--mix: bin {key!r} given twice")
+            raise UserError(f"mix: bin {key!r} given twice")
         try:
             mix[key] = float(value.strip())
         except ValueError:
-            raise UserError(f"--mix: fraction of {key} must be a number, got {value.strip()!r}") from None
+            raise UserError(f"mix: fraction of {key} must be a number, got {value.strip()!r}") from None
     return check_mix(mix)
 
 
@@ -218,41 +218,36 @@ class BinPlan:
         return self.mean_predicted_accuracy - self.static["predicted_accuracy"]
 
     def to_dict(self) -> dict:
-        return document(KIND_PER_BIN, {
-            "dataset": self.dataset,
-            "budget": self.budget.to_dict(),
-            "hardware": self.hardware,
-            "mix": self.mix,
-            "mix_source": self.mix_source,
-            "bins": self.bins,
-            "mean_predicted_accuracy": self.mean_predicted_accuracy,
-            **{f"mean_{k}": v for k, v in self.mean_cost.items()},
-            "static": self.static,
-            "gain": self.gain,
-            "probe": self.probe,
-            "probe_cost": self.probe_cost,
-            "candidates": self.candidates,
-            "notes": self.notes,
-            "model": self.model,
-        })
+        return document(
+            KIND_PER_BIN,
+            {
+                "dataset": self.dataset,
+                "budget": self.budget.to_dict(),
+                "hardware": self.hardware,
+                "mix": self.mix,
+                "mix_source": self.mix_source,
+                "bins": self.bins,
+                "mean_predicted_accuracy": self.mean_predicted_accuracy,
+                **{f"mean_{k}": v for k, v in self.mean_cost.items()},
+                "static": self.static,
+                "gain": self.gain,
+                "probe": self.probe,
+                "probe_cost": self.probe_cost,
+                "candidates": self.candidates,
+                "notes": self.notes,
+                "model": self.model,
+            },
+        )
 
 
 def plan_by_difficulty(
     model: object,
-    policies: Sequence[str | specs.ModelSpec],
-    prms: Sequence[str | specs.ModelSpec] | None,
-    budget: Budget,
-    dataset: str | None = None,
+    request: PlanRequest,
+    *,
     mix: Mapping[str, float] | None = None,
     records: pd.DataFrame | None = None,
-    hardware: object | None = None,
-    beam_width: int = 4,
-    methods: Sequence[str] = METHODS,
-    n_values: Sequence[int] = N_VALUES,
     probe: Mapping | None = None,
     model_info: dict | None = None,
-    aggregations: Sequence[str] | None = None,
-    selections: Sequence[str] | None = None,
 ) -> BinPlan:
     """One configuration per bin maximising the mix-weighted mean predicted accuracy within a
     mean budget per problem, and the best static configuration under the same budget.
@@ -260,27 +255,18 @@ def plan_by_difficulty(
     `mix`: fractions per bin; None counts them from `records` (per-problem profile records of
     these policies, and this dataset when given), else equal thirds (with a note).
     """
+    if request.difficulty is not None:
+        raise UserError("difficulty: a per-bin plan plans every bin; give no difficulty")
+    policies, dataset, budget, hardware = request.policies, request.dataset, request.budget, request.hardware
     probe = check_probe(probe)
     notes: list[str] = []
     if mix is None:
         mix, mix_source = mix_from_records(records, policies, dataset)
         if mix_source.startswith("equal"):
-            notes.append(f"mix: {mix_source}; pass --mix easy=F,medium=F,hard=F to set it")
+            notes.append(f"mix: {mix_source}; give the mix (easy=F,medium=F,hard=F) to set it")
     else:
         mix, mix_source = check_mix(mix), "given"
-    priced, by_name, feature_dataset, _ = priced_candidates(
-        policies,
-        prms,
-        budget,
-        dataset,
-        "all",
-        hardware,
-        beam_width,
-        methods,
-        n_values,
-        aggregations,
-        selections,
-    )
+    priced, by_name, feature_dataset, _ = priced_candidates(request, "all")
     within_budget(priced, budget)  # nothing fits: the same error as a static plan
     column = budget_column(budget)
     costs = priced[column].to_numpy(dtype=float)
@@ -300,11 +286,11 @@ def plan_by_difficulty(
     target = None if dataset is None else feature_dataset
     bins = {}
     for b in BINS:
-        rec = _record(tables[b].loc[choice[b]], with_hw)
+        rec = plan_record(tables[b].loc[choice[b]], with_hw)
         bins[b] = {**rec, "difficulty": b, "weight": mix[b], "dataset": target}
     label, static_acc, _ = static
     static_out = {
-        **_record(tables["easy"].loc[label], with_hw),
+        **plan_record(tables["easy"].loc[label], with_hw),
         "predicted_accuracy": static_acc,  # mix-weighted mean over the bins
         "accuracy_interval": None,
         "predicted_accuracy_by_bin": {b: float(tables[b].loc[label, "predicted_accuracy"]) for b in BINS},

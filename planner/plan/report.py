@@ -213,9 +213,9 @@ def build_report(records: pd.DataFrame, folder: Path, model: object | None, note
 
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out exists and is not a folder: {out}")
+        raise UserError(f"out: exists and is not a folder: {out}")
     if not out.parent.is_dir():
-        raise UserError(f"folder for --out does not exist: {out.parent}")
+        raise UserError(f"out: folder does not exist: {out.parent}")
 
 
 def write_report(records: pd.DataFrame, out: Path, model: object | None, note: str) -> list[Path]:

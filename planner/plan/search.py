@@ -15,7 +15,14 @@ import pandas as pd
 
 from planner.core.errors import UserError
 from planner.core.planfile import KIND_SINGLE, document
-from planner.core.vocab import AGGREGATIONS, METHODS, NO_VERIFIER_METHODS, SELECTIONS, TREE_METHODS
+from planner.core.vocab import (
+    AGGREGATIONS,
+    BEAM_WIDTH,
+    METHODS,
+    NO_VERIFIER_METHODS,
+    SELECTIONS,
+    TREE_METHODS,
+)
 from planner.models import cost, specs
 from planner.predict.features import DIFFICULTIES, NO_MODEL, Column, family_of
 
@@ -62,15 +69,33 @@ class Budget:
         return {"kind": self.kind, "value": float(self.value)}
 
 
-def parse_budget(text: str, flag: str) -> float:
-    """A budget given on the command line: a positive finite number, else UserError naming the flag."""
+def parse_budget(text: str, name: str) -> float:
+    """A budget given as text: a positive finite number, else UserError naming the parameter."""
     try:
         value = float(str(text).strip())
     except ValueError:
-        raise UserError(f"{flag} must be a number, got {text!r}") from None
+        raise UserError(f"{name}: must be a number, got {text!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise UserError(f"{flag} must be a positive finite number, got {text!r}")
+        raise UserError(f"{name}: must be a positive finite number, got {text!r}")
     return value
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a plan is asked for: the models, the target (dataset or difficulty), the budget and
+    which candidates to consider. prms None: every registered PRM."""
+
+    policies: Sequence[str | specs.ModelSpec]
+    budget: Budget
+    prms: Sequence[str | specs.ModelSpec] | None = None
+    dataset: str | None = None
+    difficulty: str | None = None
+    hardware: object | None = None
+    beam_width: int = BEAM_WIDTH
+    methods: Sequence[str] = METHODS
+    n_values: Sequence[int] = N_VALUES
+    aggregations: Sequence[str] | None = None
+    selections: Sequence[str] | None = None
 
 
 def _name(model: str | specs.ModelSpec) -> str:
@@ -163,30 +188,30 @@ def check_config(
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UserError(f"--n must be a positive integer, got {n!r}")
+        raise UserError(f"n: must be a positive integer, got {n!r}")
     if method in NO_VERIFIER_METHODS:
         if prm != NO_MODEL:
-            raise UserError(f"method {method} uses no PRM; pass --prm none")
+            raise UserError(f"prm: method {method} uses no PRM; give prm none")
         if aggregation != "none":
-            raise UserError(f"method {method} has no aggregation; pass --aggregation none")
+            raise UserError(f"aggregation: method {method} has no aggregation; give aggregation none")
         want = "none" if method == "cot" else "vote"
         if selection != want:
-            raise UserError(f"method {method} needs --selection {want}")
+            raise UserError(f"selection: method {method} needs selection {want}")
         if method == "cot" and n != 1:
-            raise UserError(f"cot takes n = 1, got --n {n}")
+            raise UserError(f"n: cot takes n = 1, got {n}")
         return
     if prm == NO_MODEL:
-        raise UserError(f"method {method} needs a PRM (--prm)")
+        raise UserError(f"prm: method {method} needs a PRM")
     if aggregation not in AGGREGATIONS:
         raise UserError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
     if selection not in SELECTIONS:
         raise UserError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
     if method in TREE_METHODS:
         if beam_width is None or beam_width < 1:
-            raise UserError(f"method {method} needs a positive --beam-width")
+            raise UserError(f"beam_width: method {method} needs a positive beam width")
         if n < beam_width or n % beam_width:
             raise UserError(
-                f"method {method} needs --n divisible by and >= --beam-width {beam_width}, got {n}"
+                f"n: method {method} needs n divisible by and >= beam_width {beam_width}, got {n}"
             )
 
 
@@ -215,7 +240,7 @@ def resolve_models(
 def resolve_target(dataset: str | None, difficulty: str | None) -> tuple[str, str]:
     """(dataset used for features and cost, difficulty); exactly the rules of the plan command."""
     if dataset is None and difficulty is None:
-        raise UserError("give --dataset or --difficulty")
+        raise UserError("give a dataset or a difficulty")
     if difficulty is not None and difficulty not in DIFFICULTIES:
         raise UserError(f"unknown difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTIES)}")
     if dataset is not None:
@@ -302,7 +327,7 @@ def pareto_frontier(
     return frame.iloc[order[ys[order] > best_before]]
 
 
-def _record(row: pd.Series, hardware: bool) -> dict:
+def plan_record(row: pd.Series, hardware: bool) -> dict:
     out = {
         "policy": str(row["policy"]),
         "prm": str(row["prm"]),
@@ -339,18 +364,21 @@ class Plan:
     model: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return document(KIND_SINGLE, {
-            **self.best,
-            "dataset": self.dataset,
-            "difficulty": self.difficulty,
-            "budget": self.budget.to_dict(),
-            "hardware": self.hardware,
-            "candidates": self.candidates,
-            "within_budget": self.within_budget,
-            "alternatives": self.alternatives,
-            "frontier": self.frontier,
-            "model": self.model,
-        })
+        return document(
+            KIND_SINGLE,
+            {
+                **self.best,
+                "dataset": self.dataset,
+                "difficulty": self.difficulty,
+                "budget": self.budget.to_dict(),
+                "hardware": self.hardware,
+                "candidates": self.candidates,
+                "within_budget": self.within_budget,
+                "alternatives": self.alternatives,
+                "frontier": self.frontier,
+                "model": self.model,
+            },
+        )
 
 
 def score(
@@ -389,33 +417,25 @@ def within_budget(priced: pd.DataFrame, budget: Budget) -> np.ndarray:
 
 
 def priced_candidates(
-    policies: Sequence[str | specs.ModelSpec],
-    prms: Sequence[str | specs.ModelSpec] | None,
-    budget: Budget,
-    dataset: str | None = None,
-    difficulty: str | None = None,
-    hardware: object | None = None,
-    beam_width: int = 4,
-    methods: Sequence[str] = METHODS,
-    n_values: Sequence[int] = N_VALUES,
-    aggregations: Sequence[str] | None = None,
-    selections: Sequence[str] | None = None,
+    request: PlanRequest, difficulty: str | None = None
 ) -> tuple[pd.DataFrame, dict[str, specs.ModelSpec], str, str]:
     """Every candidate with its cost, not yet scored: (table, specs by name, feature dataset,
-    difficulty). Cost does not depend on difficulty, so one table serves every bin."""
-    if budget.kind == "seconds" and hardware is None:
-        raise UserError("a budget in seconds needs a hardware profile (--hardware)")
-    feature_dataset, difficulty = resolve_target(dataset, difficulty)
-    policy_specs, prm_specs = resolve_models(policies, prms)
+    difficulty). Cost does not depend on difficulty, so one table serves every bin; `difficulty`
+    overrides the request's."""
+    r = request
+    if r.budget.kind == "seconds" and r.hardware is None:
+        raise UserError("hardware: a budget in seconds needs a hardware profile")
+    feature_dataset, difficulty = resolve_target(r.dataset, difficulty or r.difficulty)
+    policy_specs, prm_specs = resolve_models(r.policies, r.prms)
     by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
     candidates = enumerate_candidates(
         policy_specs,
         prm_specs,
-        methods=methods,
-        n_values=n_values,
-        beam_width=beam_width,
-        aggregations=aggregations or AGGREGATIONS,
-        selections=selections or SELECTIONS,
+        methods=r.methods,
+        n_values=r.n_values,
+        beam_width=r.beam_width,
+        aggregations=r.aggregations or AGGREGATIONS,
+        selections=r.selections or SELECTIONS,
     )
     # Outcome reward models score whole solutions: best_of_n with the final score only.
     orms = [s.name for s in prm_specs if s.role == "orm"]
@@ -425,54 +445,28 @@ def priced_candidates(
             ~is_orm | ((candidates["method"] == "best_of_n") & (candidates["aggregation"] == "last"))
         ]
     candidates = candidates.reset_index(drop=True)
-    return price(candidates, by_name, feature_dataset, hardware), by_name, feature_dataset, difficulty
+    return price(candidates, by_name, feature_dataset, r.hardware), by_name, feature_dataset, difficulty
 
 
-def plan(
-    model: object,
-    policies: Sequence[str | specs.ModelSpec],
-    prms: Sequence[str | specs.ModelSpec] | None,
-    budget: Budget,
-    dataset: str | None = None,
-    difficulty: str | None = None,
-    hardware: object | None = None,
-    beam_width: int = 4,
-    top: int = 5,
-    methods: Sequence[str] = METHODS,
-    n_values: Sequence[int] = N_VALUES,
-    model_info: dict | None = None,
-    aggregations: Sequence[str] | None = None,
-    selections: Sequence[str] | None = None,
-) -> Plan:
+def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict | None = None) -> Plan:
     """Best configuration within the budget (highest predicted accuracy, cheaper on ties)."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise UserError(f"top must be a non-negative integer, got {top!r}")
-    priced, by_name, feature_dataset, difficulty = priced_candidates(
-        policies,
-        prms,
-        budget,
-        dataset,
-        difficulty,
-        hardware,
-        beam_width,
-        methods,
-        n_values,
-        aggregations,
-        selections,
-    )
+    priced, by_name, feature_dataset, difficulty = priced_candidates(request)
+    budget, hardware = request.budget, request.hardware
     fits = within_budget(priced, budget)
     inside = score(model, priced[fits], by_name, feature_dataset, difficulty)
     ranked = inside.sort_values(
         ["predicted_accuracy", "flops_per_problem"], ascending=[False, True], kind="mergesort"
     )
     with_hw = hardware is not None
-    records = [_record(row, with_hw) for _, row in ranked.head(top + 1).iterrows()]
-    frontier = [_record(row, with_hw) for _, row in pareto_frontier(inside).iterrows()]
+    records = [plan_record(row, with_hw) for _, row in ranked.head(top + 1).iterrows()]
+    frontier = [plan_record(row, with_hw) for _, row in pareto_frontier(inside).iterrows()]
     return Plan(
         best=records[0],
         alternatives=records[1:],
         frontier=frontier,
-        dataset=None if dataset is None else feature_dataset,
+        dataset=None if request.dataset is None else feature_dataset,
         difficulty=difficulty,
         budget=budget,
         hardware=getattr(hardware, "name", None),
@@ -502,7 +496,7 @@ def predict_config(
     policy_specs, prm_specs = resolve_models([policy], prms or [NO_MODEL])
     if prm_specs and prm_specs[0].role == "orm" and (method != "best_of_n" or aggregation != "last"):
         raise UserError(
-            f"{prm_specs[0].name} is an outcome reward model: use --method best_of_n --aggregation last"
+            f"prm: {prm_specs[0].name} is an outcome reward model: use method best_of_n with aggregation last"
         )
     by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
     row = pd.DataFrame(
@@ -519,7 +513,7 @@ def predict_config(
     scored = score(
         model, price(row, by_name, feature_dataset, hardware), by_name, feature_dataset, difficulty
     )
-    out = _record(scored.iloc[0], hardware is not None)
+    out = plan_record(scored.iloc[0], hardware is not None)
     out.update(dataset=None if dataset is None else feature_dataset, difficulty=difficulty)
     out["hardware"] = getattr(hardware, "name", None)
     return out

@@ -157,7 +157,7 @@ def config_label(cell: pd.Series | dict) -> str:
 
 def check_levels(levels: int) -> int:
     if isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 1:
-        raise UserError(f"--budgets must be a positive integer, got {levels!r}")
+        raise UserError(f"budgets: must be a positive integer, got {levels!r}")
     return int(levels)
 
 
@@ -363,7 +363,7 @@ def summarise(groups: list[dict]) -> dict:
 
 def check_holdout(holdout: str) -> str:
     if holdout not in HOLDOUTS:
-        raise UserError(f"--holdout must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
+        raise UserError(f"holdout: must be one of {', '.join(HOLDOUTS)}, got {holdout!r}")
     return holdout
 
 

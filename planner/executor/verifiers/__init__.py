@@ -25,7 +25,9 @@ from planner.executor.verifiers.prm_names import FAMILY_NAMES, KNOWN_PRMS, known
 DEFAULT_JUDGE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def make_verifier(name: str, policy_model: str | None = None, device: str | None = None, **options: Any) -> Any:
+def make_verifier(
+    name: str, policy_model: str | None = None, device: str | None = None, **options: Any
+) -> Any:
     """A verifier by name; `options` go to its constructor (e.g. dtype, batch_size).
 
     device None: the GPU when torch sees one, else the CPU.

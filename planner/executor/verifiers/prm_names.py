@@ -29,7 +29,6 @@ def known_prm(name: str) -> str | None:
     return None
 
 
-
 def local_copy(hub_id: str) -> Path | None:
     """The folder of a complete copy in the local Hugging Face cache, never downloading."""
     try:
