@@ -31,6 +31,8 @@ from calibration.grid import problems as grid_problems
 from calibration.steps import Step, Worker, steps_for
 from planner.core.errors import UserError
 from planner.core.files import atomic_path, write_json_atomic
+from planner.core.profiles import write_profile
+from planner.models import specs
 
 GRID_FILE = "grid.json"
 RUNS = "runs"
@@ -359,8 +361,6 @@ def _hardware() -> dict:
 def _models(grid: Grid, names: list[str]) -> dict:
     from dataclasses import asdict
 
-    from planner.models import specs
-
     out = {}
     for name in names:
         try:
@@ -372,8 +372,6 @@ def _models(grid: Grid, names: list[str]) -> dict:
 
 def finish(grid: Grid, out: Path, started: str, wall_s: float, command: str) -> Outcome:
     """Read every batch file, derive the profile, write it and difficulty.csv."""
-    from planner.core.profiles import write_profile
-
     items = grid_problems(grid)
     chunks = batches(items, grid.batch_size)
     by_step: dict = {}

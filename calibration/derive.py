@@ -15,9 +15,11 @@ import pandas as pd
 
 from calibration.grid import Grid
 from calibration.replay import best_of_n_expectation, majority_expectation, weighted_vote_expectation
+from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, validate_records
 from planner.core.scoring import aggregate, answer_key
 from planner.core.vocab import difficulty_from_pass1
+from planner.models import specs
 
 QUANTILE_LEVELS = 5
 
@@ -29,9 +31,6 @@ def model_label(name: str) -> str:
     knows its size and family; an unknown model keeps its path.
     """
     from pathlib import Path
-
-    from planner.core.errors import UserError
-    from planner.models import specs
 
     for candidate in (name, Path(name).name):
         try:

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from planner.core.datasets import load_dataset, stratified
 from planner.core.errors import UserError
 from planner.core.vocab import AGGREGATIONS, ENGINES, METHODS, TREE_METHODS
 from planner.executor.factory import check_model, check_verifier
@@ -258,8 +259,6 @@ def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> G
 
 def problems(grid: Grid, source: str = "grid") -> list:
     """The grid's problems: the dataset, stratified by level if asked, then cut to `limit`."""
-    from planner.core.datasets import load_dataset, stratified
-
     try:
         items = load_dataset(grid.dataset)
         if grid.stratify is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from calibration.replay import replay_table
 from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, validate_records, write_profile
 from planner.core.scoring import aggregate
@@ -489,8 +490,6 @@ def import_persample(
     assumptions: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict]:
     """Replay a per-sample CSV (problem_id/idx, answer/pred, correct, score/rm_score, level)."""
-    from calibration.replay import replay_table
-
     path = Path(path)
     samples = read_persample(path)
     if vote_weight not in ("score", "sigmoid"):
@@ -690,8 +689,6 @@ def import_sal(
     Every aggregation of the step scores gives its own best-of-N and weighted-vote rows;
     majority rows do not depend on it and appear once.
     """
-    from calibration.replay import replay_table
-
     path = Path(path)
     for how in aggregations:
         if how not in AGGREGATIONS:

@@ -18,9 +18,9 @@ from calibration.grid import Grid
 from planner.core.config import MethodConfig
 from planner.executor import factory
 from planner.executor.methods import run_method
-from planner.executor.methods.common import extract, split_steps
+from planner.executor.methods.common import extract, score_solutions, split_steps
 from planner.executor.methods.majority import sample as sample_texts
-from planner.models import specs
+from planner.models import cost, specs
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,6 @@ class Worker:
 
     # ------------------------------------------------------------ steps
     def _sample(self, problems: list) -> list[dict]:
-        from planner.models import cost
-
         config = _config(self.grid, "majority", self.grid.sample_n)
         spec = _spec(self.engine.name)
         out = []
@@ -157,8 +155,6 @@ class Worker:
         return out
 
     def _score(self, step: Step, problems: list, samples: list[dict]) -> list[dict]:
-        from planner.executor.methods.common import score_solutions
-
         verifier = self.verifier(step.verifier)
         _, prm_name = self.spec_names(step.verifier)
         prm = _spec(prm_name)
@@ -211,8 +207,6 @@ class Worker:
 
 def _prm_flops(prm, tokens: list[int]) -> list[float] | None:
     """FLOPs per scored sample; zeros when the verifier read nothing (a rule), None when unknown."""
-    from planner.models import cost
-
     if prm is not None:
         return [float(cost.prm_flops(prm, t)) for t in tokens]
     return None if any(tokens) else [0.0] * len(tokens)

@@ -18,6 +18,7 @@ from planner.core.errors import UserError
 from planner.core.files import write_bytes_atomic
 from planner.core.planfile import RunPlan
 from planner.executor.base import Engine, Verifier
+from planner.executor.grading import is_equivalent
 from planner.executor.methods import run_method
 from planner.executor.methods.common import Result
 from planner.models import cost, specs
@@ -135,8 +136,6 @@ class FlopCounter:
 
 
 def make_record(problem, key: dict, result: Result, flops: FlopCounter, wall_s: float) -> dict:
-    from planner.executor.grading import is_equivalent
-
     gold = str(problem.answer)
     policy_flops = flops.policy_flops(result)
     prm_flops = flops.prm_flops(result)

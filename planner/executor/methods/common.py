@@ -14,6 +14,7 @@ from planner.core.errors import UserError
 from planner.core.scoring import answer_key
 from planner.core.vocab import SELECTIONS, STEP_DELIMITER
 from planner.executor.base import Engine, Generation, MethodResult, StepScores, Verifier
+from planner.executor.grading import extract_answer
 
 # ---------------------------------------------------------------- problems, steps, seeds
 
@@ -40,8 +41,6 @@ def call_seed(seed: int, step: int) -> int:
 
 def extract(text: str) -> str:
     """The extracted final answer, "" when there is none."""
-    from planner.executor.grading import extract_answer
-
     answer = extract_answer(text)
     return answer.strip() if answer else ""
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from planner.executor.base import StepScores
+
 # A formatted solution: token ids and the positions where each step's score is read.
 Formatted = tuple[list[int], list[int]]
 
@@ -119,8 +121,6 @@ def pad_id_of(tokenizer) -> int:
 
 def score_solutions(verifier, problems: list[str], solutions: list[list[str]]) -> list:
     """Verifier.score for model verifiers that define format, step probabilities and batch limits."""
-    from planner.executor.base import StepScores
-
     if len(problems) != len(solutions):
         raise ValueError(f"{len(problems)} problems but {len(solutions)} solutions")
     items = [verifier.format(p, list(s)) if s else None for p, s in zip(problems, solutions, strict=True)]
