@@ -424,3 +424,11 @@ def test_lm_judge_on_embedded_smollm2(capsys):
     lower = sum(b.steps[k] < g.steps[k] for g, b, k in zip(good, bad, where, strict=True))
     with capsys.disabled():
         print(f"\nSmolLM2 judge: the wrong step scored lower in {lower}/{len(where)} pairs")
+
+
+def test_prm_names_known_without_torch_match_the_adapters():
+    from planner.executor.verifiers.prm_formats import FAMILIES
+    from planner.executor.verifiers.prm_names import FAMILY_NAMES, KNOWN_PRMS
+
+    assert set(FAMILY_NAMES) == set(FAMILIES)
+    assert set(KNOWN_PRMS.values()) <= set(FAMILIES)
