@@ -10,8 +10,6 @@ import typer
 
 from planner.core.errors import UserError
 from planner.core.files import check_output_file, write_json_atomic
-from planner.plan.search import PlanRequest
-from planner.predict.modelio import load_planner_model
 
 # ---------------------------------------------------------------- helpers
 
@@ -222,7 +220,8 @@ def plan_command(
     ),
 ) -> None:
     """The best configuration within a budget, its alternatives and the accuracy/FLOPs frontier."""
-    from planner.plan.search import plan
+    from planner.plan.search import PlanRequest, plan
+    from planner.predict.modelio import load_planner_model
 
     if not per_bin and mix is not None:
         raise UserError("--mix needs --per-bin")
@@ -234,25 +233,21 @@ def plan_command(
     only = {"aggregations": aggregation or None, "selections": selection or None}
     if method:
         only["methods"] = method
-    if per_bin:
-        _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out, only)
-        return
-    regressor, info = load_planner_model(model)
-    result = plan(
-        regressor,
-        PlanRequest(
-            policies=policies,
-            budget=budget,
-            prms=prm or None,
-            dataset=dataset,
-            difficulty=difficulty,
-            hardware=hw,
-            beam_width=beam_width,
-            **only,
-        ),
-        top=top,
-        model_info=info,
+    request = PlanRequest(
+        policies=policies,
+        budget=budget,
+        prms=prm or None,
+        dataset=dataset,
+        difficulty=difficulty,
+        hardware=hw,
+        beam_width=beam_width,
+        **only,
     )
+    regressor, info = load_planner_model(model)
+    if per_bin:
+        _per_bin(request, regressor, info, mix, probe_k, as_json, out)
+        return
+    result = plan(regressor, request, top=top, model_info=info)
     obj = result.to_dict()
     if out is not None:
         write_json_atomic(check_output_file(out, "--out"), obj)
@@ -297,24 +292,15 @@ def _profile_records():
         return None
 
 
-def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k, as_json, out, only) -> None:
+def _per_bin(request, regressor, info: dict, mix: str | None, probe_k: int, as_json: bool, out) -> None:
     """`ttsplan plan --per-bin`: per-bin table, the static comparison, or the JSON."""
     from planner.core.vocab import BINS
     from planner.plan.binplan import parse_mix, plan_by_difficulty
 
     given = parse_mix(mix) if mix is not None else None
-    regressor, info = load_planner_model(model)
     result = plan_by_difficulty(
         regressor,
-        PlanRequest(
-            policies=policies,
-            budget=budget,
-            prms=prm or None,
-            dataset=dataset,
-            hardware=hw,
-            beam_width=beam_width,
-            **only,
-        ),
+        request,
         mix=given,
         records=None if given is not None else _profile_records(),
         probe={"k": probe_k},
@@ -331,6 +317,7 @@ def _per_bin(policies, prm, dataset, budget, hw, beam_width, model, mix, probe_k
 
     console = Console()
     target = obj["dataset"] or "MATH-500 difficulty bins"
+    budget = request.budget
     table = Table(title=f"per-bin plan, mean budget {budget.kind} <= {budget.value:.4g}, {target}")
     for col in ("bin", "share", "config", "acc %", "FLOPs", "n", "static %", "cal."):
         table.add_column(col, justify="left" if col in ("bin", "config") else "right")
@@ -399,6 +386,7 @@ def predict_command(
     """Predicted accuracy, interval and cost of one configuration."""
     from planner.core.vocab import METHODS
     from planner.plan.search import predict_config
+    from planner.predict.modelio import load_planner_model
 
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
