@@ -85,7 +85,7 @@ def markdown(rows: list[dict], result: dict) -> str:
 
 def main() -> None:
     from planner.core.profiles import default_profile_dirs, load_profiles
-    from planner.predict.evaluate import evaluate
+    from planner.plan.evaluate import evaluate
 
     dirs = [Path(a) for a in sys.argv[1:]] or default_profile_dirs()
     result = evaluate(load_profiles(dirs), holdout="policy")

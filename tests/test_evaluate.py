@@ -13,7 +13,7 @@ from planner.cli.main import main
 from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, load_profiles, write_profile
 from planner.models import cost, specs
-from planner.predict.evaluate import (
+from planner.plan.evaluate import (
     budget_levels,
     coverage,
     efficiency_gain,

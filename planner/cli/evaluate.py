@@ -117,7 +117,7 @@ def evaluate_command(
 ) -> None:
     """Held-out evaluation: the planner's choice among measured cells vs the best one per budget."""
     from planner.core.profiles import default_profile_dirs
-    from planner.predict.evaluate import check_holdout, check_levels, evaluate
+    from planner.plan.evaluate import check_holdout, check_levels, evaluate
 
     check_holdout(holdout)
     check_levels(budgets)

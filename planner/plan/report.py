@@ -19,7 +19,7 @@ import pandas as pd
 
 from planner.core.errors import UserError
 from planner.core.vocab import BINS as DIFFICULTY_BINS
-from planner.predict.evaluate import (
+from planner.plan.evaluate import (
     TASK_KEYS,
     assess_cells,
     budget_levels,
