@@ -72,7 +72,7 @@ def _exact(df: pd.DataFrame, method: str, n: int, score: str | None = None) -> f
     for _, g in df.groupby("problem_id"):
         keys = list(g["answer"])
         ok = g["correct"].to_numpy(dtype=float)
-        table = {a: c for a, c in zip(keys, ok) if a is not None}
+        table = {a: c for a, c in zip(keys, ok, strict=False) if a is not None}
         if method == "majority":
             accs.append(majority_expectation(keys, table, n))
         else:
@@ -92,7 +92,9 @@ def test_n1_is_pass1_for_every_method(gemma_model, qwen):
     qwen_model = ProblemModel.fit(qwen, n_boot=0)
     for model, verifier, agg in ((gemma_model, "arith-check", "min"), (qwen_model, "rm", "last")):
         p = model.params["success"]
-        mean_p = float(np.sum(np.array(p["weights"]) * np.array(p["a"]) / (np.array(p["a"]) + np.array(p["b"]))))
+        mean_p = float(
+            np.sum(np.array(p["weights"]) * np.array(p["a"]) / (np.array(p["a"]) + np.array(p["b"])))
+        )
         for kw in _all_methods(model, verifier, agg):
             assert model.predict(n=1, **kw)["accuracy"] == mean_p
             for b in model.bins:  # per bin too: the mean of that bin's p
@@ -102,14 +104,18 @@ def test_n1_is_pass1_for_every_method(gemma_model, qwen):
 
 def test_pass1_matches_the_data(qwen):
     model = ProblemModel.fit(qwen, n_boot=0)
-    assert model.predict(method="majority", n=1)["accuracy"] == pytest.approx(qwen["correct"].mean(), abs=0.01)
+    assert model.predict(method="majority", n=1)["accuracy"] == pytest.approx(
+        qwen["correct"].mean(), abs=0.01
+    )
 
 
 def test_same_k_agrees_with_exact_replay(qwen):
     """Fit and predict on the same 8 samples: the model reproduces the exact replay within 3 points."""
     model = ProblemModel.fit(qwen, n_boot=0)
     for n in (2, 4, 8):
-        assert model.predict(method="majority", n=n)["accuracy"] == pytest.approx(_exact(qwen, "majority", n), abs=0.03)
+        assert model.predict(method="majority", n=n)["accuracy"] == pytest.approx(
+            _exact(qwen, "majority", n), abs=0.03
+        )
         bon = model.predict(method="best_of_n", n=n, verifier="rm", aggregation="last", selection="max")
         assert bon["accuracy"] == pytest.approx(_exact(qwen, "best_of_n", n, "score:rm:last"), abs=0.03)
 
@@ -124,16 +130,30 @@ def test_curves_rise_for_a_separating_verifier(qwen):
     sc["sigma_wrong"] = sc["sigma_correct"]
     model = ProblemModel.from_dict(d)
     ns = [1, 2, 4, 8, 16, 64, 256, 1024]
-    kw = {"method": "best_of_n", "verifier": "rm", "aggregation": "last", "selection": "max", "interval": False}
+    kw = {
+        "method": "best_of_n",
+        "verifier": "rm",
+        "aggregation": "last",
+        "selection": "max",
+        "interval": False,
+    }
     bon = [model.predict(n=n, **kw)["accuracy"] for n in ns]
     maj = [model.predict(method="majority", n=n, interval=False)["accuracy"] for n in ns]
-    assert all(b >= a - 1e-9 for a, b in zip(bon, bon[1:]))
-    assert all(b >= a - 0.005 for a, b in zip(maj, maj[1:]))  # Monte Carlo: half a point of slack
+    assert all(b >= a - 1e-9 for a, b in zip(bon, bon[1:], strict=False))
+    assert all(
+        b >= a - 0.005 for a, b in zip(maj, maj[1:], strict=False)
+    )  # Monte Carlo: half a point of slack
     assert bon[-1] > bon[0] + 0.03 and maj[-1] > maj[0] + 0.01
 
 
 def test_interval_is_seeded_and_brackets_the_point(gemma, gemma_model):
-    kw = {"method": "best_of_n", "n": 16, "verifier": "arith-check", "aggregation": "min", "selection": "vote"}
+    kw = {
+        "method": "best_of_n",
+        "n": 16,
+        "verifier": "arith-check",
+        "aggregation": "min",
+        "selection": "vote",
+    }
     a = gemma_model.predict(**kw)
     assert a == gemma_model.predict(**kw)  # deterministic
     assert a["low"] <= a["accuracy"] <= a["high"] and a["high"] - a["low"] > 0
@@ -146,11 +166,16 @@ def test_json_round_trip(gemma_model):
     back = ProblemModel.from_dict(json.loads(text))
     kw = {"method": "best_of_n", "n": 64, "verifier": "arith-check", "aggregation": "min", "selection": "max"}
     assert back.predict(**kw) == gemma_model.predict(**kw)
-    assert back.predict(method="majority", n=8, bin="hard") == gemma_model.predict(method="majority", n=8, bin="hard")
+    assert back.predict(method="majority", n=8, bin="hard") == gemma_model.predict(
+        method="majority", n=8, bin="hard"
+    )
 
 
 def test_bins_order_by_difficulty(gemma_model):
-    acc = {b: gemma_model.predict(method="majority", n=8, bin=b, interval=False)["accuracy"] for b in gemma_model.bins}
+    acc = {
+        b: gemma_model.predict(method="majority", n=8, bin=b, interval=False)["accuracy"]
+        for b in gemma_model.bins
+    }
     assert acc["hard"] < acc["medium"] < acc["easy"]
 
 
@@ -182,7 +207,9 @@ def test_bad_input(gemma, gemma_model):
     one = small.groupby("problem_id").head(1)
     assert _bad(one).startswith("k must be at least 2 samples per problem, got 1")
     empty = small.copy()
-    empty["problem_id"] = pd.Categorical(empty["problem_id"], categories=[*empty["problem_id"].unique(), "ghost"])
+    empty["problem_id"] = pd.Categorical(
+        empty["problem_id"], categories=[*empty["problem_id"].unique(), "ghost"]
+    )
     assert "ghost" in _bad(empty)
     no_correct = small.astype({"correct": object})
     no_correct.loc[no_correct.index[0], "correct"] = np.nan
@@ -195,6 +222,8 @@ def test_bad_input(gemma, gemma_model):
     with pytest.raises(UserError, match="not fitted"):
         gemma_model.predict(method="best_of_n", n=4, verifier="lm-judge", aggregation="min", selection="max")
     with pytest.raises(UserError, match="selection"):
-        gemma_model.predict(method="best_of_n", n=4, verifier="arith-check", aggregation="min", selection="top")
+        gemma_model.predict(
+            method="best_of_n", n=4, verifier="arith-check", aggregation="min", selection="top"
+        )
     with pytest.raises(UserError, match="method"):
         gemma_model.predict(method="beam", n=4)

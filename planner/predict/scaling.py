@@ -212,7 +212,7 @@ def _fit_scores(rows: list) -> dict:
         pos += len(s)
     # delta: within-problem difference of class means, weighted by n_c n_w / (n_c + n_w)
     num = den = 0.0
-    for ti, (_, ok) in zip(t, rows):
+    for ti, (_, ok) in zip(t, rows, strict=True):
         nc, nw = ok.sum(), (~ok).sum()
         if nc and nw:
             h = nc * nw / (nc + nw)
@@ -223,7 +223,7 @@ def _fit_scores(rows: list) -> dict:
     sig = {}
     for cls in (True, False):
         ss = df = 0.0
-        for ti, (_, ok) in zip(t, rows):
+        for ti, (_, ok) in zip(t, rows, strict=True):
             x = ti[ok == cls]
             if len(x) >= 2:
                 ss += float(((x - x.mean()) ** 2).sum())
@@ -234,7 +234,7 @@ def _fit_scores(rows: list) -> dict:
     s_c, s_w = max(s_c or 0.0, 1e-3), max(s_w or 0.0, 1e-3)
     # problem effect u: spread of problem means beyond what the within-problem noise explains
     u, noise = [], []
-    for ti, (_, ok) in zip(t, rows):
+    for ti, (_, ok) in zip(t, rows, strict=True):
         if len(ti):
             u.append(float(np.mean(ti - delta * ok)))
             noise.append(float(np.sum(np.where(ok, s_c**2, s_w**2))) / len(ti) ** 2)
@@ -291,8 +291,12 @@ def _mean_p(dist: dict) -> float:
 
 
 def _beta_nodes(a: float, b: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Jacobi nodes and weights (summing to 1) for the Beta(a, b) distribution."""
-    y, w = special.roots_jacobi(n, b - 1.0, a - 1.0)
+    """Gauss-Jacobi nodes and weights (summing to 1) for the Beta(a, b) distribution.
+
+    Above a + b = 500 (sd under 0.023) a and b are scaled down to that sum, keeping the mean
+    exact: scipy's Jacobi weights overflow near a + b = 1000."""
+    scale = min(1.0, 500.0 / (a + b))
+    y, w = special.roots_jacobi(n, b * scale - 1.0, a * scale - 1.0)
     return (1.0 + y) / 2.0, w / w.sum()
 
 
@@ -314,7 +318,7 @@ def _bon_max(dist: dict, missing: dict, sc: dict, n: int) -> float:
     qc, qw = np.diff(cdf_c, axis=1), np.diff(cdf_w, axis=1)  # (U, cells)
     m, wm = _beta_nodes(missing["a"], missing["b"], M_NODES)
     total = 0.0
-    for wj, aj, bj in zip(dist["weights"], dist["a"], dist["b"]):
+    for wj, aj, bj in zip(dist["weights"], dist["a"], dist["b"], strict=True):
         p, wp = _beta_nodes(aj, bj, P_NODES)
         pw = ((1 - p)[:, None] * (1 - m)[None, :])[:, :, None, None] * qw[None, None]  # (P, M, U, cells)
         pc = np.broadcast_to(p[:, None, None, None] * qc[None, None], pw.shape)
@@ -334,7 +338,7 @@ def _draw_p(dist: dict, sims: int, rng) -> np.ndarray:
     counts = np.floor(w * sims).astype(int)
     counts[np.argsort(-(w * sims - counts))[: sims - counts.sum()]] += 1
     out = []
-    for cnt, a, b in zip(counts, dist["a"], dist["b"]):
+    for cnt, a, b in zip(counts, dist["a"], dist["b"], strict=True):
         if cnt:
             q = (np.arange(cnt) + rng.random(cnt)) / cnt
             out.append(stats.beta.ppf(q, a, b))
@@ -420,8 +424,15 @@ def _accuracy(params: dict, dist: dict, method: str, n: int, name, selection, si
 class ProblemModel:
     """Fitted per-problem scaling model of one (policy, dataset). Build with ProblemModel.fit."""
 
-    def __init__(self, params: dict, *, boot: list | None = None, bins: dict | None = None,
-                 n_max: int = N_MAX, seed: int = 0) -> None:
+    def __init__(
+        self,
+        params: dict,
+        *,
+        boot: list | None = None,
+        bins: dict | None = None,
+        n_max: int = N_MAX,
+        seed: int = 0,
+    ) -> None:
         self.params = params
         self.boot = boot or []
         self.bins = bins or {}
@@ -460,7 +471,7 @@ class ProblemModel:
         for label in sorted(set(data.bins)):
             sel = data.bins == label
             pairs, cnt = np.unique(np.stack([data.c[sel], data.k[sel]], 1), axis=0, return_counts=True)
-            table[label] = [[int(c), int(k), int(n)] for (c, k), n in zip(pairs, cnt)]
+            table[label] = [[int(c), int(k), int(n)] for (c, k), n in zip(pairs, cnt, strict=True)]
         rng = np.random.default_rng(seed)
         j = len(params["success"]["weights"])
         boot = []
@@ -505,7 +516,9 @@ class ProblemModel:
             name = f"{verifier}:{aggregation}"
             if name not in self.params["scores"]:
                 known = ", ".join(f"{v}/{a}" for v, a in self.scores) or "none"
-                raise UserError(f"verifier/aggregation {verifier}/{aggregation} was not fitted (fitted: {known})")
+                raise UserError(
+                    f"verifier/aggregation {verifier}/{aggregation} was not fitted (fitted: {known})"
+                )
         if bin is not None and bin not in self.bins:
             raise UserError(f"bin must be one of {', '.join(self.bins)}, got {bin!r}")
         code = (METHODS.index(method), SELECTIONS.index(selection) if selection else 0)
