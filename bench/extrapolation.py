@@ -1,0 +1,226 @@
+"""How well the per-problem scaling model (planner.predict.scaling) extrapolates from K to N samples.
+
+Per source: fit on the first K samples of every problem, predict N > K, and compare with the exact
+replay (calibration.replay: mean over all N-subsets) of every recorded sample. The naive baseline
+says "accuracy at N is accuracy at K": the replay at N = K of the same first K samples.
+
+  cpu_* profiles    K = 4 of 16 (math500: of 8); majority and Best-of-N for every verifier,
+                    aggregation and selection (max, weighted vote); N = 8, 16
+  Qwen2.5-Math      K = 2 of 8 samples with an outcome-RM score; N = 8
+  art_of_tts        K = 4 of 8 samples, majority only (no scores); N = 8
+
+Best-of-N max in the replay drops unanswered samples first (as the model does). Errors are in
+accuracy points (0-100), averaged over problems.
+
+The first K samples are not always a fair draw of the rest: in art_of_tts each sample index is a
+different prompt prefix (Qwen3-235B on AIME 2024 leaves 60-80% unanswered with prefixes 0-3, 10%
+with 4-5), and smollm2's first 4 samples hold 1.0% correct against 2.3% over all 16. The table's
+"naive (acc@K of all samples)" and "pass@1 first K minus all" columns show how much of an error
+comes from the fitted samples themselves rather than from the model.
+
+    PYTHONPATH=. python bench/extrapolation.py     # prints a markdown table, writes results/extrapolation.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from calibration import store  # noqa: E402
+from calibration.replay import (  # noqa: E402
+    best_of_n_expectation,
+    majority_expectation,
+    weighted_vote_expectation,
+)
+from planner.executor.methods.common import aggregate, answer_key  # noqa: E402
+from planner.predict.scaling import ProblemModel  # noqa: E402
+
+PUBLISHED = Path("/work/shared/data/published")
+OUT = ROOT / "bench" / "results" / "extrapolation.json"
+AGGREGATIONS = ("last", "min", "mean")
+N_BOOT = 30
+
+
+def profile_samples(folder: Path) -> pd.DataFrame:
+    """One row per sample of a calibration profile's runs: problem_id, sample, correct, answer and
+    one score:<verifier>:<aggregation> column per verifier and aggregation."""
+    by_step: dict[str, dict[str, dict]] = {}
+    for path in sorted(folder.glob("runs/*/batch-*.jsonl")):
+        records, _ = store.read(path)
+        for r in records:
+            by_step.setdefault(r["step"], {}).setdefault(r["problem_id"], r["data"])
+    rows = []
+    for pid, s in by_step["sample"].items():
+        for i, (a, ok) in enumerate(zip(s["answers"], s["correct"], strict=True)):
+            row = {
+                "problem_id": pid,
+                "sample": i,
+                "correct": bool(ok),
+                "answer": answer_key(a) if a else None,
+            }
+            for step, recs in by_step.items():
+                if step.startswith("score:"):
+                    for agg in AGGREGATIONS:
+                        row[f"{step}:{agg}"] = aggregate(recs[pid]["step_scores"][i], agg)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def qwen_math_samples() -> pd.DataFrame:
+    df = pd.read_csv(PUBLISHED / "persample_qwen25math_math100_8samples_rmscores.csv")
+    return pd.DataFrame(
+        {
+            "problem_id": df["idx"],
+            "sample": df["sample"],
+            "correct": df["correct"].astype(bool),
+            "answer": df["pred"].astype(str).where(df["pred"].notna(), None),
+            "score:qwen25-math-rm:last": df["rm_score"].astype(float),
+        }
+    )
+
+
+def art_samples(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype={"answer": str})
+    df = df[df["correct"].notna()]
+    return pd.DataFrame(
+        {
+            "problem_id": df["problem_id"],
+            "sample": df["sample_idx"],
+            "correct": df["correct"].astype(bool),
+            "answer": df["answer"].where(df["answer"].notna(), None),
+        }
+    )
+
+
+def replay(df: pd.DataFrame, method: str, n: int, score: str | None, selection: str | None) -> float:
+    """Exact expected accuracy at N = n over every recorded sample, averaged over problems."""
+    accs = []
+    for _, g in df.groupby("problem_id", sort=True):
+        keys = [
+            None if a is None or (isinstance(a, float) and math.isnan(a)) or a == "" else a
+            for a in g["answer"]
+        ]
+        ok = g["correct"].to_numpy(dtype=float)
+        table = {}
+        for a, c in zip(keys, ok, strict=False):
+            if a is not None:
+                table[a] = max(table.get(a, 0.0), c)
+        if method == "majority":
+            accs.append(majority_expectation(keys, table, n))
+        elif selection == "max":
+            s = g[score].to_numpy(dtype=float).copy()
+            answered = np.array([a is not None for a in keys])
+            s[~answered] = s.min() - 1.0  # unanswered are dropped: only picked when nothing is answered
+            accs.append(best_of_n_expectation(s, ok * answered, n))
+        else:
+            accs.append(weighted_vote_expectation(keys, g[score].to_numpy(dtype=float), table, n))
+    return 100.0 * float(np.mean(accs))
+
+
+def evaluate(label: str, df: pd.DataFrame, k: int, ns: list[int], with_scores: bool = True) -> list[dict]:
+    """Cells (method x verifier x aggregation x selection x N) of one source."""
+    df = df.sort_values(["problem_id", "sample"])
+    first = df[df["sample"] < k] if "sample" in df else df.groupby("problem_id").head(k)
+    started = time.time()
+    model = ProblemModel.fit(first, n_boot=N_BOOT, seed=0)
+    fit_s = time.time() - started
+    cells = [("majority", None, None, None)]
+    if with_scores:
+        for col in [c for c in df.columns if c.startswith("score:")]:
+            verifier, agg = col[len("score:") :].rsplit(":", 1)
+            cells += [("best_of_n", col, verifier, agg, sel) for sel in ("max", "vote")]
+    rows = []
+    for cell in cells:
+        method, col = cell[0], cell[1]
+        verifier, agg, sel = (cell[2], cell[3], cell[4]) if method == "best_of_n" else (None, None, None)
+        naive = replay(first, method, k, col, sel)
+        naive_all = replay(df, method, k, col, sel)
+        for n in ns:
+            pred = model.predict(method=method, n=n, verifier=verifier, aggregation=agg, selection=sel)
+            measured = replay(df, method, n, col, sel)
+            rows.append(
+                {
+                    "source": label,
+                    "method": method,
+                    "verifier": verifier,
+                    "aggregation": agg,
+                    "selection": sel or "vote",
+                    "k": k,
+                    "n": n,
+                    "measured": measured,
+                    "predicted": 100 * pred["accuracy"],
+                    "low": 100 * pred["low"],
+                    "high": 100 * pred["high"],
+                    "naive": naive,
+                    "naive_all": naive_all,
+                    "fit_s": fit_s,
+                    "pass1_fit": 100 * float(first["correct"].mean()),
+                    "pass1_all": 100 * float(df["correct"].mean()),
+                }
+            )
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    err = np.array([r["predicted"] - r["measured"] for r in rows])
+    naive = np.array([r["naive"] - r["measured"] for r in rows])
+    naive_all = np.array([r["naive_all"] - r["measured"] for r in rows])
+    inside = [r["low"] <= r["measured"] <= r["high"] for r in rows if not math.isnan(r["low"])]
+    return {
+        "cells": len(rows),
+        "mae": float(np.abs(err).mean()),
+        "max": float(np.abs(err).max()),
+        "bias": float(err.mean()),
+        "naive_mae": float(np.abs(naive).mean()),
+        "naive_max": float(np.abs(naive).max()),
+        "naive_all_mae": float(np.abs(naive_all).mean()),
+        "coverage": float(np.mean(inside)) if inside else math.nan,
+        "pass1_gap": float(np.mean([r["pass1_fit"] - r["pass1_all"] for r in rows])),
+    }
+
+
+def main() -> None:
+    rows: list[dict] = []
+    for folder in sorted((ROOT / "profiles").glob("cpu_*")):
+        df = profile_samples(folder)
+        big_k = int(df.groupby("problem_id").size().min())
+        rows += evaluate(folder.name, df, 4, [n for n in (8, 16) if n <= big_k])
+        print(f"done {folder.name}", file=sys.stderr)
+    rows += evaluate("qwen25math_math100 (K=2)", qwen_math_samples(), 2, [8])
+    for path in sorted((PUBLISHED / "art_of_tts").glob("vanilla__*.csv.gz")):
+        df = art_samples(path)
+        if df.groupby("problem_id").size().min() < 8:
+            continue  # math500 has 4 samples per problem
+        rows += evaluate("art_of_tts/" + path.name.removesuffix(".csv.gz"), df, 4, [8], with_scores=False)
+    print("done published", file=sys.stderr)
+
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        key = r["source"] if not r["source"].startswith("art_of_tts/") else "art_of_tts (32 sets, majority)"
+        groups.setdefault(key, []).append(r)
+    groups["all"] = rows
+    table = {key: summary(rs) for key, rs in groups.items()}
+    print(
+        "| source | cells | MAE | max | bias | naive MAE | naive max | naive (acc@K of all samples) MAE | 80% interval coverage | pass@1 first K minus all |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for key, s in table.items():
+        print(
+            f"| {key} | {s['cells']} | {s['mae']:.2f} | {s['max']:.2f} | {s['bias']:+.2f} | {s['naive_mae']:.2f} "
+            f"| {s['naive_max']:.2f} | {s['naive_all_mae']:.2f} | {s['coverage']:.2f} | {s['pass1_gap']:+.2f} |"
+        )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"summary": table, "cells": rows}, indent=1, allow_nan=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
