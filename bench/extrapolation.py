@@ -41,7 +41,7 @@ from calibration.replay import (  # noqa: E402
     majority_expectation,
     weighted_vote_expectation,
 )
-from planner.executor.methods.common import aggregate, answer_key  # noqa: E402
+from planner.core.scoring import aggregate, answer_key  # noqa: E402
 from planner.predict.scaling import ProblemModel  # noqa: E402
 
 PUBLISHED = Path("/work/shared/data/published")

@@ -12,7 +12,7 @@ import pytest
 
 from calibration import store
 from calibration.replay import best_of_n_expectation, majority_expectation
-from planner.errors import UserError
+from planner.core.errors import UserError
 from planner.predict.scaling import ProblemModel
 
 ROOT = Path(__file__).resolve().parent.parent

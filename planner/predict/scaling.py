@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from planner.errors import UserError
+from planner.core.errors import UserError
+from planner.core.vocab import difficulty_from_pass1
 
 N_MAX = 1024
 METHODS = ("majority", "best_of_n")
@@ -41,11 +42,6 @@ STICKS = 24  # wrong answers tracked one by one; the rest are all distinct
 DISCRETE_MAX = 64  # a verifier with at most this many distinct scores keeps them exactly
 P_NODES, M_NODES, U_NODES = 24, 6, 8  # quadrature nodes for p, the missing share, u
 LOG_BOUNDS = (math.log(0.02), math.log(2000.0))
-
-
-def difficulty_bin(pass1: float) -> str:
-    """easy above 0.5, hard below 0.1, medium in between (pass@1 of the fitted samples)."""
-    return "easy" if pass1 > 0.5 else "hard" if pass1 < 0.1 else "medium"
 
 
 # ---------------------------------------------------------------- input
@@ -125,7 +121,7 @@ def _read(samples: pd.DataFrame, problem: str, correct: str, answer: str, bins: 
                 raise UserError(f"samples: '{bins}' must be constant within problem {pid!r}")
             bin_labels.append(str(labels[0]))
         else:
-            bin_labels.append(difficulty_bin(right.mean()))
+            bin_labels.append(difficulty_from_pass1(right.mean()))
     return _Data(np.array(c), np.array(k), np.array(miss), groups, scores, np.array(bin_labels))
 
 
