@@ -1,9 +1,7 @@
 """Shared pieces of the TTS methods: step handling, verifier calls, selection.
 
-The config (planner.core.config), the vocabulary (planner.core.vocab) and the one aggregation
-and answer-key function (planner.core.scoring) are imported from core; they are re-exported
-here only because every method module reads them from one place.
-"""
+The configuration, the vocabulary and the one aggregation live in planner.core (config, vocab,
+scoring); methods import them from there."""
 
 from __future__ import annotations
 
