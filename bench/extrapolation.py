@@ -35,70 +35,16 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from calibration import store  # noqa: E402
 from calibration.replay import (  # noqa: E402
     best_of_n_expectation,
     majority_expectation,
     weighted_vote_expectation,
 )
-from planner.core.scoring import aggregate, answer_key  # noqa: E402
+from calibration.samples import SHARED_PUBLISHED, art_samples, profile_samples, qwen_math_samples  # noqa: E402
 from planner.predict.scaling import ProblemModel  # noqa: E402
 
-PUBLISHED = Path("/work/shared/data/published")
 OUT = ROOT / "bench" / "results" / "extrapolation.json"
-AGGREGATIONS = ("last", "min", "mean")
 N_BOOT = 30
-
-
-def profile_samples(folder: Path) -> pd.DataFrame:
-    """One row per sample of a calibration profile's runs: problem_id, sample, correct, answer and
-    one score:<verifier>:<aggregation> column per verifier and aggregation."""
-    by_step: dict[str, dict[str, dict]] = {}
-    for path in sorted(folder.glob("runs/*/batch-*.jsonl")):
-        records, _ = store.read(path)
-        for r in records:
-            by_step.setdefault(r["step"], {}).setdefault(r["problem_id"], r["data"])
-    rows = []
-    for pid, s in by_step["sample"].items():
-        for i, (a, ok) in enumerate(zip(s["answers"], s["correct"], strict=True)):
-            row = {
-                "problem_id": pid,
-                "sample": i,
-                "correct": bool(ok),
-                "answer": answer_key(a) if a else None,
-            }
-            for step, recs in by_step.items():
-                if step.startswith("score:"):
-                    for agg in AGGREGATIONS:
-                        row[f"{step}:{agg}"] = aggregate(recs[pid]["step_scores"][i], agg)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def qwen_math_samples() -> pd.DataFrame:
-    df = pd.read_csv(PUBLISHED / "persample_qwen25math_math100_8samples_rmscores.csv")
-    return pd.DataFrame(
-        {
-            "problem_id": df["idx"],
-            "sample": df["sample"],
-            "correct": df["correct"].astype(bool),
-            "answer": df["pred"].astype(str).where(df["pred"].notna(), None),
-            "score:qwen25-math-rm:last": df["rm_score"].astype(float),
-        }
-    )
-
-
-def art_samples(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, dtype={"answer": str})
-    df = df[df["correct"].notna()]
-    return pd.DataFrame(
-        {
-            "problem_id": df["problem_id"],
-            "sample": df["sample_idx"],
-            "correct": df["correct"].astype(bool),
-            "answer": df["answer"].where(df["answer"].notna(), None),
-        }
-    )
 
 
 def replay(df: pd.DataFrame, method: str, n: int, score: str | None, selection: str | None) -> float:
@@ -196,7 +142,7 @@ def main() -> None:
         rows += evaluate(folder.name, df, 4, [n for n in (8, 16) if n <= big_k])
         print(f"done {folder.name}", file=sys.stderr)
     rows += evaluate("qwen25math_math100 (K=2)", qwen_math_samples(), 2, [8])
-    for path in sorted((PUBLISHED / "art_of_tts").glob("vanilla__*.csv.gz")):
+    for path in sorted((SHARED_PUBLISHED / "art_of_tts").glob("vanilla__*.csv.gz")):
         df = art_samples(path)
         if df.groupby("problem_id").size().min() < 8:
             continue  # math500 has 4 samples per problem

@@ -20,7 +20,9 @@ import pandas as pd
 
 from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, validate_records
+from planner.core.stopping import StopRule, samples_needed
 from planner.core.vocab import difficulty_from_pass1
+from planner.executor.methods.common import majority_vote, weighted_vote
 
 ENUMERATION_LIMIT = 200_000  # subsets; weighted vote has no closed form
 METHODS = ("best_of_n", "majority", "weighted_vote")
@@ -460,3 +462,21 @@ def replay_table(df: pd.DataFrame, ks: Iterable[int], methods: Sequence[str] = M
     out = pd.concat(parts, ignore_index=True)
     out = validate_records(out, "replay")
     return out.drop_duplicates(ignore_index=True)
+
+
+# ---------------------------------------------------------------- early stopping
+
+
+def replay_stopping(
+    answers: Sequence[str | None],
+    correct_by_answer: Mapping,
+    cap: int,
+    rule: StopRule,
+    scores: Sequence[float] | None = None,
+) -> tuple[float, int]:
+    """(correct, samples used) of one problem when `rule` stops sampling, replayed on the recorded
+    samples in their order with the live selection: majority, or the score-weighted vote."""
+    used = samples_needed(rule, answers, cap)
+    drawn = [a or "" for a in answers[:used]]
+    pick = majority_vote(drawn) if scores is None else weighted_vote(drawn, list(scores[:used]))
+    return (0.0 if pick < 0 else float(correct_by_answer.get(drawn[pick], 0.0))), used
