@@ -277,3 +277,18 @@ def test_plan_file_fields(tmp_path):
     with pytest.raises(UserError, match="JSON object"):
         (tmp_path / "list.json").write_text("[1, 2]")
         load_plan(tmp_path / "list.json")
+
+
+def test_run_with_early_stopping(tmp_path, capsys, fake_models):
+    out = tmp_path / "r.jsonl"
+    argv = ["run", "--policy", "gemma", "--method", "majority", "--n", "8", "--dataset", "arith"]
+    argv += ["--limit", "6", "--out", str(out), "--json"]
+    code, _, err = call([*argv, "--stop", "esc:1"], capsys)
+    assert code == 2 and err.startswith("error: --stop: ") and err.count("\n") == 1 and not out.exists()
+    code, stdout, err = call([*argv, "--stop", "esc:2"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert summary["plan"]["stop"] == "esc:2" and records[0]["config"]["stop"] == "esc:2"
+    assert summary["mean_samples"] == pytest.approx(sum(len(r["candidates"]) for r in records) / 6)
+    assert all(len(r["candidates"]) % 2 == 0 and len(r["candidates"]) <= 8 for r in records)

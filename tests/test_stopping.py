@@ -79,3 +79,62 @@ def test_replay_picks_as_the_live_selection_and_never_stopping_is_the_method_at_
         assert used == 16
         if majority_expectation(keys, correct, 16) in (0.0, 1.0):  # no tie at the top
             assert got == majority_expectation(keys, correct, 16)
+
+
+# ---------------------------------------------------------------- at run time (fake engine)
+
+
+def test_rounds_draw_only_for_open_problems_and_stop_when_settled():
+    from planner.core.config import MethodConfig
+    from planner.core.scoring import answer_key
+    from planner.executor.methods import RUNNERS
+    from planner.executor.methods.common import extract
+    from tests.fake_engine import FakeEngine, FakeVerifier
+
+    questions = [f"q{i}" for i in range(12)]
+    rule = parse_rule("esc:2")
+    engine = FakeEngine(answers=("1", "2"))
+    results = RUNNERS["majority"](engine, None, questions, MethodConfig("majority", 8, stop="esc:2"))
+    used = [len(r.candidates) for r in results]
+    assert all(2 <= u <= 8 and u % 2 == 0 for u in used) and min(used) < 8 < max(used) + 1
+    for r, u in zip(results, used, strict=True):
+        keys = [answer_key(a) if a else None for a in (c["answer"] for c in r.candidates)]
+        assert samples_needed(rule, keys + [None] * (8 - u), 8) == u  # stopped exactly where the rule says
+        assert r.policy_generated_tokens == sum(len(c["text"].split()) for c in r.candidates)
+        assert extract(r.text) == r.answer
+    # each call holds the problems still open, n = the window, one seed per round
+    open_counts = [len(prompts) for prompts, _ in engine.calls]
+    assert open_counts[0] == 12 and open_counts == sorted(open_counts, reverse=True)
+    assert all(opts.n == 2 for _, opts in engine.calls) and len({o.seed for _, o in engine.calls}) == len(
+        engine.calls
+    )
+    # without a stop rule: one call, n samples each, and the config's record key has no stop field
+    plain = MethodConfig("majority", 8)
+    assert (
+        "stop" not in plain.to_dict()
+        and MethodConfig("majority", 8, stop="esc:2").to_dict()["stop"] == "esc:2"
+    )
+    engine = FakeEngine(answers=("1", "2"))
+    assert all(len(r.candidates) == 8 for r in RUNNERS["majority"](engine, None, questions, plain))
+    assert len(engine.calls) == 1
+    # weighted Best-of-N stops the same way and scores only what it drew
+    verifier = FakeVerifier()
+    config = MethodConfig("best_of_n", 8, aggregation="min", selection="vote", stop="esc:2")
+    scored = RUNNERS["best_of_n"](FakeEngine(answers=("1", "2")), verifier, questions, config)
+    assert [len(r.candidates) for r in scored] == used
+    assert sum(verifier.calls) == sum(used)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"method": "beam", "n": 8, "stop": "esc:2"},
+        {"method": "best_of_n", "n": 8, "selection": "max", "stop": "esc:2"},
+        {"method": "majority", "n": 8, "stop": "esc:one"},
+    ],
+)
+def test_stop_only_for_majority_and_weighted_best_of_n(fields):
+    from planner.core.config import MethodConfig
+
+    with pytest.raises(UserError, match="^stop: "):
+        MethodConfig(**fields)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -118,7 +119,8 @@ def print_summary(plan: RunPlan, summary: Summary, verifier: str | None) -> None
     from rich.table import Table
 
     c = plan.config
-    table = Table(title=f"ttsplan run: {c.method} n={c.n} on {plan.policy}", show_header=False)
+    stop = f", stop {c.stop}" if c.stop else ""
+    table = Table(title=f"ttsplan run: {c.method} n={c.n}{stop} on {plan.policy}", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right", overflow="fold")
     rows = [
@@ -132,6 +134,7 @@ def print_summary(plan: RunPlan, summary: Summary, verifier: str | None) -> None
         ("policy tokens / problem", _fmt(summary.mean_policy_tokens, ".1f")),
         ("generated tokens / problem", _fmt(summary.mean_generated_tokens, ".1f")),
         ("PRM tokens / problem", _fmt(summary.mean_prm_tokens, ".1f")),
+        ("samples / problem", _fmt(summary.mean_samples, ".2f")),
         ("wall time (s)", _fmt(summary.wall_s, ".1f")),
         ("results", summary.out),
     ]
@@ -166,6 +169,10 @@ def run_command(
     temperature: Annotated[
         float | None, typer.Option(help="Sampling temperature (default 0.7; cot is always greedy).")
     ] = None,
+    stop: Annotated[
+        str | None,
+        typer.Option(help="Early stopping for majority / Best-of-N vote: beta:CONFIDENCE or esc:WINDOW."),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Problems per batch.")] = DEFAULT_BATCH_SIZE,
     max_steps: Annotated[int | None, typer.Option(help="Step limit (default 40).")] = None,
     max_step_tokens: Annotated[int | None, typer.Option(help="Tokens per step (default 2048).")] = None,
@@ -192,8 +199,11 @@ def run_command(
         if clash:
             raise UserError(f"{clash[0]} cannot be combined with --adaptive (the per-bin plan fixes it)")
         limits = dict(max_steps=max_steps, max_step_tokens=max_step_tokens, max_total_tokens=max_total_tokens)
-        args = (adaptive, dataset, limit, engine, policy, verifier, seed, temperature, limits)
-        _run_adaptive(*args, out, batch_size, json_output)
+        overrides = dict(policy=policy, seed=seed, **limits)
+        if temperature is not None:
+            overrides["temperature"] = temperature
+        job = _Job(dataset, limit, engine, verifier, seed, out, batch_size, json_output)
+        _run_adaptive(adaptive, overrides, job)
         return
     plan = build_plan(plan_file, policy, verifier, method, n, beam_width, aggregation, selection)
     plan = plan.with_overrides(
@@ -201,6 +211,8 @@ def run_command(
     )
     if temperature is not None:
         plan = plan.with_overrides(temperature=temperature)
+    if stop is not None:
+        plan = _flag("--stop", lambda: plan.with_overrides(stop=stop))
     plan, problems, the_engine, the_verifier, verifier_id = _prepare(
         plan, dataset, limit, engine, lambda p: verifier_name(p, verifier), out, seed
     )
@@ -213,17 +225,28 @@ def run_command(
         print_summary(plan, summary, verifier_id)
 
 
-def _run_adaptive(
-    path, dataset, limit, engine, policy, verifier, seed, temperature, limits, out, batch_size, as_json
-):
+@dataclass(frozen=True)
+class _Job:
+    """Where and how an adaptive run goes (the flags besides the plan)."""
+
+    dataset: str
+    limit: int | None
+    engine: str
+    verifier: str | None
+    seed: int
+    out: Path
+    batch_size: int
+    as_json: bool
+
+
+def _run_adaptive(path: Path, overrides: dict, job: _Job) -> None:
     """`ttsplan run --adaptive PLAN.json`: the checks, then planner.executor.adaptive.run_adaptive."""
     from planner.executor.adaptive import load_adaptive_plan, run_adaptive, summary_table
 
-    plan = load_adaptive_plan(path).with_overrides(policy=policy, seed=seed, **limits)
-    if temperature is not None:
-        plan = plan.with_overrides(temperature=temperature)
+    plan = load_adaptive_plan(path).with_overrides(**overrides)
+    out, batch_size = job.out, job.batch_size
     plan, problems, the_engine, the_verifier, verifier_id = _prepare(
-        plan, dataset, limit, engine, lambda p: p.verifier_name(verifier), out, seed
+        plan, job.dataset, job.limit, job.engine, lambda p: p.verifier_name(job.verifier), out, job.seed
     )
     summary = _with_progress(
         f"adaptive probe k={plan.probe['k']}",
@@ -231,7 +254,7 @@ def _run_adaptive(
         out,
         lambda progress: run_adaptive(plan, problems, the_engine, the_verifier, out, batch_size, progress),
     )
-    if as_json:
+    if job.as_json:
         obj = {"plan": plan.to_dict(), "verifier": verifier_id, **summary.to_dict()}
         sys.stdout.write(json.dumps(obj) + "\n")
     else:

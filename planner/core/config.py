@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from planner.core.errors import UserError
+from planner.core.stopping import StopRule, parse_rule
 from planner.core.vocab import (
     AGGREGATIONS,
     BEAM_WIDTH,
@@ -21,6 +22,8 @@ from planner.core.vocab import (
     TREE_METHODS,
     VERIFIER_METHODS,
 )
+
+STOPPABLE = ("majority", "best_of_n")  # sampling methods that can stop a problem early
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,20 @@ class MethodConfig:
     max_step_tokens: int = MAX_STEP_TOKENS
     max_total_tokens: int = MAX_TOTAL_TOKENS
     seed: int = 0
+    stop: str | None = None  # early stopping (majority, Best-of-N vote): "beta:0.95" or "esc:8"
 
     def __post_init__(self) -> None:
         validate_config(self)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if self.stop is None:  # records and resume keys of runs without early stopping stay as they were
+            del out["stop"]
+        return out
+
+    @property
+    def stop_rule(self) -> StopRule | None:
+        return None if self.stop is None else parse_rule(self.stop)
 
     @property
     def uses_verifier(self) -> bool:
@@ -89,3 +100,7 @@ def validate_config(c: MethodConfig) -> None:
             raise UserError(f"{name}: must be an integer >= 1, got {value!r}")
     if not _is_int(c.seed) or c.seed < 0:
         raise UserError(f"seed: must be an integer >= 0, got {c.seed!r}")
+    if c.stop is not None:
+        parse_rule(c.stop)
+        if c.method not in STOPPABLE or (c.method == "best_of_n" and c.selection != "vote"):
+            raise UserError("stop: early stopping is for majority and Best-of-N with selection vote")

@@ -39,6 +39,7 @@ class Summary:
     mean_policy_tokens: float | None  # prompt + generated
     mean_generated_tokens: float | None
     mean_prm_tokens: float | None
+    mean_samples: float | None  # final candidates per problem (fewer than n when a stop rule ended early)
     predicted_flops: float | None
     flops_ratio: float | None  # measured / predicted FLOPs per problem
     predicted_accuracy: float | None
@@ -185,6 +186,7 @@ def summarize(
         mean_policy_tokens=_mean([r["policy_prompt_tokens"] + r["policy_generated_tokens"] for r in records]),
         mean_generated_tokens=_mean([r["policy_generated_tokens"] for r in records]),
         mean_prm_tokens=_mean([r["prm_tokens"] for r in records]),
+        mean_samples=_mean([len(r["candidates"]) for r in records]),
         predicted_flops=predicted,
         flops_ratio=mean_flops / predicted if mean_flops is not None and predicted else None,
         predicted_accuracy=plan.predicted_accuracy,

@@ -25,12 +25,14 @@ def run(engine: Engine, verifier: Verifier | None, problems: Sequence, config: M
     """One generate call and one verifier call for the whole batch."""
     verifier = need_verifier(verifier, config.method)
     sampled = sample(engine, problems, config)
-    questions = [question_of(p) for p in problems for _ in range(config.n)]
+    # a stop rule can leave fewer than n samples for a problem: one verifier call for all of them
+    questions = [question_of(p) for p, (ts, _) in zip(problems, sampled, strict=True) for _ in ts]
     texts = [t for ts, _ in sampled for t in ts]
     scored = score_solutions(verifier, questions, [split_steps(t) for t in texts])
     results = []
-    for p, (ts, usage) in enumerate(sampled):
-        mine = scored[p * config.n : (p + 1) * config.n]
+    start = 0
+    for ts, usage in sampled:
+        mine, start = scored[start : start + len(ts)], start + len(ts)
         answers = [extract(t) for t in ts]
         scores = [aggregate(s.steps, config.aggregation) for s in mine]
         for s in mine:

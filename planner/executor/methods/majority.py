@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from planner.core.config import MethodConfig
+from planner.core.scoring import answer_key
 from planner.executor.base import Engine, SamplingOptions, Verifier
 from planner.executor.methods.common import (
     Result,
@@ -19,21 +20,39 @@ from planner.executor.methods.common import (
 
 
 def sample(engine: Engine, problems: Sequence, config: MethodConfig) -> list[tuple[list[str], Usage]]:
-    """n full solutions per problem in one generate call: (texts, usage) per problem."""
+    """n full solutions per problem, batched across problems: (texts, usage) per problem.
+
+    Without a stop rule, one generate call. With one (config.stop), rounds: each round the problems
+    still open get the rule's round size more samples in one call (seed per round), and a problem
+    closes when its answers settle or it has n; a problem's texts are those it drew."""
     prompts = [engine.format_prompt(question_of(p)) for p in problems]
-    options = SamplingOptions(
-        temperature=config.temperature,
-        top_p=config.top_p,
-        max_tokens=config.max_total_tokens,
-        n=config.n,
-        seed=call_seed(config.seed, 0),
-    )
-    out = []
-    for gen in generate(engine, prompts, options):
-        usage = Usage()
-        usage.add_generation(gen)
-        out.append(([c.text for c in gen.completions], usage))
-    return out
+    rule = config.stop_rule
+    texts: list[list[str]] = [[] for _ in problems]
+    keys: list[list[str | None]] = [[] for _ in problems]  # vote keys, for the stop rule
+    usages = [Usage() for _ in problems]
+    open_ = list(range(len(problems)))
+    round_ = 0
+    while open_:
+        drawn = len(texts[open_[0]])  # every open problem has drawn the same number
+        options = SamplingOptions(
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_tokens=config.max_total_tokens,
+            n=config.n if rule is None else min(rule.round_size, config.n - drawn),
+            seed=call_seed(config.seed, round_),
+        )
+        for i, gen in zip(open_, generate(engine, [prompts[i] for i in open_], options), strict=True):
+            usages[i].add_generation(gen)
+            texts[i].extend(c.text for c in gen.completions)
+            if rule is not None:
+                keys[i].extend(
+                    answer_key(a) if a else None for a in (extract(c.text) for c in gen.completions)
+                )
+        if rule is None:
+            break
+        open_ = [i for i in open_ if len(texts[i]) < config.n and not rule.settled(keys[i])]
+        round_ += 1
+    return list(zip(texts, usages, strict=True))
 
 
 def run(engine: Engine, verifier: Verifier | None, problems: Sequence, config: MethodConfig) -> list[Result]:
