@@ -400,7 +400,7 @@ def finish(grid: Grid, out: Path, started: str, wall_s: float, command: str) -> 
             "majority and Best-of-N for every N are exact expectations over N-subsets of one run at the "
             f"largest N ({grid.sample_n} samples per problem); DVTS for smaller N: subsets of the largest run's subtrees",
             f"difficulty: pass@1 of the first {grid.difficulty_samples} of those samples (temperature "
-            f"{grid.temperature}); bins easy > 0.5, medium 0.1-0.5, hard < 0.1",
+            f"{grid.temperature if grid.temperature is not None else 'of the policy family'}); bins easy > 0.5, medium 0.1-0.5, hard < 0.1",
             "FLOPs from the cost model on measured token counts (planner/cost.py)",
         ],
         "models": _models(grid, policies + prms),

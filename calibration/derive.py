@@ -112,6 +112,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
     K = len(s["answers"])
     keys, table = _keyed(s["answers"], s["correct"])
     correct = np.asarray(s["correct"], dtype=float)
+    answered = [bool(a) for a in s["answers"]]  # unanswered samples are dropped before a max pick
     prompt = s["prompt_tokens"]
     gen_tokens = _mean(s["generated_tokens"])
     prefill = s["prefill_flops"]
@@ -170,7 +171,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                 scores = np.array([aggregate(x, agg) for x in sc["step_scores"]], dtype=float)
                 for sel in grid.selections:
                     if sel == "max":
-                        acc = best_of_n_expectation(scores, correct, k)
+                        acc = best_of_n_expectation(scores, correct, k, answered=answered)
                     else:
                         acc = weighted_vote_expectation(keys, scores, table, k)
                     rows.append(
@@ -200,6 +201,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                 J = len(cands)
                 scores = np.array([c["score"] if c["score"] is not None else 0.0 for c in cands], dtype=float)
                 ok = np.array([c["correct"] for c in cands], dtype=float)
+                has_answer = [bool(c.get("answer")) for c in cands]
                 for n in grid.tree_ns:
                     j = n // m
                     share = j / J
@@ -215,7 +217,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                             "n": n,
                             "accuracy": float(d["correct"])
                             if j == J
-                            else best_of_n_expectation(scores, ok, j),
+                            else best_of_n_expectation(scores, ok, j, answered=has_answer),
                             "policy_tokens": share * d["policy_tokens"],
                             "prm_tokens": share * d["prm_tokens"],
                             "flops": share * _num(d["flops"]),

@@ -164,12 +164,15 @@ def run_command(
     selection: Annotated[str | None, typer.Option(help="Without a plan file: max or vote.")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature (default 0.7; cot is always greedy).")
+        float | None,
+        typer.Option(help="Sampling temperature (default 0.7, 0.6 for R1-distilled; cot is greedy)."),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Problems per batch.")] = DEFAULT_BATCH_SIZE,
     max_steps: Annotated[int | None, typer.Option(help="Step limit (default 40).")] = None,
     max_step_tokens: Annotated[int | None, typer.Option(help="Tokens per step (default 2048).")] = None,
-    max_total_tokens: Annotated[int | None, typer.Option(help="Tokens per solution (default 8192).")] = None,
+    max_total_tokens: Annotated[
+        int | None, typer.Option(help="Tokens per solution (default 8192; 32768 R1-distilled).")
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as one JSON object.")
     ] = False,

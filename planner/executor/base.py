@@ -23,6 +23,9 @@ class SamplingOptions:
     n: int = 1
     seed: int | None = None
     include_stop: bool = True  # keep the matched stop string at the end of the text
+    # One seed per prompt (overrides seed): prompt i's n samples draw from seeds[i], seeds[i]+1, ...
+    # Tree search gives every parent its own, so sibling beams of a step are not correlated.
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclass
