@@ -424,3 +424,30 @@ def test_lm_judge_on_embedded_smollm2(capsys):
     lower = sum(b.steps[k] < g.steps[k] for g, b, k in zip(good, bad, where, strict=True))
     with capsys.disabled():
         print(f"\nSmolLM2 judge: the wrong step scored lower in {lower}/{len(where)} pairs")
+
+
+def test_logits_at_equal_the_full_output_layer(tokenizer):
+    """The output layer at each row's own positions (and token columns) gives the full forward's
+    logits there, also for Gemma's final logit soft-capping."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from planner.executor.verifiers.batching import logits_at, pad_right
+
+    torch.manual_seed(0)
+    gemma = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=1, head_dim=8, max_position_embeddings=512,
+        final_logit_softcapping=5.0,
+    )  # fmt: skip
+    for model in (LlamaForCausalLM(_tiny(LlamaConfig, len(tokenizer))), Gemma3ForCausalLM(gemma)):
+        model.eval()
+        seqs = [_ids(tokenizer, PROBLEM + STEPS[0]), _ids(tokenizer, STEPS[1])]
+        ids, mask = pad_right(seqs, 0)
+        positions = [[2, len(seqs[0]) - 1], [len(seqs[1]) - 1]]
+        with torch.no_grad():
+            full = model(input_ids=ids, attention_mask=mask).logits.float()
+            got = logits_at(model, ids, mask, positions)
+            picked = logits_at(model, ids, mask, positions, columns=[5, 9])
+        for i, row in enumerate(positions):
+            assert torch.allclose(got[i], full[i, row], atol=1e-5)
+            assert torch.allclose(picked[i], full[i, row][:, [5, 9]], atol=1e-5)
