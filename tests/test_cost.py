@@ -385,3 +385,18 @@ def test_arith_workload_is_measured_from_the_shipped_calibration_runs():
     assert w.steps == pytest.approx(n_steps, abs=0.0005)
     assert w.tokens_per_step == pytest.approx(gen / n_steps, abs=0.005)
     assert "measured" in w.source
+
+
+@pytest.mark.parametrize("method", ["best_of_n", "beam", "dvts"])
+def test_verifier_reads_its_own_prompt_and_step_markup(method):
+    p, t, s, n, bw, q, v = 20, 10, 3, 8, 2, 35, 4
+    work = Workload(p, t, s, verifier_prompt_tokens=q, verifier_step_tokens=v)
+    if method == "best_of_n":
+        reads = [(q + (t + v) * s, 0)] * n
+    else:  # every child of every step, with its prefix
+        reads = [(q + (k + 1) * (t + v), 0) for k in range(s) for _ in range(n)]
+    assert expected_tokens(method, n, bw, work)["prm_tokens"] == pytest.approx(sum(r for r, _ in reads))
+    got = config_flops_parts(POLICY, PRM, method, n, bw, work)["prm"]
+    assert got == pytest.approx(sum(prm_flops(PRM, r) for r, _ in reads))
+    with pytest.raises(UserError, match="verifier_step_tokens"):
+        Workload(p, t, s, verifier_step_tokens=-1)

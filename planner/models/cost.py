@@ -164,12 +164,22 @@ class Workload:
     tokens_per_step: float
     steps: float
     source: str = ""
+    # What a verifier reads besides the solution: its own prompt (None: the policy's prompt
+    # tokens) and markup per step (e.g. the LM judge's "Is this step correct? Answer:").
+    verifier_prompt_tokens: float | None = None
+    verifier_step_tokens: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("prompt_tokens", "tokens_per_step", "steps"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise UserError(f"workload {key} must be a positive number, got {value!r}")
+        for key in ("verifier_prompt_tokens", "verifier_step_tokens"):
+            value = getattr(self, key)
+            if value is None and key == "verifier_prompt_tokens":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise UserError(f"workload {key} must be a number >= 0, got {value!r}")
 
     @property
     def solution_tokens(self) -> float:
@@ -324,13 +334,17 @@ def _problem_counts(
 
     # Verifier: best_of_n reads n full solutions; tree methods read every child at every step
     # with its prefix. With reuse (a beam's KV kept between steps) only the new step is read.
-    prm_tokens = where(tree, samples * (s * p + t * s * (s + 1) / 2), samples * (p + g))
+    # It reads its own prompt q and each step with its markup (tv tokens).
+    q = p if workload.verifier_prompt_tokens is None else workload.verifier_prompt_tokens
+    tv = t + workload.verifier_step_tokens
+    gv = tv * s
+    prm_tokens = where(tree, samples * (s * q + tv * s * (s + 1) / 2), samples * (q + gv))
     if prm_reuse:
-        prm_computed = where(tree, p + samples * s * t, samples * (p + g))
-        prm_keys = where(tree, _tri(p) + samples * (_tri(p + g) - _tri(p)), samples * _tri(p + g))
+        prm_computed = where(tree, q + samples * gv, samples * (q + gv))
+        prm_keys = where(tree, _tri(q) + samples * (_tri(q + gv) - _tri(q)), samples * _tri(q + gv))
     else:
         prm_computed = prm_tokens
-        prm_keys = where(tree, samples * _sum_tri(p, t, s, 1), samples * _tri(p + g))
+        prm_keys = where(tree, samples * _sum_tri(q, tv, s, 1), samples * _tri(q + gv))
     zero = 0 * samples
     return {
         "policy_calls": calls + zero,
