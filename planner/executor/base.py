@@ -52,7 +52,8 @@ class StepScores:
     """Per-step scores in [0, 1] for one candidate solution, plus tokens the verifier read."""
 
     steps: list[float]
-    tokens_scored: int = 0
+    tokens_scored: int = 0  # tokens the verifier computed for this solution
+    tokens_reused: int = 0  # tokens before them it took from a kept state (prefix reuse)
 
 
 @runtime_checkable

@@ -71,7 +71,8 @@ class Usage:
     prm_tokens: int = 0
     # one entry per prompt sent: (prompt tokens, cached prompt tokens, [generated tokens per completion])
     calls: list[tuple[int, int, list[int]]] = field(default_factory=list)
-    prm_reads: list[int] = field(default_factory=list)  # tokens the verifier read, per scored solution
+    # tokens the verifier computed per scored solution; (computed, reused) when it kept a prefix
+    prm_reads: list = field(default_factory=list)
 
     def add_generation(self, gen: Generation) -> None:
         cached = gen.cached_prompt_tokens or 0
@@ -83,7 +84,9 @@ class Usage:
 
     def add_scores(self, scores: StepScores) -> None:
         self.prm_tokens += scores.tokens_scored
-        if scores.tokens_scored:
+        if scores.tokens_scored and scores.tokens_reused:
+            self.prm_reads.append((scores.tokens_scored, scores.tokens_reused))
+        elif scores.tokens_scored:
             self.prm_reads.append(scores.tokens_scored)
 
 
@@ -92,7 +95,7 @@ class Result(MethodResult):
     """MethodResult plus the per-call token detail (for FLOPs) and run statistics."""
 
     calls: list[tuple[int, int, list[int]]] = field(default_factory=list)
-    prm_reads: list[int] = field(default_factory=list)
+    prm_reads: list = field(default_factory=list)
     steps_taken: int = 0  # generate rounds this problem took part in
 
 
