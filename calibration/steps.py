@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from calibration.grid import Grid
 from planner.core.config import MethodConfig
-from planner.core.vocab import sampling_defaults
+from planner.core.vocab import TREE_METHODS, sampling_defaults
 from planner.executor import factory
 from planner.executor.methods import run_method
 from planner.executor.methods.common import extract, score_solutions, split_steps
@@ -191,6 +191,10 @@ class Worker:
 
         v = self.verifier(verifier) if verifier else None
         policy_name, prm_name = self.spec_names(verifier)
+        if config.method in TREE_METHODS and cost.reuses_prefix(_spec(prm_name)) and hasattr(v, "answer_ids"):
+            from planner.executor.verifiers.prefix_reuse import PrefixReuseJudge
+
+            v = PrefixReuseJudge(v)  # each beam's new step on its parent's kept state, as `run` does
         flops = FlopCounter(policy_name, prm_name)
         out = []
         for p, r in zip(problems, run_method(self.engine, v, problems, config), strict=True):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from planner.cli.main import main
@@ -400,3 +401,28 @@ def test_verifier_reads_its_own_prompt_and_step_markup(method):
     assert got == pytest.approx(sum(prm_flops(PRM, r) for r, _ in reads))
     with pytest.raises(UserError, match="verifier_step_tokens"):
         Workload(p, t, s, verifier_step_tokens=-1)
+
+
+def test_the_planner_prices_verifier_reuse_where_the_executor_has_it():
+    from planner.plan.search import price
+
+    judge, checker = resolve("lm-judge:google/gemma-3-270m"), resolve("arith-check")
+    assert cost.reuses_prefix(judge) and not cost.reuses_prefix(PRM) and not cost.reuses_prefix(None)
+    gemma = resolve("google/gemma-3-270m")
+    frame = pd.DataFrame(
+        {
+            "policy": [gemma.name] * 2,
+            "prm": [judge.name, PRM.name],
+            "method": ["beam", "beam"],
+            "n": [16, 16],
+            "beam_width": [4, 4],
+        }
+    )
+    priced = price(
+        frame, {gemma.name: gemma, judge.name: judge, PRM.name: PRM, checker.name: checker}, "arith"
+    )
+    work = workload_for("arith")
+    assert priced["flops_per_problem"].iloc[0] == pytest.approx(
+        config_flops(gemma, judge, "beam", 16, 4, work, prm_reuse=True)
+    )
+    assert priced["flops_per_problem"].iloc[1] == pytest.approx(config_flops(gemma, PRM, "beam", 16, 4, work))

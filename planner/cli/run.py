@@ -15,6 +15,7 @@ import typer
 from planner.core.datasets import load_dataset
 from planner.core.errors import UserError
 from planner.core.planfile import RunPlan, load_plan, plan_from_options
+from planner.core.vocab import TREE_METHODS
 from planner.executor.factory import (
     canonical,
     check_engine_kind,
@@ -101,7 +102,10 @@ def _prepare(plan, dataset: str, limit, engine: str, verifier_of, out: Path, see
     check_output(out)
 
     # models load from here on
-    the_verifier = _flag("--verifier", load_verifier, verifier_id, plan.policy) if verifier_id else None
+    reuse = plan.config.method in TREE_METHODS  # the LM judge keeps each beam's state
+    the_verifier = (
+        _flag("--verifier", load_verifier, verifier_id, plan.policy, reuse) if verifier_id else None
+    )
     the_engine = load_engine(engine, plan.policy, seed)
     return plan, problems, the_engine, the_verifier, verifier_id
 

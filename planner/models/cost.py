@@ -122,6 +122,12 @@ def call_flops(spec: ModelSpec, prompt_tokens: int, cached_tokens: int, generate
     return float(total + sum(generation_flops(spec, prompt_tokens, g) for g in generated))
 
 
+def reuses_prefix(prm: ModelSpec | None) -> bool:
+    """Whether the executor's verifier keeps each beam's state between tree-search steps: the LM
+    judge does (verifiers/prefix_reuse.py, used for beam and dvts); the PRM adapters reread."""
+    return prm is not None and prm.family == "lm-judge"
+
+
 def record_flops(policy: ModelSpec | None, prm: ModelSpec | None, calls, prm_reads) -> dict:
     """FLOPs of one problem's record from its stored counts.
 

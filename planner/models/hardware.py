@@ -126,6 +126,7 @@ def time_breakdown(
     batch=None,
     prefix_caching: bool = True,
     utilisation: float = DEFAULT_UTILISATION,
+    prm_reuse: bool = False,
 ) -> dict:
     """Seconds per problem: prefill, decode, prm and total (floats, or arrays for arrays).
 
@@ -136,7 +137,9 @@ def time_breakdown(
     """
     if not 0 < utilisation <= 1:
         raise UserError(f"utilisation must be in (0, 1], got {utilisation!r}")
-    parts = config_flops_parts(policy_spec, prm_spec, method, n, beam_width, workload, prefix_caching)
+    parts = config_flops_parts(
+        policy_spec, prm_spec, method, n, beam_width, workload, prefix_caching, prm_reuse
+    )
     codes, n_arr, _, scalar = _prepare(method, n, beam_width, prm_spec is not None)
     if batch is None:
         batch = np.where(codes == COT, 1.0, n_arr) if not scalar else (1.0 if codes == COT else n_arr)
@@ -169,10 +172,21 @@ def seconds(
     batch=None,
     prefix_caching: bool = True,
     utilisation: float = DEFAULT_UTILISATION,
+    prm_reuse: bool = False,
 ):
     """Estimated seconds per problem on one device (see time_breakdown)."""
     return time_breakdown(
-        policy_spec, prm_spec, method, n, beam_width, workload, hardware, batch, prefix_caching, utilisation
+        policy_spec,
+        prm_spec,
+        method,
+        n,
+        beam_width,
+        workload,
+        hardware,
+        batch,
+        prefix_caching,
+        utilisation,
+        prm_reuse,
     )["total"]
 
 

@@ -36,6 +36,7 @@ def make_verifier(
     if not isinstance(name, str) or not name.strip():
         raise UserError(f"verifier name must be a non-empty string, got {name!r}")
     name = name.strip()
+    reuse = options.pop("prefix_reuse", False)  # only the LM judge implements it
     if name == "arith-check":
         return ArithStepChecker(**options)
     family, sep, rest = name.partition(":")
@@ -54,7 +55,6 @@ def make_verifier(
         from planner.executor.verifiers.lm_judge import LMJudgeVerifier
 
         model = rest.strip() if family == "lm-judge" else ""
-        reuse = options.pop("prefix_reuse", False)
         judge = LMJudgeVerifier(model or policy_model or DEFAULT_JUDGE_MODEL, device=device, **options)
         if reuse:  # tree search: score each new step on its parent's kept KV cache
             from planner.executor.verifiers.prefix_reuse import PrefixReuseJudge
