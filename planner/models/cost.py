@@ -292,6 +292,37 @@ def _sum_tri(p, t, s, first):
     return (sum_x2 + sum_x) / 2
 
 
+VLLM_BLOCK = 16  # vLLM's KV block size on GPUs; its CPU backend uses 128 (hardware.Hardware.cache_block)
+
+
+def cache_block(prefix_caching) -> int:
+    """Block size in tokens of a prefix cache: True is vLLM's GPU default, an int a block size,
+    False or 0 none."""
+    if prefix_caching is True:
+        return VLLM_BLOCK
+    if not prefix_caching:
+        return 0
+    if isinstance(prefix_caching, bool) or not isinstance(prefix_caching, int) or prefix_caching < 1:
+        raise UserError(f"prefix_caching: True, False or a block size >= 1, got {prefix_caching!r}")
+    return prefix_caching
+
+
+def _later_calls(p: float, t: float, s: float, block: int) -> tuple[float, float]:
+    """Tokens computed, and keys they attend, summed over one parent's calls at steps 1..s-1 (the
+    last step weighted by the fraction of s): a prefix P = p + k*t reuses its full blocks
+    below its last token and computes the rest (P - block * floor((P - 1) / block) tokens)."""
+    tokens = keys = 0.0
+    k = 1
+    while k < s:
+        weight = min(1.0, s - k)
+        prefix = p + k * t
+        tail = prefix - block * np.floor((prefix - 1) / block)
+        tokens += weight * tail
+        keys += weight * (_tri(prefix) - _tri(prefix - tail))
+        k += 1
+    return float(tokens), float(keys)
+
+
 def _problem_counts(
     codes, n, beam_width, workload: Workload, prefix_caching, prm_reuse, scalar: bool
 ) -> dict:
@@ -301,8 +332,9 @@ def _problem_counts(
     completions; beam sends the prompt once (n first steps), then each of its n/M kept beams
     once per step (M children each); dvts sends each of its n/M subtrees once per step. Every
     call runs one prefill (logits at its last position); a completion of g tokens takes g - 1
-    decode passes. With prefix caching the first call computes the prompt and every later call
-    only its last token (the one sampled but never run); without, every prefix in full.
+    decode passes. With prefix caching (blocks of `cache_block(prefix_caching)` tokens, as vLLM
+    keeps them) the first call computes the prompt and every later one the tail of its prefix
+    after its last full block; without, every prefix in full.
     `*_tokens` count tokens given to a model, `*_keys` the keys attended by the tokens computed.
     """
     where = _pick if scalar else np.where
@@ -327,9 +359,21 @@ def _problem_counts(
     keys_beam = _tri(p) + parents * _sum_tri(p, t, s - 1, 1)
     keys_dvts = parents * _sum_tri(p, t, s, 0)
     full_keys = where(tree, where(beam, keys_beam, keys_dvts), _tri(p) + 0 * samples)
-    if prefix_caching:
-        computed = p + (calls - 1)
-        prompt_keys = _tri(p) + (prompt_tokens - p)  # each later call's one token sees its prefix
+    block = cache_block(prefix_caching)
+    if block:
+        # every call after the first computes its prefix's tail after the last full cached
+        # block: dvts's other n/M - 1 first-step prompts, then every parent's later steps
+        tail, tail_keys = _later_calls(p, t, s, block)
+        first = p - block * np.floor((p - 1) / block)
+        first_keys = _tri(p) - _tri(p - first)
+        computed = where(beam, p + parents * tail, p + (parents - 1) * first + parents * tail)
+        prompt_keys = where(
+            beam,
+            _tri(p) + parents * tail_keys,
+            _tri(p) + (parents - 1) * first_keys + parents * tail_keys,
+        )
+        computed = where(tree, computed, p + 0 * samples)
+        prompt_keys = where(tree, prompt_keys, _tri(p) + 0 * samples)
     else:
         computed = prompt_tokens
         prompt_keys = full_keys

