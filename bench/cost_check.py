@@ -5,8 +5,9 @@ Predicted: what the planner quotes for the same cell (cost.config_flops with the
 settings: vLLM's prefix cache in blocks of 128 tokens on the CPU, verifier reuse where it has
 it), in two ways:
   formula   with the problem's own sizes from its sampling run (prompt tokens, generated tokens
-            and steps per sample; what each verifier read besides the solution, fitted from its
-            scoring run): checks the cost function against what the executor counted;
+            and steps per sample, CoT's own generated tokens; what each verifier read besides
+            the solution, fitted from its scoring run): checks the cost function against what
+            the executor counted;
   planner   with the dataset's workload (cost.workload_for), as `ttsplan plan` quotes it.
 The ratio measured / predicted is taken per problem and cell; reported per profile, method and
 verifier as the median with the 10th and 90th percentiles.
@@ -52,6 +53,9 @@ def problem_workloads(folder: Path) -> dict[tuple[str, str], cost.Workload]:
             float(s["prompt_tokens"]), max(generated.mean(), 1.0) / steps.mean(), steps.mean()
         )
         out[(pid, "none")] = base
+        if "cot" in rec:  # a greedy solution's own length (it differs from the samples')
+            cot = max(float(rec["cot"]["generated_tokens"]), 1.0)
+            out[(pid, "cot")] = replace(base, tokens_per_step=cot / base.steps)
         for key, r in rec.items():
             if key.startswith("score:"):
                 label = prm_label(key.split(":", 1)[1], model_label(policy))
@@ -87,7 +91,8 @@ def ratios(folder: Path) -> pd.DataFrame:
         bw = int(r.beam_width) if not pd.isna(r.beam_width) else 1
         args = (policy, prm, r.method, int(r.n), bw)
         options = {"prefix_caching": block, "prm_reuse": cost.reuses_prefix(prm)}
-        formula = cost.config_flops(*args, workloads[(r.problem_id, r.prm)], **options)
+        own = workloads[(r.problem_id, "cot" if r.method == "cot" else r.prm)]
+        formula = cost.config_flops(*args, own, **options)
         planner = cost.config_flops(*args, dataset, **options)
         rows.append(
             {
