@@ -370,22 +370,54 @@ def _models(grid: Grid, names: list[str]) -> dict:
     return out
 
 
-def finish(grid: Grid, out: Path, started: str, wall_s: float, command: str) -> Outcome:
-    """Read every batch file, derive the profile, write it and difficulty.csv."""
+def read_runs(grid: Grid, out: Path) -> tuple[list, dict]:
+    """The grid's problems and by_step[(policy, problem id)][step key] -> record, from the batch files."""
     items = grid_problems(grid)
-    chunks = batches(items, grid.batch_size)
     by_step: dict = {}
     for policy in grid.policies:
-        for i, chunk in enumerate(chunks):
+        for i, chunk in enumerate(batches(items, grid.batch_size)):
             done = load_batch(batch_path(out, policy, i))
             for p in chunk:
                 by_step[(policy, str(p.id))] = {k: v[str(p.id)] for k, v in done.items() if str(p.id) in v}
+    return items, by_step
+
+
+def derive(grid: Grid, out: Path, source: str) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """(records, difficulty, spent FLOPs) of a finished run, priced from the stored counts."""
+    items, by_step = read_runs(grid, out)
     samples = {key: rec["sample"] for key, rec in by_step.items()}
     difficulty = difficulty_table(grid, items, samples)
-    today = dt.date.today().isoformat()
+    return build_records(grid, items, by_step, difficulty, source), difficulty, spent_flops(by_step)
+
+
+def load_grid(out: Path) -> Grid:
+    """The grid a calibration folder was run with (its grid.json)."""
+    data = json.loads((Path(out) / GRID_FILE).read_text(encoding="utf-8"))
+    return Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def rebuild(out: str | Path) -> Outcome:
+    """Derive a finished calibration folder's profile again from its stored step records (after a
+    change to derivation or to the cost model); its run metadata (sources, times) is kept."""
+    out = Path(out)
+    grid = load_grid(out)
+    old = json.loads((out / "profile.json").read_text(encoding="utf-8"))
+    command = (old.get("sources") or ["ttsplan calibrate"])[0].removeprefix("measured on this machine: ")
+    started, wall_s = old.get("started", ""), float(old.get("wall_s", 0.0))
+    kept = {k: old[k] for k in ("created", "hardware", "versions", "finished") if k in old}
+    return finish(grid, out, started, wall_s, command, kept=kept)
+
+
+def finish(
+    grid: Grid, out: Path, started: str, wall_s: float, command: str, kept: dict | None = None
+) -> Outcome:
+    """Read every batch file, derive the profile, write it and difficulty.csv. `kept`: run
+    metadata (created, hardware, versions, finished) of an earlier run to keep (a rebuild)."""
+    kept = kept or {}
+    items = grid_problems(grid)
+    today = kept.get("created") or dt.date.today().isoformat()
     source = f"measured: ttsplan calibrate, grid {grid.name}, {today}"
-    records = build_records(grid, items, by_step, difficulty, source)
-    spent = spent_flops(by_step)
+    records, difficulty, spent = derive(grid, out, source)
     separate = float(records["flops"].sum(skipna=True))
     policies = sorted(set(difficulty["policy"]))
     prms = sorted(set(records["prm"]) - {"none"})
@@ -400,7 +432,7 @@ def finish(grid: Grid, out: Path, started: str, wall_s: float, command: str) -> 
             "majority and Best-of-N for every N are exact expectations over N-subsets of one run at the "
             f"largest N ({grid.sample_n} samples per problem); DVTS for smaller N: subsets of the largest run's subtrees",
             f"difficulty: pass@1 of the first {grid.difficulty_samples} of those samples (temperature "
-            f"{grid.temperature}); bins easy > 0.5, medium 0.1-0.5, hard < 0.1",
+            f"{grid.temperature if grid.temperature is not None else 'of the policy family'}); bins easy > 0.5, medium 0.1-0.5, hard < 0.1",
             "FLOPs from the cost model on measured token counts (planner/cost.py)",
         ],
         "models": _models(grid, policies + prms),
@@ -417,6 +449,7 @@ def finish(grid: Grid, out: Path, started: str, wall_s: float, command: str) -> 
             "saved_fraction": 1 - spent / separate if separate else 0.0,
         },
     }
+    meta.update(kept)
     profile = write_profile(out, records, meta)
     with atomic_path(out / DIFFICULTY_FILE) as tmp:
         difficulty.to_csv(tmp, index=False)

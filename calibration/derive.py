@@ -19,7 +19,7 @@ from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, validate_records
 from planner.core.scoring import aggregate, answer_key
 from planner.core.vocab import difficulty_from_pass1
-from planner.models import specs
+from planner.models import cost, specs
 
 QUANTILE_LEVELS = 5
 
@@ -112,10 +112,12 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
     K = len(s["answers"])
     keys, table = _keyed(s["answers"], s["correct"])
     correct = np.asarray(s["correct"], dtype=float)
+    answered = [bool(a) for a in s["answers"]]  # unanswered samples are dropped before a max pick
     prompt = s["prompt_tokens"]
     gen_tokens = _mean(s["generated_tokens"])
-    prefill = s["prefill_flops"]
-    gen_flops = _mean(s["generation_flops"]) if s["generation_flops"] is not None else math.nan
+    policy_spec = specs.spec_or_none(policy)
+    prefill, gen_each = sample_flops(policy_spec, s)
+    gen_flops = _mean(gen_each) if gen_each is not None else math.nan
     replay_note = f"exact mean over all N-subsets of {K} samples from one run"
 
     def sampled(k: int, prm_tokens: float, prm_flops: float) -> dict:
@@ -140,7 +142,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                 "accuracy": float(c["correct"]),
                 "policy_tokens": c["policy_tokens"],
                 "prm_tokens": 0.0,
-                "flops": _num(c["flops"]),
+                "flops": _num(run_flops(policy_spec, None, c, "cot")),
                 "note": "greedy, as run",
             }
         )
@@ -165,12 +167,13 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
         for v in grid.verifiers:
             sc = rec[f"score:{v}"]
             prm_tok = _mean(sc["prm_tokens"])
-            prm_fl = _mean(sc["prm_flops"]) if sc["prm_flops"] is not None else math.nan
+            prm_each = score_flops(specs.spec_or_none(prm_label(v, policy)), sc)
+            prm_fl = _mean(prm_each) if prm_each is not None else math.nan
             for agg in grid.aggregations:
                 scores = np.array([aggregate(x, agg) for x in sc["step_scores"]], dtype=float)
                 for sel in grid.selections:
                     if sel == "max":
-                        acc = best_of_n_expectation(scores, correct, k)
+                        acc = best_of_n_expectation(scores, correct, k, answered=answered)
                     else:
                         acc = weighted_vote_expectation(keys, scores, table, k)
                     rows.append(
@@ -186,6 +189,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                         }
                     )
     for v in grid.tree_verifier_names:
+        prm_spec = specs.spec_or_none(prm_label(v, policy))
         for m in grid.beam_widths:
             tree_base = {
                 **base,
@@ -200,6 +204,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                 J = len(cands)
                 scores = np.array([c["score"] if c["score"] is not None else 0.0 for c in cands], dtype=float)
                 ok = np.array([c["correct"] for c in cands], dtype=float)
+                has_answer = [bool(c.get("answer")) for c in cands]
                 for n in grid.tree_ns:
                     j = n // m
                     share = j / J
@@ -215,10 +220,10 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                             "n": n,
                             "accuracy": float(d["correct"])
                             if j == J
-                            else best_of_n_expectation(scores, ok, j),
+                            else best_of_n_expectation(scores, ok, j, answered=has_answer),
                             "policy_tokens": share * d["policy_tokens"],
                             "prm_tokens": share * d["prm_tokens"],
-                            "flops": share * _num(d["flops"]),
+                            "flops": share * _num(run_flops(policy_spec, prm_spec, d, "dvts")),
                             "note": note,
                         }
                     )
@@ -233,11 +238,47 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                             "accuracy": float(b["correct"]),
                             "policy_tokens": b["policy_tokens"],
                             "prm_tokens": b["prm_tokens"],
-                            "flops": _num(b["flops"]),
+                            "flops": _num(run_flops(policy_spec, prm_spec, b, "beam")),
                             "note": "as run",
                         }
                     )
     return rows
+
+
+def sample_flops(policy, s: dict) -> tuple[float | None, list[float] | None]:
+    """(prefill, generation per sample) of a sampling-run record, from its token counts: one call,
+    the problem's first, so its prompt is computed in full (cost.record_flops)."""
+    if policy is None:
+        return None, None
+    prompt = s["prompt_tokens"]
+    gens = [float(cost.generation_flops(policy, prompt, g)) for g in s["generated_tokens"]]
+    return float(cost.prefill_flops(policy, prompt, 0)), gens
+
+
+def score_flops(prm, sc: dict) -> list[float] | None:
+    """Verifier FLOPs per scored sample, from the tokens it read (a rule reads nothing: zeros)."""
+    tokens = sc["prm_tokens"]
+    if prm is None:
+        return None if any(tokens) else [0.0] * len(tokens)
+    return [float(cost.prm_flops(prm, t)) for t in tokens]
+
+
+def run_calls(r: dict, kind: str) -> list | None:
+    """A method run's generate calls. A CoT record from before calls were kept is one call,
+    rebuilt from its prompt and generated totals; an older tree record has none (None)."""
+    if "calls" in r:
+        return r["calls"]
+    if kind == "cot":
+        return [[r["policy_tokens"] - r["generated_tokens"], 0, [r["generated_tokens"]]]]
+    return None
+
+
+def run_flops(policy, prm, r: dict, kind: str) -> float | None:
+    """FLOPs of a cot, beam or dvts record from its stored counts (cost.record_flops)."""
+    calls = run_calls(r, kind)
+    if calls is None:
+        return r.get("flops")  # a tree record from before its counts were kept: as stored
+    return cost.record_flops(policy, prm, calls, r.get("prm_reads", []))["total"]
 
 
 def _num(value) -> float:
@@ -263,14 +304,20 @@ def build_records(
 
 
 def spent_flops(by_step: dict) -> float:
-    """FLOPs the run actually spent, over every step record."""
+    """FLOPs the run actually spent, over every step record, priced from their stored counts."""
     total = 0.0
     for rec in by_step.values():
+        policy = model_label(rec["sample"]["policy"])
+        policy_spec = specs.spec_or_none(policy)
         for key, r in rec.items():
-            if key == "sample":
-                total += (r["prefill_flops"] or 0.0) + sum(r["generation_flops"] or [])
-            elif key.startswith("score:"):
-                total += sum(r["prm_flops"] or [])
+            kind, _, rest = key.partition(":")
+            verifier = rest.split(":")[0] if rest else None
+            prm = specs.spec_or_none(prm_label(verifier, policy)) if verifier else None
+            if kind == "sample":
+                prefill, gens = sample_flops(policy_spec, r)
+                total += (prefill or 0.0) + sum(gens or [])
+            elif kind == "score":
+                total += sum(score_flops(prm, r) or [])
             else:
-                total += r["flops"] or 0.0
+                total += run_flops(policy_spec, prm, r, kind) or 0.0
     return total

@@ -42,11 +42,13 @@ class Grid:
     quantile_levels: bool = False  # also five quantile levels of pass@1 (Snell et al.)
     engine: str = "auto"
     seed: int = 0
-    temperature: float = 0.7
-    top_p: float = 1.0
+    # None: each policy's own settings (planner.core.vocab.sampling_defaults: the paper's
+    # T = 0.7, top_p 1.0, 8,192 tokens, or its family's, e.g. DeepSeek-R1-distilled T = 0.6)
+    temperature: float | None = None
+    top_p: float | None = None
     max_steps: int = 40
     max_step_tokens: int = 2048
-    max_total_tokens: int = 8192
+    max_total_tokens: int | None = None
     batch_size: int = 16  # problems per batch (a batch is the unit of work and of resume)
 
     def to_dict(self) -> dict:
@@ -145,10 +147,12 @@ def _coerce(key: str, value: object, source: str) -> object:
             raise UserError(f"{where}: repeated value in {list(items)}")
         return items
     if key in INT_FIELDS:
-        if value is None and key in ("limit", "stratify"):
+        if value is None and key in ("limit", "stratify", "max_total_tokens"):
             return None
         return _int(value, where, 0 if key == "seed" else 1)
     if key in ("temperature", "top_p"):
+        if value is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise UserError(f"{where}: must be a number, got {value!r}")
         return float(value)
@@ -223,11 +227,11 @@ def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> G
             raise UserError(f"{source}: selections: unknown {s!r}; choose max or vote")
     if grid.engine not in ENGINES:
         raise UserError(f"{source}: engine: unknown {grid.engine!r}; choose from {', '.join(ENGINES)}")
-    if not 0 <= grid.temperature <= 2:
+    if grid.temperature is not None and not 0 <= grid.temperature <= 2:
         raise UserError(f"{source}: temperature: must be in [0, 2], got {grid.temperature}")
     if grid.temperature == 0 and any(m != "cot" for m in grid.methods):
         raise UserError(f"{source}: temperature: 0 gives identical samples; sampling methods need > 0")
-    if not 0 < grid.top_p <= 1:
+    if grid.top_p is not None and not 0 < grid.top_p <= 1:
         raise UserError(f"{source}: top_p: must be in (0, 1], got {grid.top_p}")
     for v in grid.tree_verifier_names:
         if v not in grid.verifiers:

@@ -20,7 +20,7 @@ import pandas as pd
 from calibration.replay import replay_table
 from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, validate_records, write_profile
-from planner.core.scoring import aggregate
+from planner.core.scoring import aggregate, answer_key
 from planner.core.vocab import AGGREGATIONS
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "data" / "published"
@@ -474,6 +474,15 @@ def read_persample(path: Path) -> pd.DataFrame:
     return out
 
 
+def vote_keys(answers: pd.Series) -> list[str | None]:
+    """Answers as the executor groups them for a vote (core.scoring.answer_key); None when missing."""
+    out: list[str | None] = []
+    for a in answers.astype(object):
+        missing = a is None or (isinstance(a, float) and np.isnan(a)) or not str(a).strip()
+        out.append(None if missing else answer_key(str(a)))
+    return out
+
+
 def import_persample(
     path: Path,
     *,
@@ -495,6 +504,7 @@ def import_persample(
     if vote_weight not in ("score", "sigmoid"):
         raise UserError(f"vote_weight must be 'score' or 'sigmoid', got {vote_weight!r}")
     samples["problem_id"] = f"{dataset}-" + samples["problem_id"].astype(str)
+    samples["answer"] = vote_keys(samples["answer"])
     samples["level"] = samples["level"].astype(str)
     samples["dataset"] = dataset
     samples["policy"] = canonical(policy)

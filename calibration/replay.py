@@ -84,8 +84,21 @@ def _answer_weights(answers: Sequence[Hashable], correct_by_answer: Mapping) -> 
 # ---------------------------------------------------------------- best-of-N
 
 
+def _answered_mask(answered: Sequence[bool] | None, K: int) -> np.ndarray:
+    if answered is None:
+        return np.ones(K, dtype=bool)
+    mask = np.asarray([bool(a) for a in answered], dtype=bool)
+    if len(mask) != K:
+        raise UserError(f"answered ({len(mask)}) and scores ({K}) differ in length")
+    return mask
+
+
 def best_of_n_expectation(
-    scores: Sequence[float], correct: Sequence[float], k: int, method: str = "closed"
+    scores: Sequence[float],
+    correct: Sequence[float],
+    k: int,
+    method: str = "closed",
+    answered: Sequence[bool] | None = None,
 ) -> float:
     """Expected correctness of the top-scored sample of a uniformly random k-subset.
 
@@ -93,15 +106,23 @@ def best_of_n_expectation(
     strictly below. The subset's top value is v in C(m+b, k) - C(b, k) of the C(K, k) subsets,
     and within the tie each of the m samples is equally likely, so the pick is correct with
     probability c/m. Without ties this is P(i is the max) = C(b_i, k-1) / C(K, k).
+
+    answered: which samples have an extracted answer (default: all). As in live runs, samples
+    without one are dropped before the pick; a subset with no answered sample scores 0. That is
+    the same as ranking them below every answered sample with correctness 0.
     """
     if method == "enumerate":
-        return best_of_n_bruteforce(scores, correct, k)
+        return best_of_n_bruteforce(scores, correct, k, answered)
     if method != "closed":
         raise UserError(f"method must be 'closed' or 'enumerate', got {method!r}")
     s, c = _as_floats(scores, "scores"), _check_correct(correct)
     if len(s) != len(c):
         raise UserError(f"scores ({len(s)}) and correct ({len(c)}) differ in length")
     K = len(s)
+    mask = _answered_mask(answered, K)
+    if not mask.all():
+        floor = (s[mask].min() if mask.any() else 0.0) - 1.0
+        s, c = np.where(mask, s, floor), np.where(mask, c, 0.0)
     k = _check_k(k, K)
     values, inverse = np.unique(s, return_inverse=True)  # ascending
     sizes = np.bincount(inverse, minlength=len(values))
@@ -117,18 +138,25 @@ def best_of_n_expectation(
     return expected
 
 
-def best_of_n_bruteforce(scores: Sequence[float], correct: Sequence[float], k: int) -> float:
-    """Best-of-k by enumerating every k-subset (for tests and small K)."""
+def best_of_n_bruteforce(
+    scores: Sequence[float], correct: Sequence[float], k: int, answered: Sequence[bool] | None = None
+) -> float:
+    """Best-of-k by enumerating every k-subset (for tests and small K); unanswered samples are
+    dropped from each subset before the pick, and a subset left empty scores 0."""
     s, c = _as_floats(scores, "scores"), _check_correct(correct)
     if len(s) != len(c):
         raise UserError(f"scores ({len(s)}) and correct ({len(c)}) differ in length")
     k = _check_k(k, len(s))
+    mask = _answered_mask(answered, len(s))
     total, count = 0.0, 0
-    for subset in itertools.combinations(range(len(s)), k):
+    for full in itertools.combinations(range(len(s)), k):
+        count += 1
+        subset = [i for i in full if mask[i]]
+        if not subset:
+            continue
         top = max(s[i] for i in subset)
         tied = [i for i in subset if s[i] == top]
         total += sum(c[i] for i in tied) / len(tied)
-        count += 1
     return total / count
 
 
@@ -432,7 +460,7 @@ def replay_problem(
         scored_row = {**common, "prm": ctx["prm"], "method": "best_of_n", "aggregation": ctx["aggregation"]}
         scored_row["prm_tokens"] = _mean_times(prm_tok, k)
         if "best_of_n" in methods:
-            acc = best_of_n_expectation(scores, correct, k)
+            acc = best_of_n_expectation(scores, correct, k, answered=[a is not None for a in answers])
             rows.append({**scored_row, "selection": "max", "accuracy": acc})
         if "weighted_vote" in methods:
             acc = weighted_vote_expectation(answers, vote_w, table, k)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from calibration.grid import Grid
 from planner.core.config import MethodConfig
+from planner.core.vocab import TREE_METHODS, sampling_defaults
 from planner.executor import factory
 from planner.executor.methods import run_method
 from planner.executor.methods.common import extract, score_solutions, split_steps
@@ -57,16 +58,21 @@ def steps_for(grid: Grid) -> list[Step]:
     return out
 
 
-def _config(grid: Grid, method: str, n: int, **extra) -> MethodConfig:
+def sampling(grid: Grid, policy: str) -> dict:
+    """The grid's sampling settings; those it leaves out are the policy's own (its family's)."""
+    own = sampling_defaults(policy)
+    chosen = {"temperature": grid.temperature, "top_p": grid.top_p, "max_total_tokens": grid.max_total_tokens}
+    return {k: own[k] if v is None else v for k, v in chosen.items()}
+
+
+def _config(grid: Grid, policy: str, method: str, n: int, **extra) -> MethodConfig:
     return MethodConfig(
         method=method,
         n=n,
-        temperature=grid.temperature,
-        top_p=grid.top_p,
         max_steps=grid.max_steps,
         max_step_tokens=grid.max_step_tokens,
-        max_total_tokens=grid.max_total_tokens,
         seed=grid.seed,
+        **sampling(grid, policy),
         **extra,
     )
 
@@ -124,15 +130,20 @@ class Worker:
         if step.kind == "score":
             return self._score(step, problems, earlier["sample"])
         if step.kind == "cot":
-            return self._method(problems, _config(self.grid, "cot", 1), None)
+            return self._method(problems, _config(self.grid, policy, "cot", 1), None)
         config = _config(
-            self.grid, step.kind, step.n, beam_width=step.width, aggregation=self.grid.tree_aggregation
+            self.grid,
+            policy,
+            step.kind,
+            step.n,
+            beam_width=step.width,
+            aggregation=self.grid.tree_aggregation,
         )
         return self._method(problems, config, step.verifier)
 
     # ------------------------------------------------------------ steps
     def _sample(self, problems: list) -> list[dict]:
-        config = _config(self.grid, "majority", self.grid.sample_n)
+        config = _config(self.grid, self.policy, "majority", self.grid.sample_n)
         spec = _spec(self.engine.name)
         out = []
         for p, (texts, usage) in zip(problems, sample_texts(self.engine, problems, config), strict=True):
@@ -145,6 +156,7 @@ class Worker:
                     "answers": answers,
                     "correct": [self.grade(a, str(p.answer)) for a in answers],
                     "prompt_tokens": prompt,
+                    "cached_tokens": cached,
                     "generated_tokens": generated,
                     "prefill_flops": float(cost.prefill_flops(spec, prompt, cached)) if spec else None,
                     "generation_flops": [float(cost.generation_flops(spec, prompt, g)) for g in generated]
@@ -179,6 +191,10 @@ class Worker:
 
         v = self.verifier(verifier) if verifier else None
         policy_name, prm_name = self.spec_names(verifier)
+        if config.method in TREE_METHODS and cost.reuses_prefix(_spec(prm_name)) and hasattr(v, "answer_ids"):
+            from planner.executor.verifiers.prefix_reuse import PrefixReuseJudge
+
+            v = PrefixReuseJudge(v)  # each beam's new step on its parent's kept state, as `run` does
         flops = FlopCounter(policy_name, prm_name)
         out = []
         for p, r in zip(problems, run_method(self.engine, v, problems, config), strict=True):
@@ -199,6 +215,10 @@ class Worker:
                     "policy_tokens": r.policy_prompt_tokens + r.policy_generated_tokens,
                     "generated_tokens": r.policy_generated_tokens,
                     "prm_tokens": r.prm_tokens,
+                    # the counts its FLOPs are computed from: per generate call (prompt, cached,
+                    # generated per completion) and tokens the verifier read per scored sequence
+                    "calls": [[p_, c_, list(g_)] for p_, c_, g_ in r.calls],
+                    "prm_reads": list(r.prm_reads),
                     "flops": None if pf is None or mf is None else pf + mf,
                 }
             )

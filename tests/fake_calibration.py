@@ -31,7 +31,7 @@ def load_engine(kind: str, policy: str, seed: int) -> GoldEngine:
     return GoldEngine(name=policy)
 
 
-def load_verifier(name: str, policy: str) -> FakeVerifier:
+def load_verifier(name: str, policy: str, prefix_reuse: bool = False) -> FakeVerifier:
     return FakeVerifier(name=name)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 
 from planner.core.vocab import STEP_DELIMITER
 from planner.executor.base import Completion, Generation, SamplingOptions, StepScores
@@ -108,8 +109,9 @@ class FakeEngine:
             raise KeyboardInterrupt("simulated crash")
         self.calls.append((list(prompts), options))
         out = []
-        for prompt in prompts:
-            completions = [self.complete(prompt, options, j) for j in range(options.n)]
+        for i, prompt in enumerate(prompts):
+            seeded = options if options.seeds is None else replace(options, seed=options.seeds[i], seeds=None)
+            completions = [self.complete(prompt, seeded, j) for j in range(options.n)]
             out.append(Generation(completions, count_tokens(prompt), self.cached(prompt)))
             self._seen.append(prompt)
         return out

@@ -160,7 +160,7 @@ def fake_models(monkeypatch):
         made["engine"] = FakeEngine(name=policy, fail_after=made.get("fail_after"))
         return made["engine"]
 
-    def verifier(name, policy):
+    def verifier(name, policy, prefix_reuse=False):
         made["verifier"] = name
         return FakeVerifier(name=name, spec_name="Qwen/Qwen2.5-Math-PRM-7B")
 

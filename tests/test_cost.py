@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from planner.cli.main import main
@@ -89,85 +90,129 @@ def test_matmul_flops_match_torch_flop_counter(name):
     length = 64
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros((1, length), dtype=torch.long, device="meta"))
-    full = prefill_flops(spec, length) + 2 * 2 * spec.layers * spec.heads * spec.head_dim * (
-        length * length - length * (length + 1) / 2
+    head = 2 * spec.vocab * spec.hidden  # the meta forward takes logits at every position
+    full = (
+        prefill_flops(spec, length)
+        + head * (length - 1)
+        + 2 * 2 * spec.layers * spec.heads * spec.head_dim * (length * length - length * (length + 1) / 2)
     )
     assert counter.get_total_flops() == pytest.approx(full, rel=1e-3)  # norms are not counted there
 
 
-def _loop(spec, first, last):
+def _loop(spec, first, last, logits=True):
     """FLOPs of the tokens at positions first..last, each attending to its position's keys."""
-    return sum(flops_per_token(spec, j) for j in range(first, last + 1))
+    head = 0 if logits else 2 * spec.vocab * spec.hidden * (spec.head == "lm")
+    return sum(flops_per_token(spec, j) - head for j in range(first, last + 1))
 
 
 def test_closed_forms_match_loops():
-    assert prefill_flops(POLICY, 57) == pytest.approx(_loop(POLICY, 1, 57))
-    assert prefill_flops(POLICY, 57, cached_tokens=20) == pytest.approx(_loop(POLICY, 21, 57))
-    assert generation_flops(POLICY, 57, 33) == pytest.approx(_loop(POLICY, 58, 90))
-    assert prm_flops(PRM, 40, reused_prefix_tokens=25) == pytest.approx(_loop(PRM, 26, 65))
-    assert prm_flops(PRM, 40) == pytest.approx(_loop(PRM, 1, 40))
+    head = 2 * POLICY.vocab * POLICY.hidden
+    # a prefill takes logits at its last position only
+    assert prefill_flops(POLICY, 57) == pytest.approx(_loop(POLICY, 1, 57, logits=False) + head)
+    assert prefill_flops(POLICY, 57, cached_tokens=20) == pytest.approx(_loop(POLICY, 21, 57, False) + head)
+    # 33 generated tokens: the first from the prefill's logits, then 32 decode passes at 58..89
+    assert generation_flops(POLICY, 57, 33) == pytest.approx(_loop(POLICY, 58, 89))
+    assert generation_flops(POLICY, 57, 1) == 0 and generation_flops(POLICY, 57, 0) == 0
+    # a verifier read is the body only (PRM here has an LM head: it reads two token columns)
+    assert prm_flops(PRM, 40, reused_prefix_tokens=25) == pytest.approx(_loop(PRM, 26, 65, logits=False))
+    assert prm_flops(PRM, 40) == pytest.approx(_loop(PRM, 1, 40, logits=False))
 
 
 # ---------------------------------------------------------------- per problem
 
 
-def simulate(method, n, p, t, s, caching):
-    """Explicit calls per problem: policy (prompt, cached, generated), PRM (length, cached)."""
+def simulate(method, n, m, p, t, s, caching, reuse):
+    """The executor's calls for one problem: policy (prompt, cached, [generated]) per prompt sent,
+    verifier (tokens read, kept prefix) per scored sequence. Every solution has s steps of t."""
     g = t * s
     policy, prm = [], []
     if method == "cot":
-        policy.append((p, 0, g))
+        policy.append((p, 0, [g]))
     elif method in ("majority", "best_of_n"):
-        for i in range(n):
-            policy.append((p, p if caching and i else 0, g))
-            if method == "best_of_n":
-                prm.append((p + g, p if caching and i else 0))
-    else:  # beam, dvts: n candidates at every step, each given its prefix
+        policy.append((p, 0, [g] * n))
+        if method == "best_of_n":
+            prm += [(p + g, 0)] * n
+    else:
+        parents = [0] if method == "beam" else [0] * (n // m)  # steps written so far
+        width = n if method == "beam" else m
         for k in range(s):
-            for c in range(n):
+            for _ in parents:
                 prefix = p + k * t
-                cached = 0 if not caching else (prefix if k or c else 0)
-                policy.append((prefix, cached, t))
-                scored = prefix + t
-                prm_cached = 0 if not caching else (prefix if k else (p if c else 0))
-                prm.append((scored, prm_cached))
+                # with caching (vLLM's 16-token blocks) every call after the problem's first reuses
+                # its prefix's full blocks below its last token
+                cached = 16 * ((prefix - 1) // 16) if caching and policy else 0
+                policy.append((prefix, cached, [t] * width))
+                for _ in range(width):
+                    prm.append((t, prefix) if reuse else (prefix + t, 0))
+            parents = [k + 1] * (n // m)
+            width = m
+        if reuse:  # the question (prompt) is read once per problem, then each beam's new steps
+            prm = [(p, 0)] + prm
     return policy, prm
 
 
-def simulate_flops(policy_spec, prm_spec, method, n, p, t, s, caching):
-    policy, prm = simulate(method, n, p, t, s, caching)
-    total = sum(_loop(policy_spec, c + 1, L) + _loop(policy_spec, L + 1, L + g) for L, c, g in policy)
-    return total + sum(_loop(prm_spec, c + 1, L) for L, c in prm)
+def simulate_flops(policy_spec, prm_spec, method, n, m, p, t, s, caching, reuse):
+    policy, prm = simulate(method, n, m, p, t, s, caching, reuse)
+    total = sum(
+        prefill_flops(policy_spec, L, c) + sum(generation_flops(policy_spec, L, x) for x in gs)
+        for L, c, gs in policy
+    )
+    return total + sum(prm_flops(prm_spec, r, kept) for r, kept in prm)
 
 
+@pytest.mark.parametrize("reuse", [False, True])
 @pytest.mark.parametrize("caching", [True, False])
 @pytest.mark.parametrize("method", METHODS)
-def test_config_matches_explicit_simulation(method, caching):
-    p, t, s, n, bw = 20, 10, 3, 4, 2
+def test_config_matches_explicit_simulation(method, caching, reuse):
+    p, t, s, n, bw = 20, 10, 3, 8, 2
     work = Workload(p, t, s)
-    policy_calls, prm_calls = simulate(method, n, p, t, s, caching)
-    tokens = expected_tokens(method, n, bw, work, prefix_caching=caching)
+    policy_calls, prm_calls = simulate(method, n, bw, p, t, s, caching, reuse)
+    tokens = expected_tokens(method, n, bw, work, prefix_caching=caching, prm_reuse=reuse)
     assert tokens["policy_prompt_tokens"] == pytest.approx(sum(c[0] for c in policy_calls))
     assert tokens["cached_prompt_tokens"] == pytest.approx(sum(c[1] for c in policy_calls))
-    assert tokens["policy_generated_tokens"] == pytest.approx(sum(c[2] for c in policy_calls))
-    assert tokens["prm_tokens"] == pytest.approx(sum(c[0] for c in prm_calls))
-    assert tokens["prm_cached_tokens"] == pytest.approx(sum(c[1] for c in prm_calls))
-    want = simulate_flops(POLICY, PRM, method, n, p, t, s, caching)
-    assert config_flops(POLICY, PRM, method, n, bw, work, prefix_caching=caching) == pytest.approx(want)
+    assert tokens["policy_generated_tokens"] == pytest.approx(sum(sum(c[2]) for c in policy_calls))
+    read = sum(r for r, _ in prm_calls)
+    assert tokens["prm_tokens"] - tokens["prm_cached_tokens"] == pytest.approx(read)
+    want = simulate_flops(POLICY, PRM, method, n, bw, p, t, s, caching, reuse)
+    got = config_flops(POLICY, PRM, method, n, bw, work, prefix_caching=caching, prm_reuse=reuse)
+    assert got == pytest.approx(want)
+
+
+def test_record_flops_prices_calls_and_ignores_the_first_calls_cache():
+    calls = [(30, 25, [5, 7]), (40, 30, [3])]
+    got = cost.record_flops(POLICY, PRM, calls, [12, (6, 30)])
+    policy = cost.call_flops(POLICY, 30, 0, [5, 7]) + cost.call_flops(POLICY, 40, 30, [3])
+    assert got["policy"] == pytest.approx(policy)
+    assert got["prm"] == pytest.approx(prm_flops(PRM, 12) + prm_flops(PRM, 6, 30))
+    assert got["total"] == pytest.approx(policy + got["prm"])
+    assert cost.record_flops(POLICY, None, calls, [12])["total"] is None  # unknown verifier
+    assert cost.record_flops(POLICY, None, calls, [])["prm"] == 0.0
 
 
 def test_method_relations():
     w = workload_for("math500")
     beam = expected_tokens("beam", 16, 4, w)
-    assert beam == expected_tokens("dvts", 16, 4, w)  # same volume, different selection
+    dvts = expected_tokens("dvts", 16, 4, w)
+    # the same children and verifier reads; dvts sends n/M prompts at the first step, beam one
+    assert beam["policy_generated_tokens"] == dvts["policy_generated_tokens"]
+    assert beam["prm_tokens"] == dvts["prm_tokens"]
+    assert dvts["policy_prompt_tokens"] - beam["policy_prompt_tokens"] == pytest.approx(3 * w.prompt_tokens)
     assert (
         beam["policy_generated_tokens"] == expected_tokens("best_of_n", 16, 4, w)["policy_generated_tokens"]
     )
+    # without verifier reuse (the executor's verifiers) tree search reads ~ steps/2 times more
+    bon_read = expected_tokens("best_of_n", 16, 4, w)["prm_tokens"]
+    assert beam["prm_tokens"] > 1.5 * bon_read
     assert expected_tokens("majority", 16, 1, w)["prm_tokens"] == 0
     assert expected_tokens("cot", 64, 4, w) == expected_tokens("cot", 1, 1, w)  # n ignored
-    for m in ("majority", "best_of_n", "beam"):
+    for m in ("beam", "dvts"):  # a prefix cache helps where prompts repeat across calls
         cached = config_flops(POLICY, PRM, m, 16, 4, w)
         assert cached < config_flops(POLICY, PRM, m, 16, 4, w, prefix_caching=False)
+        assert config_flops(POLICY, PRM, m, 16, 4, w, prm_reuse=True) < cached
+    for m in ("majority", "best_of_n"):  # one call: the prompt is computed once either way
+        assert config_flops(POLICY, PRM, m, 16, 4, w) == config_flops(
+            POLICY, PRM, m, 16, 4, w, prefix_caching=False
+        )
     # the PRM is what separates best_of_n from majority
     diff = config_flops(POLICY, PRM, "best_of_n", 16, 4, w) - config_flops(POLICY, None, "majority", 16, 4, w)
     assert diff == pytest.approx(config_flops_parts(POLICY, PRM, "best_of_n", 16, 4, w)["prm"])
@@ -341,3 +386,43 @@ def test_arith_workload_is_measured_from_the_shipped_calibration_runs():
     assert w.steps == pytest.approx(n_steps, abs=0.0005)
     assert w.tokens_per_step == pytest.approx(gen / n_steps, abs=0.005)
     assert "measured" in w.source
+
+
+@pytest.mark.parametrize("method", ["best_of_n", "beam", "dvts"])
+def test_verifier_reads_its_own_prompt_and_step_markup(method):
+    p, t, s, n, bw, q, v = 20, 10, 3, 8, 2, 35, 4
+    work = Workload(p, t, s, verifier_prompt_tokens=q, verifier_step_tokens=v)
+    if method == "best_of_n":
+        reads = [(q + (t + v) * s, 0)] * n
+    else:  # every child of every step, with its prefix
+        reads = [(q + (k + 1) * (t + v), 0) for k in range(s) for _ in range(n)]
+    assert expected_tokens(method, n, bw, work)["prm_tokens"] == pytest.approx(sum(r for r, _ in reads))
+    got = config_flops_parts(POLICY, PRM, method, n, bw, work)["prm"]
+    assert got == pytest.approx(sum(prm_flops(PRM, r) for r, _ in reads))
+    with pytest.raises(UserError, match="verifier_step_tokens"):
+        Workload(p, t, s, verifier_step_tokens=-1)
+
+
+def test_the_planner_prices_verifier_reuse_where_the_executor_has_it():
+    from planner.plan.search import price
+
+    judge, checker = resolve("lm-judge:google/gemma-3-270m"), resolve("arith-check")
+    assert cost.reuses_prefix(judge) and not cost.reuses_prefix(PRM) and not cost.reuses_prefix(None)
+    gemma = resolve("google/gemma-3-270m")
+    frame = pd.DataFrame(
+        {
+            "policy": [gemma.name] * 2,
+            "prm": [judge.name, PRM.name],
+            "method": ["beam", "beam"],
+            "n": [16, 16],
+            "beam_width": [4, 4],
+        }
+    )
+    priced = price(
+        frame, {gemma.name: gemma, judge.name: judge, PRM.name: PRM, checker.name: checker}, "arith"
+    )
+    work = workload_for("arith")
+    assert priced["flops_per_problem"].iloc[0] == pytest.approx(
+        config_flops(gemma, judge, "beam", 16, 4, work, prm_reuse=True)
+    )
+    assert priced["flops_per_problem"].iloc[1] == pytest.approx(config_flops(gemma, PRM, "beam", 16, 4, work))

@@ -250,3 +250,19 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
 def test_canonical_names_fall_back_to_the_source_name():
     assert importers.canonical("some model nobody registered") == "some model nobody registered"
     assert importers.canonical("unstated") == "unstated"
+
+
+def test_persample_import_keys_answers_like_live_runs(tmp_path):
+    csv = tmp_path / "samples.csv"
+    pd.DataFrame(
+        {
+            "idx": [0, 0, 0, 0, 0],
+            "pred": ["1,000", "1000.0", "7", "7", "1,2"],
+            "correct": [1, 1, 0, 0, 0],
+            "rm_score": [0.2, 0.3, 0.9, 0.1, 0.5],
+        }
+    ).to_csv(csv, index=False)
+    records, _ = importers.import_persample(csv, name="k", dataset="t", source="unit test", ks=[5])
+    maj = records[records["method"] == "majority"]
+    # "1,000" and "1000.0" are one answer with two votes against "7"'s two: a tie split evenly
+    assert maj["accuracy"].tolist() == [0.5]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -12,7 +13,7 @@ from planner.core.config import MethodConfig
 from planner.core.errors import UserError
 from planner.core.scoring import aggregate, answer_key
 from planner.core.vocab import STEP_DELIMITER
-from planner.executor.base import SamplingOptions
+from planner.executor.base import Completion, Generation, SamplingOptions
 from planner.executor.methods import RUNNERS
 from planner.executor.methods.common import majority_vote, select, select_max, split_steps, weighted_vote
 from tests.fake_engine import FakeEngine, FakeVerifier, count_tokens
@@ -187,9 +188,11 @@ def test_verifier_methods_need_a_verifier():
 # ---------------------------------------------------------------- beam search
 
 
-def regenerate(prompt: str, options: SamplingOptions) -> list[str]:
-    """What the fake engine returned for one prompt (it is a pure function of prompt and options)."""
+def regenerate(prompt: str, options: SamplingOptions, index: int = 0) -> list[str]:
+    """What the fake engine returned for prompt `index` of a call (a pure function of prompt and seed)."""
     fresh = FakeEngine()
+    if options.seeds is not None:
+        options = replace(options, seed=options.seeds[index], seeds=None)
     return [fresh.complete(prompt, options, j).text for j in range(options.n)]
 
 
@@ -206,8 +209,8 @@ def test_beam_keeps_n_over_m_and_expands_m():
     # expected survivors after step 0, computed here from the fake's outputs and the "last" rule
     expected_next = []
     finished_after_first = {}
-    for prompt in first_prompts:
-        children = regenerate(prompt, first)
+    for i, prompt in enumerate(first_prompts):
+        children = regenerate(prompt, first, i)
         ranked = sorted(children, key=lambda t: -p_values(t)[-1])[: n // m]
         finished_after_first[prompt] = [t for t in ranked if is_finished(t)]
         expected_next += [prompt + t for t in ranked if not is_finished(t)]
@@ -278,8 +281,8 @@ def test_dvts_subtrees_keep_their_best():
     first_prompts, first = engine.calls[0]
     assert len(first_prompts) == len(QUESTIONS) * (n // m) and first.n == m
     expected_next = []
-    for prompt in first_prompts:
-        children = regenerate(prompt, first)
+    for i, prompt in enumerate(first_prompts):
+        children = regenerate(prompt, first, i)
         best = max(children, key=lambda t: min(p_values(t)))  # "min" aggregation; ties -> first
         best = next(t for t in children if min(p_values(t)) == min(p_values(best)))
         if not is_finished(best):
@@ -323,7 +326,10 @@ def test_token_accounting_sums(method, n):
     results, engine, _ = run(method, n, verifier=verifier, beam_width=2)
     prompt_total = sum(count_tokens(p) for prompts, _ in engine.calls for p in prompts)
     generated_total = sum(
-        count_tokens(t) for prompts, options in engine.calls for p in prompts for t in regenerate(p, options)
+        count_tokens(t)
+        for prompts, options in engine.calls
+        for i, p in enumerate(prompts)
+        for t in regenerate(p, options, i)
     )
     assert sum(r.policy_prompt_tokens for r in results) == prompt_total
     assert sum(r.policy_generated_tokens for r in results) == generated_total
@@ -344,3 +350,94 @@ def test_seeded_and_reproducible(method, n):
     c, _, _ = run(method, n, beam_width=2, seed=4)
     assert [r.candidates for r in a] == [r.candidates for r in b]
     assert [r.candidates for r in a] != [r.candidates for r in c]
+
+
+# ---------------------------------------------------------------- faithful to the references
+
+
+class ScriptedEngine:
+    """Orchestration fake: the k-th step of every solution is script[k] (the last one ends with EOS)."""
+
+    name = "scripted"
+
+    def __init__(self, script: list[str]) -> None:
+        self.script = script
+        self.calls: list[tuple[list[str], SamplingOptions]] = []
+
+    def format_prompt(self, problem: str) -> str:
+        return f"Q: {problem}\nA:"
+
+    def generate(self, prompts: list[str], options: SamplingOptions) -> list[Generation]:
+        self.calls.append((list(prompts), options))
+        out = []
+        for prompt in prompts:
+            k = prompt.split("A:", 1)[1].count(STEP_DELIMITER)
+            text = self.script[min(k, len(self.script) - 1)]
+            eos = k >= len(self.script) - 1
+            c = Completion(text, len(text.split()) or 1, "stop", stopped_on_eos=eos)
+            out.append(Generation([c] * options.n, len(prompt.split())))
+        return out
+
+
+@pytest.mark.parametrize("method", ["beam", "dvts"])
+def test_tree_search_stops_only_on_a_boxed_answer(method):
+    # "the answer is 7" and a "####" heading used to end the beam with a junk answer
+    script = ["#### Step 1: the answer is 7\n\n", "Answer: 9\n\n", "So 4 + 4 = 8, \\boxed{8}"]
+    results, engine, _ = run(method, 4, engine=ScriptedEngine(script), beam_width=2, max_steps=10)
+    assert len(engine.calls) == 3
+    for r in results:
+        assert r.answer == "8" and all(c["answer"] == "8" and c["finished"] for c in r.candidates)
+
+
+@pytest.mark.parametrize("method", ["beam", "dvts"])
+def test_tree_search_keeps_a_blank_step(method):
+    script = ["\n\n", "2 + 1 = 3.\n\n", "\\boxed{3}"]
+    results, engine, _ = run(method, 4, engine=ScriptedEngine(script), beam_width=2, max_steps=10)
+    assert len(engine.calls) == 3  # the blank step did not end the beams
+    assert all(r.answer == "3" and r.text.startswith("\n\n") for r in results)
+
+
+def test_selection_drops_unanswered_candidates():
+    assert select(["", "5", "6"], [0.9, 0.1, 0.2], "max") == 2  # the unanswered 0.9 is dropped
+    assert select(["", ""], [0.1, 0.7], "max") == 1  # nothing answered: the best score
+    assert select(["", "5"], [0.9, 0.1], "vote") == 1
+
+
+@pytest.mark.parametrize("method", ["beam", "dvts"])
+def test_sibling_beams_get_their_own_seeds(method):
+    results, engine, _ = run(method, 16, engine=FakeEngine(max_len=5), beam_width=4)
+    for prompts, options in engine.calls:
+        assert options.seeds is not None and len(options.seeds) == len(prompts)
+        seeds = [s + j for s in options.seeds for j in range(options.n)]
+        assert len(set(seeds)) == len(seeds)  # no two children of a step share a seed
+    # identical prompts (dvts subtrees at their first step) no longer sample alike
+    first = [c["text"] for c in results[0].candidates]
+    assert len(set(first)) > 1
+
+
+def test_answer_key_keeps_lists_apart():
+    assert answer_key("1,2") != answer_key("12")
+    assert answer_key("1, 2") == answer_key("1,2")
+    assert answer_key("12,345") == answer_key("12345") == "12345"
+    assert answer_key("-1,000.50") == answer_key("-1000.5")
+    assert majority_vote(["1,2", "12", "12"]) == 1
+
+
+def test_r1_distilled_policies_sample_with_their_family_settings():
+    from calibration.grid import Grid
+    from calibration.steps import sampling
+    from planner.core.planfile import plan_from_dict, plan_from_options
+
+    r1 = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+    plan = plan_from_options(r1, "majority", 8)
+    assert (plan.config.temperature, plan.config.top_p, plan.config.max_total_tokens) == (0.6, 0.95, 32768)
+    plan = plan_from_dict({"policy": r1, "method": "cot", "n": 1})
+    assert plan.config.max_total_tokens == 32768
+    other = plan_from_options("Qwen/Qwen2.5-7B-Instruct", "majority", 8).config
+    assert (other.temperature, other.top_p, other.max_total_tokens) == (0.7, 1.0, 8192)
+    assert sampling(Grid(name="g", dataset="arith"), r1) == {
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "max_total_tokens": 32768,
+    }
+    assert sampling(Grid(name="g", dataset="arith", temperature=0.8), r1)["temperature"] == 0.8

@@ -195,8 +195,8 @@ def test_replay_problem_rows_follow_the_schema():
         set(maj["prm"]) == {"none"} and set(maj["selection"]) == {"vote"} and (maj["prm_tokens"] == 0).all()
     )
     bon = rows[(rows["method"] == "best_of_n") & (rows["selection"] == "max")].set_index("n")
-    # best-of-4 picks the .95 sample, which has no answer
-    assert bon.loc[4, "accuracy"] == 0.0
+    # best-of-4 drops the .95 sample, which has no answer, and picks the .9 one (correct)
+    assert bon.loc[4, "accuracy"] == 1.0
     assert bon.loc[2, "policy_tokens"] == pytest.approx(2 * 25.0)  # k * mean tokens
     assert (rows["n_problems"] == 1).all() and rows["beam_width"].isna().all()
 
@@ -283,3 +283,21 @@ def test_weighted_vote_over_several_chunks_matches_bruteforce():
     assert weighted_vote_expectation(answers, scores, cba, 7) == pytest.approx(
         weighted_vote_bruteforce(answers, scores, cba, 7), abs=1e-12
     )
+
+
+def test_best_of_n_drops_unanswered_samples_before_the_pick():
+    scores, correct = [0.9, 0.1, 0.5, 0.7], [0, 1, 0, 1]
+    answered = [False, True, True, False]
+    # by hand, k = 2: of the 6 pairs, {0,3} has no answer (0); {0,1} picks 1 (1); {0,2} picks 2 (0);
+    # {1,2} picks 2 (0); {1,3} picks 1 (1); {2,3} picks 2 (0) -> 2/6
+    assert best_of_n_expectation(scores, correct, 2, answered=answered) == pytest.approx(2 / 6)
+    rng = random.Random(3)
+    for _ in range(40):
+        K = rng.randint(1, 7)
+        s = [rng.choice([0.1, 0.4, 0.4, 0.8]) for _ in range(K)]
+        c = [rng.randint(0, 1) for _ in range(K)]
+        a = [rng.random() < 0.6 for _ in range(K)]
+        for k in range(1, K + 1):
+            assert best_of_n_expectation(s, c, k, answered=a) == pytest.approx(
+                best_of_n_bruteforce(s, c, k, answered=a)
+            )

@@ -132,14 +132,19 @@ def test_flops_from_the_cost_model(tmp_path):
     def tri(x):
         return x * (x + 1) / 2
 
-    # Kaplan et al. convention written out: 2 * matmul params per token + 4 * layers * heads * head_dim per key
-    a, b = 2 * policy.matmul_params, 4 * policy.layers * policy.heads * policy.head_dim
-    a2, b2 = 2 * prm.matmul_params, 4 * prm.layers * prm.heads * prm.head_dim
+    # Kaplan et al. convention written out: 2 * matmul params per token + 4 * layers * heads * head_dim
+    # per key; the output layer (2 * vocab * hidden) only where logits are taken: the prefill's last
+    # position and each of the g - 1 decode passes; the problem's one call computes its whole prompt
+    head = 2 * policy.vocab * policy.hidden
+    a, b = 2 * policy.matmul_params - head, 4 * policy.layers * policy.heads * policy.head_dim
+    a2, b2 = 2 * prm.matmul_params, 4 * prm.layers * prm.heads * prm.head_dim  # a value head: in the body
     ((prompts, options),) = engine.calls
     for prompt, problem, r in zip(prompts, PROBLEMS[:3], records, strict=True):
-        p, c = r["policy_prompt_tokens"], r["cached_prompt_tokens"]
+        p = r["policy_prompt_tokens"]
         gens = [engine.complete(prompt, options, j).tokens for j in range(4)]
-        expected = a * (p - c) + b * (tri(p) - tri(c)) + sum(a * g + b * (tri(p + g) - tri(p)) for g in gens)
+        assert r["calls"] == [[p, r["cached_prompt_tokens"], gens]]  # the counts are kept
+        expected = a * p + head + b * tri(p)
+        expected += sum((a + head) * (g - 1) + b * (tri(p + g - 1) - tri(p)) for g in gens)
         assert r["policy_flops"] == pytest.approx(expected)
         reads = [
             len(problem.question.split()) + len(t.split())

@@ -432,3 +432,63 @@ def test_prm_names_known_without_torch_match_the_adapters():
 
     assert set(FAMILY_NAMES) == set(FAMILIES)
     assert set(KNOWN_PRMS.values()) <= set(FAMILIES)
+
+
+def test_logits_at_equal_the_full_output_layer(tokenizer):
+    """The output layer at each row's own positions (and token columns) gives the full forward's
+    logits there, also for Gemma's final logit soft-capping."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from planner.executor.verifiers.batching import logits_at, pad_right
+
+    torch.manual_seed(0)
+    gemma = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=1, head_dim=8, max_position_embeddings=512,
+        final_logit_softcapping=5.0,
+    )  # fmt: skip
+    for model in (LlamaForCausalLM(_tiny(LlamaConfig, len(tokenizer))), Gemma3ForCausalLM(gemma)):
+        model.eval()
+        seqs = [_ids(tokenizer, PROBLEM + STEPS[0]), _ids(tokenizer, STEPS[1])]
+        ids, mask = pad_right(seqs, 0)
+        positions = [[2, len(seqs[0]) - 1], [len(seqs[1]) - 1]]
+        with torch.no_grad():
+            full = model(input_ids=ids, attention_mask=mask).logits.float()
+            got = logits_at(model, ids, mask, positions)
+            picked = logits_at(model, ids, mask, positions, columns=[5, 9])
+        for i, row in enumerate(positions):
+            assert torch.allclose(got[i], full[i, row], atol=1e-5)
+            assert torch.allclose(picked[i], full[i, row][:, [5, 9]], atol=1e-5)
+
+
+def test_prefix_reuse_scores_equal_full_rescoring(tiny_judge):
+    """A tree search's calls (children extend the last call's solutions by one step) scored with
+    the parent's kept KV cache give the full read's scores; only the new tokens are computed."""
+    from planner.executor.verifiers.prefix_reuse import PrefixReuseJudge
+
+    reuse = PrefixReuseJudge(tiny_judge)
+    q1, q2 = BATCH_PROBLEMS[0], BATCH_PROBLEMS[1]
+    rounds = [
+        ([q1, q1, q2], [["2 + 3 = 5"], ["2 + 3 = 6"], ["4 * 2 = 8"]]),
+        (
+            [q1, q1, q2, q2],
+            [
+                ["2 + 3 = 5", "5 * 4 = 20"],
+                ["2 + 3 = 5", "5 * 4 = 21"],
+                ["4 * 2 = 8", "8 - 1 = 7"],
+                ["4 * 2 = 8", "so 7"],
+            ],
+        ),  # fmt: skip
+        # a blank step adds no step: the same solution again; a parent not kept: read in full
+        ([q1, q1, q2], [["2 + 3 = 5", "5 * 4 = 20"], ["2 + 3 = 5", "5 * 4 = 20", "20 + 1 = 21"], ["9"]]),
+    ]
+    for problems, solutions in rounds:
+        got = reuse.score(problems, solutions)
+        full = tiny_judge.score(problems, solutions)
+        for g, f, q, s in zip(got, full, problems, solutions, strict=True):
+            assert g.steps == pytest.approx(f.steps, abs=1e-5)
+            assert g.tokens_scored + g.tokens_reused == len(tiny_judge.format(q, s)[0]) == f.tokens_scored
+    last = got
+    assert last[0].tokens_scored == 0  # kept from the round before
+    assert 0 < last[1].tokens_scored < last[1].tokens_reused  # only the new step
+    assert last[2].tokens_reused == 0  # no kept parent

@@ -16,6 +16,7 @@ import typer
 from planner.core.datasets import load_dataset
 from planner.core.errors import UserError
 from planner.core.planfile import RunPlan, load_plan, plan_from_options
+from planner.core.vocab import TREE_METHODS
 from planner.executor.factory import (
     canonical,
     check_engine_kind,
@@ -102,7 +103,12 @@ def _prepare(plan, dataset: str, limit, engine: str, verifier_of, out: Path, see
     check_output(out)
 
     # models load from here on
-    the_verifier = _flag("--verifier", load_verifier, verifier_id, plan.policy) if verifier_id else None
+    # tree search: the LM judge keeps each beam's state (an adaptive plan: when a bin searches)
+    configs = [b.config for b in plan.bins.values()] if hasattr(plan, "bins") else [plan.config]
+    reuse = any(c.method in TREE_METHODS for c in configs)
+    the_verifier = (
+        _flag("--verifier", load_verifier, verifier_id, plan.policy, reuse) if verifier_id else None
+    )
     the_engine = load_engine(engine, plan.policy, seed)
     return plan, problems, the_engine, the_verifier, verifier_id
 
@@ -167,7 +173,8 @@ def run_command(
     selection: Annotated[str | None, typer.Option(help="Without a plan file: max or vote.")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature (default 0.7; cot is always greedy).")
+        float | None,
+        typer.Option(help="Sampling temperature (default 0.7, 0.6 for R1-distilled; cot is greedy)."),
     ] = None,
     stop: Annotated[
         str | None,
@@ -176,7 +183,9 @@ def run_command(
     batch_size: Annotated[int, typer.Option(help="Problems per batch.")] = DEFAULT_BATCH_SIZE,
     max_steps: Annotated[int | None, typer.Option(help="Step limit (default 40).")] = None,
     max_step_tokens: Annotated[int | None, typer.Option(help="Tokens per step (default 2048).")] = None,
-    max_total_tokens: Annotated[int | None, typer.Option(help="Tokens per solution (default 8192).")] = None,
+    max_total_tokens: Annotated[
+        int | None, typer.Option(help="Tokens per solution (default 8192; 32768 R1-distilled).")
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the summary as one JSON object.")
     ] = False,

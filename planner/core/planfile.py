@@ -28,6 +28,7 @@ from planner.core.vocab import (
     TEMPERATURE,
     TREE_METHODS,
     VERIFIER_METHODS,
+    sampling_defaults,
 )
 
 PLAN_FORMAT = "ttsplan-plan"
@@ -230,7 +231,7 @@ def plan_from_dict(obj: object, where: str = "plan") -> RunPlan:
     prm = _name(obj.get("prm")) if method in VERIFIER_METHODS else None
     if method in VERIFIER_METHODS and prm is None:
         raise UserError(f"{where}: method {method} needs a PRM, field 'prm' is {obj.get('prm')!r}")
-    fields = {"method": method, "n": _int_field(obj, "n", where)}
+    fields = {**sampling_defaults(policy), "method": method, "n": _int_field(obj, "n", where)}
     if obj.get("beam_width") is not None:
         fields["beam_width"] = _int_field(obj, "beam_width", where)
     for key in ("aggregation", "selection"):
@@ -278,7 +279,7 @@ def plan_from_options(
         n = 1 if method == "cot" else None
         if n is None:
             raise UserError("n is required when no plan file is given")
-    fields = {"method": method, "n": n}
+    fields = {**sampling_defaults(policy), "method": method, "n": n}
     for key, value in (("beam_width", beam_width), ("aggregation", aggregation), ("selection", selection)):
         if value is not None:
             fields[key] = value

@@ -33,13 +33,18 @@ def aggregate(step_scores: Sequence[float], how: str) -> float:
 
 
 _NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)$")
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d*)?$")
 
 
 def answer_key(answer: str) -> str:
-    """Grouping key for votes: spaces, $ and \\left/\\right dropped; plain numbers normalised (1,000.0 -> 1000)."""
+    """Grouping key for votes: spaces, $ and \\left/\\right dropped; plain numbers normalised (1,000.0 -> 1000).
+
+    A comma counts as a thousands separator only in groups of three digits: "1,2" is a pair
+    (or a list), not twelve. Live runs, calibration derivation and importers all key answers here.
+    """
     key = answer.replace("\\left", "").replace("\\right", "").replace("$", "")
     key = re.sub(r"\s+", "", key)
-    plain = key.replace(",", "")
+    plain = key.replace(",", "") if _THOUSANDS.match(key) else key
     if _NUMBER.match(plain):
         value = float(plain)
         key = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)

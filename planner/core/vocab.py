@@ -41,6 +41,22 @@ MAX_STEPS = 40
 MAX_STEP_TOKENS = 2048
 MAX_TOTAL_TOKENS = 8192
 
+# Long-reasoning policies sample with their own settings: the paper's code runs the
+# DeepSeek-R1-distilled models at T = 0.6, top_p 0.95 and up to 32,768 tokens. Keyed by a
+# (lower-case) piece of the model name; the first key found in a policy's name wins.
+FAMILY_SAMPLING = {
+    "deepseek-r1-distill": {"temperature": 0.6, "top_p": 0.95, "max_total_tokens": 32768},
+}
+
+
+def sampling_defaults(policy: str | None) -> dict:
+    """temperature, top_p and max_total_tokens for a policy: its family's settings, else the paper's."""
+    name = (policy or "").lower()
+    for key, settings in FAMILY_SAMPLING.items():
+        if key in name:
+            return dict(settings)
+    return {"temperature": TEMPERATURE, "top_p": TOP_P, "max_total_tokens": MAX_TOTAL_TOKENS}
+
 
 def difficulty_from_pass1(pass1: float) -> str:
     """The paper's bin for a problem's pass@1 in [0, 1] (0.5 and 0.1 are medium)."""

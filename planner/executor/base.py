@@ -23,6 +23,9 @@ class SamplingOptions:
     n: int = 1
     seed: int | None = None
     include_stop: bool = True  # keep the matched stop string at the end of the text
+    # One seed per prompt (overrides seed): prompt i's n samples draw from seeds[i], seeds[i]+1, ...
+    # Tree search gives every parent its own, so sibling beams of a step are not correlated.
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -49,7 +52,8 @@ class StepScores:
     """Per-step scores in [0, 1] for one candidate solution, plus tokens the verifier read."""
 
     steps: list[float]
-    tokens_scored: int = 0
+    tokens_scored: int = 0  # tokens the verifier computed for this solution
+    tokens_reused: int = 0  # tokens before them it took from a kept state (prefix reuse)
 
 
 @runtime_checkable

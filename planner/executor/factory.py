@@ -75,11 +75,14 @@ def check_verifier(name: str) -> None:
     raise UserError(f"unknown verifier {name!r}; use lm-judge, lm-judge:MODEL, arith-check or a PRM folder")
 
 
-def load_verifier(name: str, policy: str):
+def load_verifier(name: str, policy: str, prefix_reuse: bool = False):
     """The verifier `name` (see planner.executor.verifiers.make_verifier); the LM judge defaults to
-    the policy model."""
+    the policy model. prefix_reuse: for tree search, the LM judge keeps each beam's KV cache
+    (the planner prices it so: cost.reuses_prefix)."""
     from planner.executor.verifiers import make_verifier
 
+    if prefix_reuse:
+        return make_verifier(name, policy_model=policy, prefix_reuse=True)
     return make_verifier(name, policy_model=policy)
 
 

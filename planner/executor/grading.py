@@ -51,6 +51,19 @@ def extract_answer(text: str | None) -> str | None:
     return None
 
 
+def boxed_answer(text: str | None) -> str | None:
+    """The last complete \\boxed{...} (or \\fbox) answer in `text`, None when there is none.
+
+    Tree search stops a beam on this only, as both reference implementations do: a phrase such
+    as "the answer is" or a Markdown "#### Step 3" heading does not end a solution.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    found = _last_box(text)
+    answer = _clean(found) if found is not None else None
+    return answer or None
+
+
 def _last_box(text: str) -> str | None:
     for m in reversed(list(_BOX_RE.finditer(text))):
         rest = text[m.end() :]

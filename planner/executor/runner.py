@@ -108,29 +108,21 @@ def append_records(path: Path, records: list[dict]) -> None:
 
 
 class FlopCounter:
-    """FLOPs of one problem's record: policy (per generate call) plus PRM scoring."""
+    """FLOPs of one problem's record: policy (per generate call) plus verifier reads, priced by
+    cost.record_flops from the counts the record keeps (the planner prices the same calls)."""
 
     def __init__(self, policy_name: str, prm_name: str | None) -> None:
         self.policy = specs.spec_or_none(policy_name)
         self.prm = specs.spec_or_none(prm_name)
 
+    def flops(self, result: Result) -> dict:
+        return cost.record_flops(self.policy, self.prm, result.calls, result.prm_reads)
+
     def policy_flops(self, result: Result) -> float | None:
-        if self.policy is None:
-            return None
-        total = 0.0
-        for prompt, cached, generated in result.calls:
-            # the prompt is read once per call (n completions share it), minus prefix-cache hits
-            total += cost.prefill_flops(self.policy, prompt, cached)
-            total += sum(cost.generation_flops(self.policy, prompt, g) for g in generated)
-        return float(total)
+        return self.flops(result)["policy"]
 
     def prm_flops(self, result: Result) -> float | None:
-        if not result.prm_tokens:
-            return 0.0
-        if self.prm is None:
-            return None
-        # each scored solution is one sequence the verifier reads (no prefix reuse assumed)
-        return float(sum(cost.prm_flops(self.prm, t) for t in result.prm_reads))
+        return self.flops(result)["prm"]
 
 
 # ---------------------------------------------------------------- records
@@ -157,6 +149,10 @@ def make_record(problem, key: dict, result: Result, flops: FlopCounter, wall_s: 
         "policy_generated_tokens": result.policy_generated_tokens,
         "cached_prompt_tokens": result.cached_prompt_tokens,
         "prm_tokens": result.prm_tokens,
+        # the counts the FLOPs come from (cost.record_flops): per generate call (prompt, cached,
+        # generated per completion) and tokens read per verifier call
+        "calls": [[p, c, list(g)] for p, c, g in result.calls],
+        "prm_reads": list(result.prm_reads),
         "policy_flops": policy_flops,
         "prm_flops": prm_flops,
         "flops": total,

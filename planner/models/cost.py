@@ -7,6 +7,20 @@ AV (Kaplan et al. 2020, "Scaling Laws for Neural Language Models", Table 1, with
 the keys a token attends to). Causal: the token at position j (1-based) attends to j keys.
 Sliding windows are ignored (full attention counted). Backward passes never occur here.
 
+What the executor computes, and so what is charged:
+- the output layer (vocab x hidden) runs only where logits are taken: once per prefill (its
+  last position) and once per decode pass; verifiers read two token columns at step positions
+  (planner.executor.verifiers.batching.logits_at), which is charged nothing;
+- g generated tokens take g - 1 decode passes: the first comes from the prefill's logits;
+- a problem's first generate call computes its whole prompt (what an earlier problem left in
+  the prefix cache is not credited, so a problem's cost does not depend on its neighbours);
+  later calls are charged their uncached tokens as the engine reports them;
+- a verifier reads each scored sequence in full (no prefix reuse) unless `prm_reused` says
+  which part it kept from the same beam's previous read.
+`call_flops` and `record_flops` price one record from its stored counts; the planner's
+per-problem formulas below count the same calls in expectation (tests/test_cost.py simulates
+the executor's calls and compares).
+
 All per-problem functions take numbers or numpy arrays (broadcast together), so a plan search
 can price thousands of candidates in one call.
 """
@@ -62,34 +76,80 @@ def _tri(x):
     return x * (x + 1) / 2
 
 
-def _coefficients(spec: ModelSpec) -> tuple[float, float]:
-    """(FLOPs per token from matmuls, FLOPs per attended key)."""
+def _coefficients(spec: ModelSpec) -> tuple[float, float, float]:
+    """(FLOPs per token of the body, of the output layer at one position, per attended key)."""
     if spec.head == "rule":  # a rule-based checker: no model runs
-        return 0.0, 0.0
-    return 2.0 * spec.matmul_params, 4.0 * spec.layers * spec.heads * spec.head_dim
+        return 0.0, 0.0, 0.0
+    head = 2.0 * spec.vocab * spec.hidden if spec.head == "lm" else 0.0
+    return 2.0 * spec.matmul_params - head, head, 4.0 * spec.layers * spec.heads * spec.head_dim
 
 
 def flops_per_token(spec: ModelSpec, context):
-    """Forward FLOPs for one token that attends to `context` keys."""
-    a, b = _coefficients(spec)
-    return a + b * (np.asarray(context, dtype=float) if np.ndim(context) else float(context))
+    """Forward FLOPs for one token that attends to `context` keys, logits included."""
+    body, head, b = _coefficients(spec)
+    return body + head + b * (np.asarray(context, dtype=float) if np.ndim(context) else float(context))
 
 
 def prefill_flops(spec: ModelSpec, prompt_tokens, cached_tokens=0):
-    """FLOPs to process a prompt whose first `cached_tokens` are already in the KV cache."""
-    a, b = _coefficients(spec)
-    return a * (prompt_tokens - cached_tokens) + b * (_tri(prompt_tokens) - _tri(cached_tokens))
+    """FLOPs to process a prompt whose first `cached_tokens` are already in the KV cache; the
+    output layer runs at its last position only."""
+    body, head, b = _coefficients(spec)
+    return body * (prompt_tokens - cached_tokens) + head + b * (_tri(prompt_tokens) - _tri(cached_tokens))
 
 
 def generation_flops(spec: ModelSpec, prompt_tokens, generated):
-    """FLOPs to generate `generated` tokens after a prompt (one forward pass per token)."""
-    a, b = _coefficients(spec)
-    return a * generated + b * (_tri(prompt_tokens + generated) - _tri(prompt_tokens))
+    """FLOPs to generate `generated` tokens after a prompt: generated - 1 decode passes (the
+    first token comes from the prefill's logits), each with the output layer."""
+    body, head, b = _coefficients(spec)
+    passes = (
+        np.maximum(np.asarray(generated, dtype=float) - 1, 0) if np.ndim(generated) else max(generated - 1, 0)
+    )
+    return (body + head) * passes + b * (_tri(prompt_tokens + passes) - _tri(prompt_tokens))
 
 
 def prm_flops(spec: ModelSpec, tokens_scored, reused_prefix_tokens=0):
-    """FLOPs for a reward model to read `tokens_scored` new tokens after a cached prefix."""
-    return prefill_flops(spec, reused_prefix_tokens + tokens_scored, reused_prefix_tokens)
+    """FLOPs for a verifier to read `tokens_scored` new tokens after a kept prefix: the body only
+    (its head reads two token columns at step positions, or is a small value head in the body)."""
+    body, _, b = _coefficients(spec)
+    return body * tokens_scored + b * (
+        _tri(reused_prefix_tokens + tokens_scored) - _tri(reused_prefix_tokens)
+    )
+
+
+def call_flops(spec: ModelSpec, prompt_tokens: int, cached_tokens: int, generated: list[int]) -> float:
+    """One generate call: one prefill, then each completion's decode passes."""
+    total = prefill_flops(spec, prompt_tokens, cached_tokens)
+    return float(total + sum(generation_flops(spec, prompt_tokens, g) for g in generated))
+
+
+def reuses_prefix(prm: ModelSpec | None) -> bool:
+    """Whether the executor's verifier keeps each beam's state between tree-search steps: the LM
+    judge does (verifiers/prefix_reuse.py, used for beam and dvts); the PRM adapters reread."""
+    return prm is not None and prm.family == "lm-judge"
+
+
+def record_flops(policy: ModelSpec | None, prm: ModelSpec | None, calls, prm_reads) -> dict:
+    """FLOPs of one problem's record from its stored counts.
+
+    calls: (prompt, cached, [generated per completion]) per prompt sent, in order; the first
+    call's cached tokens are not credited (an earlier problem left them). prm_reads: tokens
+    the verifier read per scored sequence, or (tokens, reused prefix tokens) pairs.
+    Returns policy, prm and total; None where a model is unknown.
+    """
+    policy_flops = None
+    if policy is not None:
+        policy_flops = 0.0
+        for i, (prompt, cached, generated) in enumerate(calls):
+            policy_flops += call_flops(policy, prompt, 0 if i == 0 else cached, list(generated))
+    reads = [(r, 0) if np.ndim(r) == 0 else (r[0], r[1]) for r in prm_reads]
+    if not any(t for t, _ in reads):
+        prm_flops_total = 0.0
+    elif prm is None:
+        prm_flops_total = None
+    else:
+        prm_flops_total = float(sum(prm_flops(prm, t, kept) for t, kept in reads))
+    total = None if policy_flops is None or prm_flops_total is None else policy_flops + prm_flops_total
+    return {"policy": policy_flops, "prm": prm_flops_total, "total": total}
 
 
 def pretraining_flops(spec: ModelSpec) -> float | None:
@@ -110,12 +170,22 @@ class Workload:
     tokens_per_step: float
     steps: float
     source: str = ""
+    # What a verifier reads besides the solution: its own prompt (None: the policy's prompt
+    # tokens) and markup per step (e.g. the LM judge's "Is this step correct? Answer:").
+    verifier_prompt_tokens: float | None = None
+    verifier_step_tokens: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("prompt_tokens", "tokens_per_step", "steps"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise UserError(f"workload {key} must be a positive number, got {value!r}")
+        for key in ("verifier_prompt_tokens", "verifier_step_tokens"):
+            value = getattr(self, key)
+            if value is None and key == "verifier_prompt_tokens":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise UserError(f"workload {key} must be a number >= 0, got {value!r}")
 
     @property
     def solution_tokens(self) -> float:
@@ -222,11 +292,50 @@ def _sum_tri(p, t, s, first):
     return (sum_x2 + sum_x) / 2
 
 
-def _problem_counts(codes, n, workload: Workload, prefix_caching: bool, scalar: bool) -> dict:
+VLLM_BLOCK = 16  # vLLM's KV block size on GPUs; its CPU backend uses 128 (hardware.Hardware.cache_block)
+
+
+def cache_block(prefix_caching) -> int:
+    """Block size in tokens of a prefix cache: True is vLLM's GPU default, an int a block size,
+    False or 0 none."""
+    if prefix_caching is True:
+        return VLLM_BLOCK
+    if not prefix_caching:
+        return 0
+    if isinstance(prefix_caching, bool) or not isinstance(prefix_caching, int) or prefix_caching < 1:
+        raise UserError(f"prefix_caching: True, False or a block size >= 1, got {prefix_caching!r}")
+    return prefix_caching
+
+
+def _later_calls(p: float, t: float, s: float, block: int) -> tuple[float, float]:
+    """Tokens computed, and keys they attend, summed over one parent's calls at steps 1..s-1 (the
+    last step weighted by the fraction of s): a prefix P = p + k*t reuses its full blocks
+    below its last token and computes the rest (P - block * floor((P - 1) / block) tokens)."""
+    tokens = keys = 0.0
+    k = 1
+    while k < s:
+        weight = min(1.0, s - k)
+        prefix = p + k * t
+        tail = prefix - block * np.floor((prefix - 1) / block)
+        tokens += weight * tail
+        keys += weight * (_tri(prefix) - _tri(prefix - tail))
+        k += 1
+    return float(tokens), float(keys)
+
+
+def _problem_counts(
+    codes, n, beam_width, workload: Workload, prefix_caching, prm_reuse, scalar: bool
+) -> dict:
     """Token and attended-key counts per problem, for one config or arrays of them.
 
-    `*_tokens` count tokens given to a model (as engines report them), `*_cached` the part
-    served from a prefix cache, `*_keys` the keys attended by the tokens actually computed.
+    Counts the executor's generate calls: cot, majority and best_of_n send one prompt with n
+    completions; beam sends the prompt once (n first steps), then each of its n/M kept beams
+    once per step (M children each); dvts sends each of its n/M subtrees once per step. Every
+    call runs one prefill (logits at its last position); a completion of g tokens takes g - 1
+    decode passes. With prefix caching (blocks of `cache_block(prefix_caching)` tokens, as vLLM
+    keeps them) the first call computes the prompt and every later one the tail of its prefix
+    after its last full block; without, every prefix in full.
+    `*_tokens` count tokens given to a model, `*_keys` the keys attended by the tokens computed.
     """
     where = _pick if scalar else np.where
     p, t, s = workload.prompt_tokens, workload.tokens_per_step, workload.steps
@@ -236,54 +345,85 @@ def _problem_counts(codes, n, workload: Workload, prefix_caching: bool, scalar: 
     else:
         tree, uses_prm = (codes == BEAM) | (codes == DVTS), np.isin(codes, PRM_METHODS)
     samples = where(codes == COT, 1.0, n)
-    gen_keys_one = _tri(p + g) - _tri(p)
+    parents = samples / (
+        np.maximum(beam_width, 1) if not scalar else max(beam_width, 1)
+    )  # kept beams or subtrees
+    beam = codes == BEAM
 
-    # Policy prompts: sampling methods send the prompt once per sample; tree methods send each
-    # candidate's prefix (prompt + steps so far) at every step.
-    prompt_tokens = where(tree, samples * (s * p + t * s * (s - 1) / 2), samples * p)
-    if prefix_caching:  # only the problem prompt is ever computed; the rest is in the cache
-        prompt_cached = prompt_tokens - p
-        prompt_keys = _tri(p) + 0 * samples
+    # Policy calls and the prompt tokens they send (a prefix: prompt + the steps so far).
+    tree_calls = where(beam, 1.0 + (s - 1) * parents, s * parents)
+    calls = where(tree, tree_calls, 1.0)
+    sent_beam = p + parents * ((s - 1) * p + t * s * (s - 1) / 2)
+    sent_dvts = parents * (s * p + t * s * (s - 1) / 2)
+    prompt_tokens = where(tree, where(beam, sent_beam, sent_dvts), p + 0 * samples)
+    keys_beam = _tri(p) + parents * _sum_tri(p, t, s - 1, 1)
+    keys_dvts = parents * _sum_tri(p, t, s, 0)
+    full_keys = where(tree, where(beam, keys_beam, keys_dvts), _tri(p) + 0 * samples)
+    block = cache_block(prefix_caching)
+    if block:
+        # every call after the first computes its prefix's tail after the last full cached
+        # block: dvts's other n/M - 1 first-step prompts, then every parent's later steps
+        tail, tail_keys = _later_calls(p, t, s, block)
+        first = p - block * np.floor((p - 1) / block)
+        first_keys = _tri(p) - _tri(p - first)
+        computed = where(beam, p + parents * tail, p + (parents - 1) * first + parents * tail)
+        prompt_keys = where(
+            beam,
+            _tri(p) + parents * tail_keys,
+            _tri(p) + (parents - 1) * first_keys + parents * tail_keys,
+        )
+        computed = where(tree, computed, p + 0 * samples)
+        prompt_keys = where(tree, prompt_keys, _tri(p) + 0 * samples)
     else:
-        prompt_cached = 0 * samples
-        prompt_keys = where(tree, samples * _sum_tri(p, t, s, 0), samples * _tri(p))
+        computed = prompt_tokens
+        prompt_keys = full_keys
+    # Decode: every completion of t (tree, per step) or g tokens takes one pass fewer.
+    passes = where(tree, samples * s * max(t - 1, 0), samples * max(g - 1, 0))
+    gen_keys_tree = samples * (_sum_tri(p + max(t - 1, 0), t, s, 0) - _sum_tri(p, t, s, 0))
+    gen_keys = where(tree, gen_keys_tree, samples * (_tri(p + max(g - 1, 0)) - _tri(p)))
 
-    # PRM: best_of_n scores n full solutions; tree methods score every candidate at every step
-    # with its prefix. With reuse, the problem prompt is read once and each step once.
-    prm_tokens = where(tree, samples * (s * p + t * s * (s + 1) / 2), samples * (p + g))
-    if prefix_caching:
-        prm_cached = prm_tokens - (p + samples * g)
-        prm_keys = _tri(p) + samples * gen_keys_one
+    # Verifier: best_of_n reads n full solutions; tree methods read every child at every step
+    # with its prefix. With reuse (a beam's KV kept between steps) only the new step is read.
+    # It reads its own prompt q and each step with its markup (tv tokens).
+    q = p if workload.verifier_prompt_tokens is None else workload.verifier_prompt_tokens
+    tv = t + workload.verifier_step_tokens
+    gv = tv * s
+    prm_tokens = where(tree, samples * (s * q + tv * s * (s + 1) / 2), samples * (q + gv))
+    if prm_reuse:
+        prm_computed = where(tree, q + samples * gv, samples * (q + gv))
+        prm_keys = where(tree, _tri(q) + samples * (_tri(q + gv) - _tri(q)), samples * _tri(q + gv))
     else:
-        prm_cached = 0 * samples
-        prm_keys = where(tree, samples * _sum_tri(p, t, s, 1), samples * _tri(p + g))
+        prm_computed = prm_tokens
+        prm_keys = where(tree, samples * _sum_tri(q, tv, s, 1), samples * _tri(q + gv))
+    zero = 0 * samples
     return {
-        "policy_prompt_tokens": prompt_tokens,
-        "cached_prompt_tokens": prompt_cached,
-        "policy_prompt_keys": prompt_keys,
-        "policy_generated_tokens": samples * g,
-        "policy_generated_keys": samples * gen_keys_one,
-        "prm_tokens": where(uses_prm, prm_tokens, 0 * samples),
-        "prm_cached_tokens": where(uses_prm, prm_cached, 0 * samples),
-        "prm_keys": where(uses_prm, prm_keys, 0 * samples),
+        "policy_calls": calls + zero,
+        "policy_prompt_tokens": prompt_tokens + zero,
+        "cached_prompt_tokens": prompt_tokens - computed + zero,
+        "policy_prompt_keys": prompt_keys + zero,
+        "policy_generated_tokens": where(tree, samples * s * t, samples * g),
+        "decode_passes": passes,
+        "policy_generated_keys": gen_keys,
+        "prm_tokens": where(uses_prm, prm_tokens, zero),
+        "prm_cached_tokens": where(uses_prm, prm_tokens - prm_computed, zero),
+        "prm_keys": where(uses_prm, prm_keys, zero),
     }
 
 
-def expected_tokens(method, n, beam_width, workload: Workload, prefix_caching: bool = True) -> dict:
-    """Expected tokens per problem: policy prompt (incl. cached), generated, PRM read.
+def expected_tokens(
+    method, n, beam_width, workload: Workload, prefix_caching: bool = True, prm_reuse: bool = False
+) -> dict:
+    """Expected tokens per problem: policy prompt (incl. cached), generated, verifier read.
 
-    cot: one sample (n and beam_width ignored). majority and best_of_n: n full samples; with
-    prefix caching the prompt is computed once (the other n-1 reads are cache hits). beam:
-    n candidates per step for `steps` steps (n/beam_width kept, each expanded beam_width
-    ways), each re-reading its prefix; with caching only the problem prompt is computed.
-    dvts: n/beam_width subtrees of beam_width candidates per step: the same tokens as beam
-    for the same n (it differs in selection, not in volume). PRM: best_of_n scores n full
-    solutions, beam and dvts score every candidate step with its prefix; with prefix reuse
-    only the new tokens are computed (`prm_cached_tokens` counts the rest).
-    Returns floats for scalar inputs, arrays for array inputs.
+    cot: one sample (n and beam_width ignored). majority and best_of_n: one call with n
+    samples (the prompt computed once). beam: the prompt with n first steps, then n/M kept
+    beams per step with M children each; dvts: n/M subtrees per step with M children each
+    (the same children as beam; n/M prompts at the first step). Verifier: best_of_n reads n full
+    solutions, beam and dvts every child with its prefix (`prm_cached_tokens`: the part kept
+    from the beam's previous read when prm_reuse). Floats for scalars, arrays for arrays.
     """
-    codes, n, _, scalar = _prepare(method, n, beam_width, has_prm=True)
-    counts = _problem_counts(codes, n, workload, prefix_caching, scalar)
+    codes, n, beam_width, scalar = _prepare(method, n, beam_width, has_prm=True)
+    counts = _problem_counts(codes, n, beam_width, workload, prefix_caching, prm_reuse, scalar)
     keys = (
         "policy_prompt_tokens",
         "cached_prompt_tokens",
@@ -302,20 +442,21 @@ def config_flops_parts(
     beam_width,
     workload: Workload,
     prefix_caching: bool = True,
+    prm_reuse: bool = False,
 ) -> dict:
     """FLOPs per problem split into policy_prefill, policy_decode and prm (plus token counts)."""
-    codes, n, _, scalar = _prepare(method, n, beam_width, prm_spec is not None)
-    c = _problem_counts(codes, n, workload, prefix_caching, scalar)
-    a, b = _coefficients(policy_spec)
+    codes, n, beam_width, scalar = _prepare(method, n, beam_width, prm_spec is not None)
+    c = _problem_counts(codes, n, beam_width, workload, prefix_caching, prm_reuse, scalar)
+    body, head, b = _coefficients(policy_spec)
     computed_prompt = c["policy_prompt_tokens"] - c["cached_prompt_tokens"]
     parts = {
-        "policy_prefill": a * computed_prompt + b * c["policy_prompt_keys"],
-        "policy_decode": a * c["policy_generated_tokens"] + b * c["policy_generated_keys"],
+        "policy_prefill": body * computed_prompt + head * c["policy_calls"] + b * c["policy_prompt_keys"],
+        "policy_decode": (body + head) * c["decode_passes"] + b * c["policy_generated_keys"],
         "prm": 0 * computed_prompt,
     }
     if prm_spec is not None:
-        pa, pb = _coefficients(prm_spec)
-        parts["prm"] = pa * (c["prm_tokens"] - c["prm_cached_tokens"]) + pb * c["prm_keys"]
+        pbody, _, pb = _coefficients(prm_spec)
+        parts["prm"] = pbody * (c["prm_tokens"] - c["prm_cached_tokens"]) + pb * c["prm_keys"]
     parts["total"] = parts["policy_prefill"] + parts["policy_decode"] + parts["prm"]
     parts.update({k: c[k] for k in ("policy_generated_tokens", "policy_prompt_tokens", "prm_tokens")})
     parts["computed_prompt_tokens"] = computed_prompt
@@ -330,6 +471,12 @@ def config_flops(
     beam_width,
     workload: Workload,
     prefix_caching: bool = True,
+    prm_reuse: bool = False,
 ):
-    """Total FLOPs per problem (policy + PRM). Scalars give a float, arrays an array."""
-    return config_flops_parts(policy_spec, prm_spec, method, n, beam_width, workload, prefix_caching)["total"]
+    """Total FLOPs per problem (policy + PRM). Scalars give a float, arrays an array.
+
+    prefix_caching: the policy engine keeps prefixes (vLLM); prm_reuse: the verifier keeps each
+    beam's state between steps (off: the executor's verifiers reread every prefix)."""
+    return config_flops_parts(
+        policy_spec, prm_spec, method, n, beam_width, workload, prefix_caching, prm_reuse
+    )["total"]

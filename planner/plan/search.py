@@ -299,11 +299,13 @@ def price(
         prm_name = prm.uniques[distinct[idx[0], 1]]
         prm_spec = None if prm_name == NO_MODEL else by_name[prm_name]
         args = (policy_spec, prm_spec, distinct[idx, 2], distinct[idx, 3], distinct[idx, 4], workload)
-        flops[idx] = cost.config_flops(*args)
+        reuse = cost.reuses_prefix(prm_spec)  # priced as the executor's verifier runs
+        block = getattr(hardware, "cache_block", cost.VLLM_BLOCK)  # vLLM's prefix cache there
+        flops[idx] = cost.config_flops(*args, prefix_caching=block, prm_reuse=reuse)
         if hardware is not None:
             from planner.models import hardware as hw
 
-            secs[idx] = hw.seconds(*args, hardware)
+            secs[idx] = hw.seconds(*args, hardware, prefix_caching=block, prm_reuse=reuse)
     inverse = inverse.reshape(-1)
     flops, secs = flops[inverse], secs[inverse]
     out = candidates.copy(deep=False)

@@ -89,7 +89,12 @@ class HFEngine:
             raise UserError(
                 f"n and max_tokens must be >= 1 (got n={options.n}, max_tokens={options.max_tokens})"
             )
-        seed = options.seed if options.seed is not None else self.seed + self._calls
+        if options.seeds is not None and len(options.seeds) != len(prompts):
+            raise UserError(f"seeds: one per prompt, got {len(options.seeds)} for {len(prompts)} prompts")
+        # one generator per call: every row of a batch draws its own random numbers from it, so
+        # per-prompt seeds only fix the call's start (the first prompt's seed)
+        seed = options.seeds[0] if options.seeds else options.seed
+        seed = seed if seed is not None else self.seed + self._calls
         self._calls += 1
         torch.manual_seed(seed)
         ids = [encode(self.tokenizer, p) for p in prompts]

@@ -132,18 +132,21 @@ class VLLMEngine:
             return []
         stops = engine_stops(self.style, tuple(options.stop))
         ids = [encode(self.tokenizer, p) for p in prompts]
-        if options.seed is None:
+        if options.seeds is not None and len(options.seeds) != len(prompts):
+            raise UserError(f"seeds: one per prompt, got {len(options.seeds)} for {len(prompts)} prompts")
+        if options.seed is None and options.seeds is None:
             requests = [{"prompt_token_ids": x} for x in ids]
             params = self._params(options, stops, options.n, None)
             outputs = self.llm.generate(requests, params, use_tqdm=False)
             groups = [[out] for out in outputs]
         else:
             requests = [{"prompt_token_ids": x} for x in ids for _ in range(options.n)]
-            params = [
-                self._params(options, stops, 1, seed)
-                for seeds in request_seeds(ids, options.seed, options.n)
-                for seed in seeds
-            ]
+            per_prompt = (
+                [[seed + j for j in range(options.n)] for seed in options.seeds]
+                if options.seeds is not None
+                else request_seeds(ids, options.seed, options.n)
+            )
+            params = [self._params(options, stops, 1, seed) for seeds in per_prompt for seed in seeds]
             outputs = self.llm.generate(requests, params, use_tqdm=False)
             groups = [outputs[i * options.n : (i + 1) * options.n] for i in range(len(ids))]
         user_stops = tuple(options.stop)

@@ -37,6 +37,19 @@ def call_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + 17) % (2**31 - 1)
 
 
+def parent_seeds(seed: int, step: int, parents: int, width: int) -> tuple[int, ...]:
+    """One seed per parent of a tree-search step; parent i's children use seed_i, seed_i+1, ...
+
+    Seeds of one step are spaced `width` apart from a mixed start, so no two children of a step
+    share a seed (the children of similar prefixes would otherwise sample alike).
+    """
+    modulus = 2**31 - 1
+    start = (call_seed(seed, step) * 2_654_435_761) % modulus
+    span = max(1, parents * width)
+    start = start % (modulus - span)  # room for every child's seed below 2**31 - 1
+    return tuple(start + i * width for i in range(parents))
+
+
 def extract(text: str) -> str:
     """The extracted final answer, "" when there is none."""
     answer = extract_answer(text)
@@ -56,7 +69,8 @@ class Usage:
     prm_tokens: int = 0
     # one entry per prompt sent: (prompt tokens, cached prompt tokens, [generated tokens per completion])
     calls: list[tuple[int, int, list[int]]] = field(default_factory=list)
-    prm_reads: list[int] = field(default_factory=list)  # tokens the verifier read, per scored solution
+    # tokens the verifier computed per scored solution; (computed, reused) when it kept a prefix
+    prm_reads: list = field(default_factory=list)
 
     def add_generation(self, gen: Generation) -> None:
         cached = gen.cached_prompt_tokens or 0
@@ -68,7 +82,9 @@ class Usage:
 
     def add_scores(self, scores: StepScores) -> None:
         self.prm_tokens += scores.tokens_scored
-        if scores.tokens_scored:
+        if scores.tokens_scored and scores.tokens_reused:
+            self.prm_reads.append((scores.tokens_scored, scores.tokens_reused))
+        elif scores.tokens_scored:
             self.prm_reads.append(scores.tokens_scored)
 
 
@@ -77,7 +93,7 @@ class Result(MethodResult):
     """MethodResult plus the per-call token detail (for FLOPs) and run statistics."""
 
     calls: list[tuple[int, int, list[int]]] = field(default_factory=list)
-    prm_reads: list[int] = field(default_factory=list)
+    prm_reads: list = field(default_factory=list)
     steps_taken: int = 0  # generate rounds this problem took part in
 
 
@@ -179,10 +195,17 @@ def majority_vote(answers: Sequence[str]) -> int:
 
 
 def select(answers: Sequence[str], scores: Sequence[float], how: str) -> int:
-    """The plan's selection: "max" score or score-weighted "vote". -1 when there is nothing."""
-    if how == "max":
+    """The plan's selection: "max" score or score-weighted "vote". -1 when there is nothing.
+
+    Candidates without an answer are dropped first (as the paper's code does), so "max" never
+    picks an unanswered solution over an answered one; only when no candidate has an answer
+    does the highest score win (its answer is "" either way).
+    """
+    if how not in SELECTIONS:
+        raise UserError(f"selection: unknown {how!r}; choose one of {', '.join(SELECTIONS)}")
+    answered = [i for i, a in enumerate(answers) if a]
+    if not answered:
         return select_max(scores)
-    if how == "vote":
-        index = weighted_vote(answers, scores)
-        return index if index >= 0 else select_max(scores)
-    raise UserError(f"selection: unknown {how!r}; choose one of {', '.join(SELECTIONS)}")
+    if how == "max":
+        return answered[select_max([scores[i] for i in answered])]
+    return weighted_vote(answers, scores)

@@ -9,7 +9,16 @@ from planner.core.config import MethodConfig
 from planner.core.scoring import aggregate
 from planner.core.vocab import STEP_DELIMITER
 from planner.executor.base import Engine, SamplingOptions, Verifier
-from planner.executor.methods.common import Usage, call_seed, extract, generate, score_solutions, split_steps
+from planner.executor.grading import boxed_answer
+from planner.executor.methods.common import (
+    Usage,
+    call_seed,
+    extract,
+    generate,
+    parent_seeds,
+    score_solutions,
+    split_steps,
+)
 
 
 @dataclass
@@ -69,18 +78,23 @@ def expand(
         n=width,
         seed=call_seed(config.seed, step),
         include_stop=True,
+        seeds=parent_seeds(config.seed, step, len(parents), width),
     )
     gens = generate(engine, [prompts[b.problem] + b.text for b in parents], options)
     for i, (parent, gen) in enumerate(zip(parents, gens, strict=True)):
         usage[parent.problem].add_generation(gen)
         for c in gen.completions:
             text = c.text
-            ended = last or c.stopped_on_eos or c.finish_reason == "length" or not text.strip()
+            # a blank step ("\n\n") is a step like any other (as in the references); only an
+            # exactly empty continuation, EOS or the length limit ends the solution
+            ended = last or c.stopped_on_eos or c.finish_reason == "length" or text == ""
             if not ended and not text.endswith(STEP_DELIMITER):
                 text += STEP_DELIMITER  # an engine that dropped the stop string
             child = parent.child(text, c.tokens, ended)
-            # an extracted answer or a spent token budget also ends the solution
-            child.finished = child.finished or bool(child.answer) or child.tokens >= config.max_total_tokens
+            # a boxed final answer or a spent token budget also ends the solution; "the answer
+            # is" or a "####" heading in a step does not (the references stop on \boxed only)
+            done = boxed_answer(child.text) is not None or child.tokens >= config.max_total_tokens
+            child.finished = child.finished or done
             children[i].append(child)
     return children
 

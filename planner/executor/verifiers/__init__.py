@@ -5,7 +5,8 @@
 - "arith-check": exact check of the "a op b = c" equations in each step (no model);
 - "lm-judge": a causal LM asked "Is this step correct?" after each step; the model is the
   policy's (`policy_model`) or, without one, the embedded SmolLM2; "lm-judge:MODEL" names
-  an embedded model or a local folder;
+  an embedded model or a local folder; with prefix_reuse=True it keeps each beam's KV cache
+  between tree-search steps (verifiers/prefix_reuse.py; priced with cost prm_reuse=True);
 - a known PRM hub id (see KNOWN_PRMS; its weights must be on disk) or a PRM folder, with an
   optional family prefix ("skywork:/path/to/folder") when the folder does not tell.
 
@@ -35,6 +36,7 @@ def make_verifier(
     if not isinstance(name, str) or not name.strip():
         raise UserError(f"verifier name must be a non-empty string, got {name!r}")
     name = name.strip()
+    reuse = options.pop("prefix_reuse", False)  # only the LM judge implements it
     if name == "arith-check":
         return ArithStepChecker(**options)
     family, sep, rest = name.partition(":")
@@ -53,7 +55,12 @@ def make_verifier(
         from planner.executor.verifiers.lm_judge import LMJudgeVerifier
 
         model = rest.strip() if family == "lm-judge" else ""
-        return LMJudgeVerifier(model or policy_model or DEFAULT_JUDGE_MODEL, device=device, **options)
+        judge = LMJudgeVerifier(model or policy_model or DEFAULT_JUDGE_MODEL, device=device, **options)
+        if reuse:  # tree search: score each new step on its parent's kept KV cache
+            from planner.executor.verifiers.prefix_reuse import PrefixReuseJudge
+
+            return PrefixReuseJudge(judge)
+        return judge
 
     from planner.executor.verifiers.prm import load_prm
 

@@ -77,22 +77,29 @@ def logits_at(
 ) -> list[torch.Tensor]:
     """Next-token logits (float32) of a causal LM at the given positions of each row.
 
-    Gives [n_i, vocab] per row, or [n_i, len(columns)] when `columns` picks token ids. Only
-    the needed positions go through the LM head (`logits_to_keep` with an index tensor), so
-    long sequences with a big vocabulary stay cheap in memory.
+    Gives [n_i, vocab] per row, or [n_i, len(columns)] when `columns` picks token ids. The model
+    body runs once over every token; the output layer runs only at each row's own positions and,
+    with `columns`, only for those token ids (a judge reads two), so its cost is negligible: the
+    cost model charges a verifier read the body only (planner.models.cost.prm_flops).
     """
     device = next(model.parameters()).device
-    keep = sorted({p for row in positions for p in row})
-    index = {p: j for j, p in enumerate(keep)}
-    out = model(
-        input_ids=ids.to(device),
-        attention_mask=mask.to(device),
-        logits_to_keep=torch.tensor(keep, dtype=torch.long, device=device),
-        use_cache=False,
-    )
-    logits = out.logits if columns is None else out.logits[..., list(columns)]
+    base = getattr(model, model.base_model_prefix)
+    hidden = base(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).last_hidden_state
+    rows = torch.tensor([i for i, row in enumerate(positions) for _ in row], dtype=torch.long, device=device)
+    cols = torch.tensor([p for row in positions for p in row], dtype=torch.long, device=device)
+    weight = model.get_output_embeddings().weight
+    if columns is not None:
+        weight = weight[list(columns)]
+    logits = hidden[rows, cols] @ weight.T
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap is not None:  # Gemma 2/3: logits = cap * tanh(logits / cap), elementwise
+        logits = torch.tanh(logits / cap) * cap
     logits = logits.float()
-    return [logits[i, [index[p] for p in row]] for i, row in enumerate(positions)]
+    out, start = [], 0
+    for row in positions:
+        out.append(logits[start : start + len(row)])
+        start += len(row)
+    return out
 
 
 def token_at_char(offsets: Sequence[tuple[int, int]], char: int) -> int:
