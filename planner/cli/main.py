@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
         result = command.main(args=argv, prog_name="ttsplan", standalone_mode=False)
     except UserError as exc:
         fail(with_flags(str(exc), flags_of(command, argv if argv is not None else sys.argv[1:])))
+    except OSError as exc:  # the file system refused (full disk, no permission): say which file
+        where = exc.filename if exc.filename is not None else "a file"
+        fail(f"cannot read or write {where}: {exc.strerror or type(exc).__name__}")
     except typer.Abort:
         sys.stderr.write("aborted\n")
         raise SystemExit(130) from None
