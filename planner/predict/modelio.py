@@ -20,8 +20,6 @@ from importlib import resources
 from pathlib import Path
 
 import sklearn
-import skops
-import skops.io as sio
 
 from planner.core.errors import UserError
 from planner.core.files import atomic_paths, check_output_file, finish_moves
@@ -42,12 +40,20 @@ TRUSTED_TYPES = (
 )
 
 
+def _skops_version() -> str:
+    from importlib.metadata import version
+
+    return version("skops")
+
+
 def manifest_path(path: str | os.PathLike) -> Path:
     return Path(str(path) + MANIFEST_SUFFIX)
 
 
 def model_bytes(model: object) -> bytes:
     """The model in skops.io format (deflate-compressed)."""
+    import skops.io as sio  # here, not at import: skops imports every estimator (seconds)
+
     return sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
 
 
@@ -70,7 +76,7 @@ def save_model(
         "training_fingerprint": str(training_fingerprint),
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "sklearn_version": sklearn.__version__,
-        "skops_version": skops.__version__,
+        "skops_version": _skops_version(),
         "python_version": sys.version.split()[0],
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "features": [str(f) for f in features] if features is not None else [],
@@ -114,6 +120,8 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
     digest = hashlib.sha256(data).hexdigest()
     if digest != manifest["sha256"]:
         raise UserError(f"model: {path} does not match the sha256 in its manifest; refusing to load it")
+    import skops.io as sio
+
     if not data.startswith(b"PK"):
         raise UserError(f"model: {path} is not a skops model file (pickle files run code: not loaded)")
     try:
