@@ -26,6 +26,9 @@ app = typer.Typer(
 _PLANNER_COMMANDS = ("planner.cli.cost", "planner.cli.plan", "planner.cli.evaluate", "planner.cli.run")
 
 
+_REGISTERED: list[bool] = []
+
+
 @app.callback()
 def _root() -> None:
     """Plan, predict and run compute-optimal test-time scaling."""
@@ -40,6 +43,10 @@ def version() -> None:
 
 
 def _register_all() -> None:
+    """Add every command once (main may be called many times in one process, as tests do)."""
+    if _REGISTERED:
+        return
+    _REGISTERED.append(True)
     for module_name in _PLANNER_COMMANDS:
         try:
             module = importlib.import_module(module_name)
