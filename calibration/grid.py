@@ -7,7 +7,6 @@ verifiers, methods, aggregations, N lists, beam widths (M > N, N not divisible b
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -167,10 +166,10 @@ def _coerce(key: str, value: object, source: str) -> object:
         if value is None and key in ("limit", "stratify"):
             return None
         return _int(value, where, key)
-    if key in ("temperature", "top_p"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise UserError(f"{where}: must be a number, got {value!r}")
-        return float(value)
+    if key == "temperature":
+        return checks.number(value, where, 0, 2)
+    if key == "top_p":
+        return checks.number(value, where, 0, 1, above=True)
     if key == "quantile_levels":
         if not isinstance(value, bool):
             raise UserError(f"{where}: must be true or false, got {value!r}")
