@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from planner.core import checks
 from planner.core.errors import UserError
 from planner.core.vocab import METHODS, TREE_METHODS
 from planner.models import specs
@@ -181,8 +182,9 @@ def ranked_plan(model, policy, prms, budget_n, dataset, difficulty, methods, n_v
                 methods=allowed,
                 n_values=n_values,
             ),
-            top=10**9,
+            top=checks.MAX_TOP,
         )
+        assert result.within_budget <= checks.MAX_TOP + 1, "more candidates than plan lists"
         for rec in [result.best, *result.alternatives]:
             found.setdefault(cell_key(rec), rec)
     return sorted(found.values(), key=lambda r: (-r["predicted_accuracy"], r["flops_per_problem"]))

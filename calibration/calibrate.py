@@ -29,6 +29,7 @@ from calibration.derive import build_records, difficulty_table, spent_flops
 from calibration.grid import Grid, check_grid
 from calibration.grid import problems as grid_problems
 from calibration.steps import Step, Worker, steps_for
+from planner.core import checks
 from planner.core.errors import UserError
 from planner.core.files import atomic_path, write_json_atomic
 from planner.core.profiles import write_profile
@@ -468,6 +469,9 @@ def forget(out: Path, grid: Grid, kind: str) -> int:
     return dropped
 
 
+MAX_WORKER_GPUS = 64.0
+
+
 def calibrate(
     grid: Grid,
     out: str | Path,
@@ -482,13 +486,13 @@ def calibrate(
     redo: tuple[str, ...] = (),
 ) -> Outcome:
     """Check the grid, run what is missing, write the profile. Re-running resumes."""
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise UserError(f"jobs: must be an integer >= 1, got {jobs!r}")
+    checks.integer(jobs, "jobs", 1, checks.MAX_JOBS)
     for kind in redo:
         if kind not in STEP_KINDS:
             raise UserError(f"redo: unknown step {kind!r}; choose from {', '.join(STEP_KINDS)}")
-    if worker_gpus < 0 or (worker_gpus and not ray_address):
-        raise UserError(f"worker_gpus: needs a Ray address and a value >= 0, got {worker_gpus}")
+    checks.number(worker_gpus, "worker_gpus", 0, MAX_WORKER_GPUS)
+    if worker_gpus and not ray_address:
+        raise UserError(f"worker_gpus: needs a Ray address (--ray), got {worker_gpus}")
     grid = check_grid(grid, source=source, check_models=check_models)
     out = Path(out)
     claim(out, grid)

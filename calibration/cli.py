@@ -137,6 +137,28 @@ def shipped(
         typer.echo(f"wrote {path}")
 
 
+# Grid keys whose flag is not "--" + the key with dashes.
+_GRID_FLAGS = {
+    "policies": "--policy",
+    "verifiers": "--verifier",
+    "methods": "--method",
+    "beam_widths": "--beam-width",
+    "aggregations": "--aggregation",
+}
+
+
+def _flag_error(exc: UserError) -> UserError:
+    """ "flags: n: must be ..." -> "--n: must be ..." (the grid checks name keys, not flags)."""
+    text = str(exc)
+    if not text.startswith("flags: "):
+        return exc
+    rest = text.removeprefix("flags: ")
+    key, sep, message = rest.partition(":")
+    if sep and key.isidentifier():
+        return UserError(f"{_GRID_FLAGS.get(key, '--' + key.replace('_', '-'))}:{message}")
+    return UserError(rest)
+
+
 def calibrate_command(
     grid_file: Path = typer.Option(None, "--grid", help="grid TOML file (flags override its keys)"),
     out: Path = typer.Option(
@@ -184,7 +206,7 @@ def calibrate_command(
     """Measure accuracy and FLOPs over a grid of policies x verifiers x methods x N; resumable."""
     import sys
 
-    from calibration.calibrate import calibrate
+    from calibration.calibrate import calibrate as _calibrate
     from calibration.grid import Flags, Grid, load_grid
     from calibration.summary import print_summary, summary_json
 
@@ -213,19 +235,25 @@ def calibrate_command(
             "quantile_levels": quantile_levels,
         }
     )
-    grid = flags.apply(grid)
+    try:
+        grid = flags.apply(grid)
+    except UserError as exc:
+        raise _flag_error(exc) from None
     out = out or Path("profiles") / grid.name
-    outcome = calibrate(
-        grid,
-        out,
-        jobs=jobs,
-        ray_address=ray_address,
-        progress=not quiet,
-        command="ttsplan " + " ".join(sys.argv[1:]),
-        source=f"grid file {grid_file}" if grid_file is not None else "flags",
-        worker_gpus=worker_gpus,
-        redo=tuple(redo or ()),
-    )
+    try:
+        outcome = _calibrate(
+            grid,
+            out,
+            jobs=jobs,
+            ray_address=ray_address,
+            progress=not quiet,
+            command="ttsplan " + " ".join(sys.argv[1:]),
+            source=f"grid file {grid_file}" if grid_file is not None else "flags",
+            worker_gpus=worker_gpus,
+            redo=tuple(redo or ()),
+        )
+    except UserError as exc:
+        raise _flag_error(exc) from None
     if json_output:
         typer.echo(json.dumps(summary_json(outcome), indent=2))
     else:

@@ -7,16 +7,19 @@ verifiers, methods, aggregations, N lists, beam widths (M > N, N not divisible b
 
 from __future__ import annotations
 
-import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from planner.core.datasets import load_dataset, stratified
+from planner.core import checks
+from planner.core.datasets import dataset_name, load_dataset, stratified
 from planner.core.errors import UserError
+from planner.core.files import read_bounded
 from planner.core.vocab import AGGREGATIONS, ENGINES, METHODS, TREE_METHODS
 from planner.executor.factory import check_model, check_verifier
 
+MAX_GRID_BYTES = 1_000_000
 SAMPLE_METHODS = ("majority", "best_of_n")  # replayed from one run at the largest N
 
 
@@ -116,16 +119,31 @@ INT_FIELDS = {
     "batch_size",
 }
 KEYS = {f.name for f in fields(Grid)}
+# The tables a grid file may have, and the keys each may hold.
+TABLES = {"sampling": {"temperature", "top_p", "max_steps", "max_step_tokens", "max_total_tokens", "seed"}}
+# Largest value of each integer key.
+HIGH = {
+    "n": checks.MAX_N,
+    "tree_n": checks.MAX_N,
+    "beam_widths": checks.MAX_N,
+    "difficulty_samples": checks.MAX_N,
+    "limit": checks.MAX_PROBLEMS,
+    "stratify": checks.MAX_PROBLEMS,
+    "batch_size": checks.MAX_PROBLEMS,
+    "seed": checks.MAX_SEED,
+    "max_steps": checks.MAX_STEPS,
+    "max_step_tokens": checks.MAX_TOKENS,
+    "max_total_tokens": checks.MAX_TOKENS,
+}
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a grid name is a folder name, never a path
 
 
 def _where(source: str, key: str) -> str:
     return f"{source}: {key}"
 
 
-def _int(value: object, where: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UserError(f"{where}: must be an integer >= {low}, got {value!r}")
-    return value
+def _int(value: object, where: str, key: str) -> int:
+    return checks.integer(value, where, 0 if key == "seed" else 1, HIGH[key])
 
 
 def _coerce(key: str, value: object, source: str) -> object:
@@ -136,7 +154,7 @@ def _coerce(key: str, value: object, source: str) -> object:
         if not isinstance(value, (list, tuple)) or not value:
             raise UserError(f"{where}: must be a non-empty list, got {value!r}")
         if key in ("n", "tree_n", "beam_widths"):
-            items = tuple(_int(v, where, 1) for v in value)
+            items = tuple(_int(v, where, key) for v in value)
             if len(set(items)) != len(items):
                 raise UserError(f"{where}: repeated value in {list(items)}")
             return tuple(sorted(items))
@@ -149,19 +167,26 @@ def _coerce(key: str, value: object, source: str) -> object:
     if key in INT_FIELDS:
         if value is None and key in ("limit", "stratify", "max_total_tokens"):
             return None
-        return _int(value, where, 0 if key == "seed" else 1)
+        return _int(value, where, key)
     if key in ("temperature", "top_p"):
-        if value is None:
+        if value is None:  # the policy family's setting (vocab.FAMILY_SAMPLING)
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise UserError(f"{where}: must be a number, got {value!r}")
-        return float(value)
+        if key == "temperature":
+            return checks.number(value, where, 0, 2)
+        return checks.number(value, where, 0, 1, above=True)
     if key == "quantile_levels":
         if not isinstance(value, bool):
             raise UserError(f"{where}: must be true or false, got {value!r}")
         return value
     if not isinstance(value, str) or not value.strip():
-        raise UserError(f"{where}: must be a non-empty string, got {value!r}")
+        raise UserError(f"{where}: must be a non-empty string, got {checks.short(value)}")
+    if key == "name" and not NAME_RE.fullmatch(value.strip()):
+        raise UserError(f"{where}: must be a folder name (letters, digits, . _ -), got {checks.short(value)}")
+    if key == "dataset":
+        try:
+            return dataset_name(value)
+        except UserError as exc:
+            raise UserError(f"{source}: {exc}") from None
     return value.strip()
 
 
@@ -170,13 +195,23 @@ def grid_from_dict(obj: dict, source: str = "grid", base: Grid | None = None) ->
     flat: dict = {}
     for key, value in obj.items():
         if isinstance(value, dict):
+            if key not in TABLES:
+                raise UserError(
+                    f"{source}: unknown table [{key}]; known: {', '.join(f'[{t}]' for t in TABLES)}"
+                )
             for sub, subvalue in value.items():
-                if sub not in KEYS:
-                    raise UserError(f"{source}: unknown key '{key}.{sub}'")
+                if sub not in TABLES[key]:
+                    raise UserError(
+                        f"{source}: unknown key '{key}.{sub}'; known: {', '.join(sorted(TABLES[key]))}"
+                    )
+                if sub in flat:
+                    raise UserError(f"{source}: key '{sub}' given twice")
                 flat[sub] = subvalue
         elif key not in KEYS:
             raise UserError(f"{source}: unknown key '{key}'; known: {', '.join(sorted(KEYS))}")
         else:
+            if key in flat:
+                raise UserError(f"{source}: key '{key}' given twice")
             flat[key] = value
     changes = {k: _coerce(k, v, source) for k, v in flat.items()}
     return replace(base or Grid(), **changes)
@@ -184,13 +219,9 @@ def grid_from_dict(obj: dict, source: str = "grid", base: Grid | None = None) ->
 
 def load_grid(path: str | Path) -> Grid:
     path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"grid file {path} not found" if not path.exists() else f"grid file {path} is not a file"
-        )
     try:
-        obj = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        obj = tomllib.loads(read_bounded(path, MAX_GRID_BYTES, "grid file").decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise UserError(f"grid file {path}: not valid TOML ({str(exc).splitlines()[0]})") from None
     return grid_from_dict(obj, source=f"grid file {path}")
 

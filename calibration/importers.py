@@ -637,8 +637,11 @@ def read_sal(path: Path, dataset: str) -> pd.DataFrame:
         raise UserError(f"{path}: file is missing")
     extract, equal = _grader()
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        lines = [line for line in fh if line.strip()]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = [line for line in fh if line.strip()]
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
     if not lines:
         raise UserError(f"{path}: file is empty")
     for i, line in enumerate(lines):
@@ -647,6 +650,10 @@ def read_sal(path: Path, dataset: str) -> pd.DataFrame:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UserError(f"{where}: invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise UserError(f"{where}: JSON nested too deeply") from None
+        if not isinstance(rec, dict):
+            raise UserError(f"{where}: must be a JSON object, got {type(rec).__name__}")
         for key in ("completions", "scores", "answer"):
             if key not in rec:
                 raise UserError(f"{where}: field '{key}' is missing")

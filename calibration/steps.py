@@ -125,6 +125,11 @@ class Worker:
     def run(self, policy: str, step: Step, problems: list, earlier: dict[str, list[dict]]) -> list[dict]:
         """One dict per problem. `earlier[step_key]` holds the batch's records of earlier steps."""
         self.use(policy)
+        # A step's FLOPs count no cache hits of earlier steps: each cell is priced as if run
+        # alone, and a run resumed after a kill gives the same figures as one never killed.
+        reset = getattr(self.engine, "reset_prefix_cache", None)
+        if reset is not None:
+            reset()
         if step.kind == "sample":
             return self._sample(problems)
         if step.kind == "score":

@@ -98,6 +98,9 @@ class FakeEngine:
             stopped_on_eos=eos and not cut,
         )
 
+    def reset_prefix_cache(self) -> None:
+        self._seen.clear()
+
     def cached(self, prompt: str) -> int | None:
         if not self.report_cache:
             return None

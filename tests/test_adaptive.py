@@ -286,7 +286,7 @@ def test_per_bin_plan_round_trip(tmp_path):
     [
         ({"kind": None}, "not a per-bin plan"),
         ({"bins": {"easy": bin_entry("cot", 1, 0.9, 1)}}, "no 'medium' configuration"),
-        ({"probe": {"k": 0}}, "k must be an integer >= 1"),
+        ({"probe": {"k": 0}}, "probe_k: must be an integer in [1, 65536]"),
         ({"probe": {"easy_above": 0.05}}, "must not exceed"),
         ({"probe": {"rounds": 2}}, "unknown setting 'rounds'"),
         ({"probe": {"score": "vibes"}}, "agreement or verifier"),

@@ -51,7 +51,7 @@ def test_good_grid_loads_with_table_keys_flattened(tmp_path):
         ({"tree_n": [2]}, "beam width M=4 is larger than N=2"),
         ({"tree_n": [6]}, "N=6 is not divisible by beam width M=4"),
         ({"tree_n": [8], "beam_widths": [3]}, "N=8 is not divisible by beam width M=3"),
-        ({"n": [0, 2]}, "must be an integer >= 1"),
+        ({"n": [0, 2]}, "must be an integer in [1, 65536]"),
         ({"n": [2, 2]}, "repeated value"),
         ({"dataset": "math9000"}, "unknown dataset 'math9000'"),
         ({"engine": "tpu"}, "engine: unknown 'tpu'"),

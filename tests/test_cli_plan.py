@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from planner.cli.main import main
 from planner.core.profiles import write_profile
-from planner.predict.modelio import DEFAULT_MODEL
+from planner.predict.modelio import DEFAULT_MODEL, manifest_path
 from tests.plan_helpers import POLICIES, records
 
 MAIN_JOB = [
@@ -56,7 +57,7 @@ def small_profile(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_file(small_profile, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "m.joblib"
+    out = tmp_path_factory.mktemp("model") / "m.skops"
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--profiles", str(small_profile), "--out", str(out), "--json"])
     assert exc.value.code == 0
@@ -87,14 +88,22 @@ def test_main_job_json(capsys, tmp_path):
 
 
 def test_fit_writes_model_and_manifest(model_file, small_profile, capsys):
-    assert model_file.exists() and model_file.with_name("m.joblib.manifest.json").exists()
-    manifest = json.loads(model_file.with_name("m.joblib.manifest.json").read_text())
+    from planner.predict.features import prepare_training
+    from planner.predict.modelio import load_model
+    from tests.plan_helpers import records
+
+    assert model_file.exists() and manifest_path(model_file).exists()
+    manifest = json.loads(manifest_path(model_file).read_text())
     assert manifest["extra"]["profiles"] == ["synthetic"]
+    rows, _ = prepare_training(records())
+    before = load_model(model_file)[0].predict(rows)
     code, out, _ = run(["fit", "--profiles", str(small_profile), "--out", str(model_file), "--json"], capsys)
     assert code == 0
     report = json.loads(out)
     assert len(report["cv"]) == 4 and {r["policy"] for r in report["cv"]} == set(POLICIES[:4])
-    assert report["sha256"] == manifest["sha256"]  # same data, same model bytes
+    # same data, same model (the skops bytes name arrays by object id, so compare predictions)
+    assert report["training_fingerprint"] == manifest["training_fingerprint"]
+    assert np.array_equal(load_model(model_file)[0].predict(rows), before)
 
 
 def test_plan_with_model_file_and_hardware(model_file, capsys):
@@ -144,12 +153,15 @@ PLAN = ["plan", "--policy", "Qwen2.5-1.5B-Instruct", "--dataset", "math500"]
 @pytest.mark.parametrize(
     ("extra", "pattern"),
     [
-        (["--budget-flops", "-1"], "--budget-flops: must be a positive"),
-        (["--budget-flops", "0"], "--budget-flops: must be a positive"),
-        (["--budget-flops", "nan"], "--budget-flops: must be a positive"),
-        (["--budget-flops", "inf"], "--budget-flops: must be a positive"),
+        (["--budget-flops", "-1"], "--budget-flops: must be a finite number in (0"),
+        (["--budget-flops", "0"], "--budget-flops: must be a finite number in (0"),
+        (["--budget-flops", "nan"], "--budget-flops: must be a finite number in (0"),
+        (["--budget-flops", "inf"], "--budget-flops: must be a finite number in (0"),
         (["--budget-n", "abc"], "--budget-n: must be a number"),
-        (["--budget-seconds", "1e400", "--hardware", "h100"], "--budget-seconds: must be a positive"),
+        (
+            ["--budget-seconds", "1e400", "--hardware", "h100"],
+            "--budget-seconds: must be a finite number in (0",
+        ),
         ([], "give one budget"),
         (["--budget-n", "4", "--budget-flops", "1e15"], "give one budget only"),
         (["--budget-seconds", "1"], "needs a hardware profile"),
@@ -209,26 +221,24 @@ def test_predict_bad_input(capsys):
 
 
 def test_fit_bad_folders(tmp_path, capsys):
-    out = str(tmp_path / "m.joblib")
+    out = str(tmp_path / "m.skops")
     fails(["fit", "--profiles", str(tmp_path / "missing"), "--out", out], capsys, "does not exist")
     empty = tmp_path / "empty"
     empty.mkdir()
     fails(["fit", "--profiles", str(empty), "--out", out], capsys, "is empty")
     fails(["fit", "--out", out], capsys, "--profiles")
-    assert not (tmp_path / "m.joblib").exists()
+    assert not (tmp_path / "m.skops").exists()
 
 
 def test_corrupt_model_is_refused(model_file, tmp_path, capsys):
-    bad = tmp_path / "bad.joblib"
+    bad = tmp_path / "bad.skops"
     data = bytearray(model_file.read_bytes())
     data[100] ^= 0x01
     bad.write_bytes(bytes(data))
-    bad.with_name("bad.joblib.manifest.json").write_text(
-        model_file.with_name("m.joblib.manifest.json").read_text()
-    )
+    manifest_path(bad).write_text(manifest_path(model_file).read_text())
     line = fails([*MAIN_JOB, "--model", str(bad)], capsys, "does not match the sha256")
-    assert "bad.joblib" in line
-    bad.with_name("bad.joblib.manifest.json").unlink()
+    assert "bad.skops" in line
+    manifest_path(bad).unlink()
     fails([*MAIN_JOB, "--model", str(bad)], capsys, "manifest missing")
 
 

@@ -116,7 +116,7 @@ def bad_cases(tmp_path):
             "no config.json",
         ),
         "corrupt results": ([good, "--dataset", "arith", "--out", str(corrupt)], "line 1"),
-        "out is a folder": ([good, "--dataset", "arith", "--out", str(tmp_path)], "not a file"),
+        "out is a folder": ([good, "--dataset", "arith", "--out", str(tmp_path)], "not a regular file"),
     }
     (tmp_path / "empty.json").write_text("")
     for tag, changes in (

@@ -177,7 +177,7 @@ def test_budget_levels_are_log_spaced_between_cheapest_and_dearest():
     levels = budget_levels([4 * T, 1 * T, 16 * T, np.nan], 3)
     assert levels == pytest.approx([1 * T, 4 * T, 16 * T])
     assert budget_levels([2 * T, 5 * T], 1) == pytest.approx([5 * T])
-    with pytest.raises(UserError, match="budgets: must be a positive integer"):
+    with pytest.raises(UserError, match=r"budgets: must be an integer in \[1, 1000\]"):
         budget_levels([1.0], 0)
 
 

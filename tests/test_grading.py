@@ -138,11 +138,51 @@ def test_grade():
 
 def test_slow_comparison_times_out_and_helper_recovers():
     math_verify_equal("1", "1")  # start the helper outside the timed part
+    _spare_ready()
     start = time.monotonic()
     # 9^(9^9) has about 370 million digits: sympy cannot finish it in a second.
     assert is_equivalent("9^{9^{9}}", "1", timeout_s=1.0) is False
     assert time.monotonic() - start < 5.0
     assert is_equivalent(r"\sqrt{4}", "2") is True  # a fresh helper takes over
+    _spare_ready()
+
+
+def test_killed_comparison_costs_the_next_one_no_start_up():
+    """The warm spare takes over at once: right after a comparison is killed at its limit, the
+    next one is answered well within its own limit (a cold helper needs ~1 s to import)."""
+    assert math_verify_equal(r"\sqrt{4}", "2", timeout_s=60.0)  # start (and warm) outside the timed part
+    _spare_ready()
+    start = time.monotonic()
+    assert is_equivalent("9^{9^{9}}", "1", timeout_s=1.0) is False
+    killed = time.monotonic() - start
+    start = time.monotonic()
+    assert is_equivalent(r"\sqrt{9}", "3", timeout_s=2.0) is True
+    assert killed < 1.5 and time.monotonic() - start < 1.0
+    _spare_ready()  # the tests after this one start with a warm spare again
+
+
+def _spare_ready() -> None:
+    """Wait until the worker's spare helper has warmed up (a loaded machine may take seconds)."""
+    assert grading._WORKER._spare.wait_ready(time.monotonic() + 120.0)
+
+
+@pytest.mark.parametrize("pred", ["7\x00999", "\x007", "7\x1b[0m", "7\x7f"])
+def test_control_characters_are_never_equal(pred):
+    assert is_equivalent(pred, "7") is False
+    assert grade(f"The answer is {pred}", "7")[1] is False
+
+
+def test_answers_over_the_size_bound_are_refused_before_parsing(monkeypatch):
+    def parse(*args):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(grading, "_compare_in_process", parse)
+    monkeypatch.setattr(grading, "math_verify_equal", parse)
+    long = "(" * 5000 + "1" + ")" * 5000
+    start = time.monotonic()
+    assert is_equivalent(long, "1") is False and is_equivalent("1", long) is False
+    assert time.monotonic() - start < 0.1
+    assert is_equivalent("1" * grading.MAX_ANSWER_CHARS, "1" * grading.MAX_ANSWER_CHARS) is True
 
 
 def test_grading_from_worker_threads():
@@ -159,7 +199,7 @@ def test_grading_from_worker_threads():
 
 
 def test_fallback_without_helper_process(monkeypatch):
-    def cannot_start() -> None:
+    def cannot_start(*args) -> None:
         raise OSError("no processes here")
 
     worker = grading._Worker()

@@ -115,7 +115,10 @@ def test_whole_number_levels_become_strings():
         (lambda d: d.assign(flops=[-1.0, 1.0, 1.0]), "flops", "outside"),
         (lambda d: d.assign(method=["cot", "majority", "mcts"]), "method", "is not one of"),
         (lambda d: d.assign(difficulty=["all", "all", "tricky"]), "difficulty", "is not one of"),
-        (lambda d: d.assign(n=[0, 1, 16]), "n", "must be >= 1"),
+        (lambda d: d.assign(n=[0, 1, 16]), "n", "is outside [1, 65536]"),
+        (lambda d: d.assign(n=[1, 1e18, 16]), "n", "is outside [1, 65536]"),
+        (lambda d: d.assign(flops=[1.0, float("inf"), 1.0]), "flops", "is outside"),
+        (lambda d: d.assign(policy_tokens=[1.0, float("inf"), 1.0]), "policy_tokens", "is outside"),
         (lambda d: d.assign(source=["x", "", "x"]), "source", "is empty"),
         (lambda d: d.assign(policy=["x", None, "x"]), "policy", "missing value"),
         (lambda d: d.assign(prm=["Skywork-PRM-7B", "none", "x"]), "prm", "must be 'none' for cot"),
@@ -154,7 +157,7 @@ def test_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="cannot write"):
         write_profile(tmp_path / "new", _records(), META)
     assert not (tmp_path / "new").exists()
     monkeypatch.undo()
@@ -166,7 +169,7 @@ def test_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
         raise OSError("cross-device link")
 
     monkeypatch.setattr(profiles.os, "replace", no_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="cannot write"):
         write_profile(tmp_path / "old", _records().iloc[:1], META)
     monkeypatch.undo()
     after = {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()}

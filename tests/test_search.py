@@ -53,7 +53,7 @@ def test_enumeration_bad_input():
         enumerate_candidates(["p"], ["r"], methods=["mcts"])
     with pytest.raises(UserError, match="beam_width"):
         enumerate_candidates(["p"], ["r"], beam_width=0)
-    with pytest.raises(UserError, match="n values"):
+    with pytest.raises(UserError, match="n: must be an integer"):
         enumerate_candidates(["p"], ["r"], n_values=[0, 2])
 
 

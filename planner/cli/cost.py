@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
 
+from planner.core import checks
 from planner.core.errors import UserError
 from planner.models import cost, specs
 
@@ -59,8 +59,9 @@ def _fmt(value) -> str:
 def run_cost(model: str | None, model_config: Path | None, context: int, as_json: bool, role: str) -> dict:
     if model is None and model_config is None:
         raise UserError("give --model NAME or --model-config PATH")
-    if isinstance(context, bool) or context < 1 or not math.isfinite(context):
-        raise UserError(f"--context must be a positive integer, got {context!r}")
+    checks.integer(context, "context", 1, checks.MAX_CONTEXT)
+    if role not in specs.ROLES:
+        raise UserError(f"role: must be one of {', '.join(specs.ROLES)}, got {checks.short(role)}")
     if model_config is not None:
         spec = specs.from_hf_config(model_config, role=role, name=model)
     else:

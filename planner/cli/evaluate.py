@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from planner.core.errors import UserError
+from planner.core.files import check_output_folder
 from planner.core.vocab import METHODS as FIXED
 
 
@@ -139,6 +140,7 @@ def report_command(
     from planner.plan.report import figure_class, write_report
 
     figure_class()  # a missing matplotlib fails before any work
+    check_output_folder(out, "out")
     records = _records([Path(p) for p in profiles])
     planner_model, note = _report_model(records, model)
     written = write_report(records, out, planner_model, note)

@@ -26,6 +26,9 @@ app = typer.Typer(
 _PLANNER_COMMANDS = ("planner.cli.cost", "planner.cli.plan", "planner.cli.evaluate", "planner.cli.run")
 
 
+_REGISTERED: list[bool] = []
+
+
 @app.callback()
 def _root() -> None:
     """Plan, predict and run compute-optimal test-time scaling."""
@@ -40,6 +43,10 @@ def version() -> None:
 
 
 def _register_all() -> None:
+    """Add every command once (main may be called many times in one process, as tests do)."""
+    if _REGISTERED:
+        return
+    _REGISTERED.append(True)
     for module_name in _PLANNER_COMMANDS:
         try:
             module = importlib.import_module(module_name)
@@ -87,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
         result = command.main(args=argv, prog_name="ttsplan", standalone_mode=False)
     except UserError as exc:
         fail(with_flags(str(exc), flags_of(command, argv if argv is not None else sys.argv[1:])))
+    except OSError as exc:  # the file system refused (full disk, no permission): say which file
+        where = exc.filename if exc.filename is not None else "a file"
+        fail(f"cannot read or write {where}: {exc.strerror or type(exc).__name__}")
     except typer.Abort:
         sys.stderr.write("aborted\n")
         raise SystemExit(130) from None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from planner.core import checks
 from planner.core.errors import UserError
 from planner.core.files import check_output_file, write_json_atomic
 
@@ -114,6 +115,20 @@ def _table(title: str, records: list[dict], with_hw: bool):
     return table
 
 
+def _cv_summary(cv, coverage_target: float) -> dict:
+    """Means of the leave-one-policy-out table; None figures when no policy could be held out."""
+    problems = float(cv["problems"].sum()) if len(cv) else 0.0
+    return {
+        "groups": int(len(cv)),
+        "mae_points_mean": float(cv["mae_points"].mean()) if len(cv) else None,
+        "mae_points_weighted": float((cv["mae_points"] * cv["problems"]).sum() / problems)
+        if problems
+        else None,
+        "coverage_mean": float(cv["coverage"].mean()) if len(cv) else None,
+        "coverage_target": coverage_target,
+    }
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -129,20 +144,16 @@ def fit_command(
 ) -> None:
     """Fit the accuracy regressor on profiles, print leave-one-policy-out CV, save with a manifest."""
     from planner.core.profiles import fingerprint
-    from planner.predict.modelio import save_model
+    from planner.predict.modelio import manifest_path, save_model
     from planner.predict.regressor import fit_profiles, grouped_cv
 
+    check_output_file(out, "out")  # before the fit, not after it
+    check_output_file(manifest_path(out), "out")
     dirs = [Path(p) for p in [*(profiles or []), *(more or [])]]
     records = _load_records(dirs)
     model, report = fit_profiles(records)
     cv = grouped_cv(records, group="policy")
-    summary = {
-        "groups": int(len(cv)),
-        "mae_points_mean": float(cv["mae_points"].mean()),
-        "mae_points_weighted": float((cv["mae_points"] * cv["problems"]).sum() / cv["problems"].sum()),
-        "coverage_mean": float(cv["coverage"].mean()),
-        "coverage_target": model.coverage,
-    }
+    summary = _cv_summary(cv, model.coverage)
     profile_names = sorted(set(records["profile"])) if "profile" in records else []
     manifest = save_model(
         model,
@@ -176,10 +187,14 @@ def fit_command(
     console.print(table)
     console.print(
         f"rows used {report['rows_used']} of {report['records']} records; dropped {report['dropped']}\n"
-        f"CV: MAE {summary['mae_points_mean']:.1f} points (mean over policies), "
-        f"{summary['mae_points_weighted']:.1f} (weighted by problems); interval coverage "
-        f"{summary['coverage_mean']:.2f} (target {summary['coverage_target']})\n"
-        f"wrote {out} and {out}.manifest.json (sha256 {manifest['sha256'][:12]}...)"
+        + (
+            f"CV: MAE {summary['mae_points_mean']:.1f} points (mean over policies), "
+            f"{summary['mae_points_weighted']:.1f} (weighted by problems); interval coverage "
+            f"{summary['coverage_mean']:.2f} (target {summary['coverage_target']})\n"
+            if summary["groups"]
+            else "CV: none (one policy: no policy to hold out)\n"
+        )
+        + f"wrote {out} and {out}.manifest.json (sha256 {manifest['sha256'][:12]}...)"
     )
 
 
@@ -227,6 +242,9 @@ def plan_command(
         raise UserError("--mix needs --per-bin")
     if per_bin and difficulty is not None:
         raise UserError("--difficulty cannot be combined with --per-bin (it plans every bin)")
+    if out is not None:
+        check_output_file(out, "out")
+    checks.integer(top, "top", 0, checks.MAX_TOP)
     budget = _budget(budget_n, budget_flops, budget_seconds)
     hw = _hardware(hardware)
     policies = _policies(policy, model_config)
@@ -250,7 +268,7 @@ def plan_command(
     result = plan(regressor, request, top=top, model_info=info)
     obj = result.to_dict()
     if out is not None:
-        write_json_atomic(check_output_file(out, "--out"), obj)
+        write_json_atomic(out, obj)
     if as_json:
         typer.echo(json.dumps(obj))
         return
@@ -308,7 +326,7 @@ def _per_bin(request, regressor, info: dict, mix: str | None, probe_k: int, as_j
     )
     obj = result.to_dict()
     if out is not None:
-        write_json_atomic(check_output_file(out, "--out"), obj)
+        write_json_atomic(out, obj)
     if as_json:
         typer.echo(json.dumps(obj))
         return

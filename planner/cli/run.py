@@ -13,8 +13,10 @@ from typing import Annotated
 
 import typer
 
+from planner.core import checks
 from planner.core.datasets import load_dataset
 from planner.core.errors import UserError
+from planner.core.files import check_output_file
 from planner.core.planfile import RunPlan, load_plan, plan_from_options
 from planner.core.vocab import TREE_METHODS
 from planner.executor.factory import (
@@ -30,8 +32,7 @@ from planner.executor.runner import DEFAULT_BATCH_SIZE, Summary, read_records, r
 
 
 def check_output(out: Path) -> None:
-    if out.exists() and not out.is_file():
-        raise UserError(f"--out {out} is not a file")
+    check_output_file(out, "out")
     read_records(out)  # a corrupt results file is reported now, not after loading models
 
 
@@ -199,8 +200,7 @@ def run_command(
         raise UserError("--dataset is required")
     if out is None:
         raise UserError("--out is required")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    checks.integer(batch_size, "batch_size", 1, checks.MAX_PROBLEMS)
     if adaptive is not None:
         given = {"PLAN_FILE": plan_file, "--method": method, "--n": n, "--beam-width": beam_width}
         given.update({"--aggregation": aggregation, "--selection": selection})

@@ -3,9 +3,9 @@ sampling settings), validated on construction; defaults are the paper's settings
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
+from planner.core import checks
 from planner.core.errors import UserError
 from planner.core.stopping import StopRule, parse_rule
 from planner.core.vocab import (
@@ -61,24 +61,14 @@ class MethodConfig:
         return self.method in VERIFIER_METHODS
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def validate_config(c: MethodConfig) -> None:
     """Raise UserError naming the first bad field."""
     if c.method not in METHODS:
         raise UserError(f"method: unknown method {c.method!r}; choose one of {', '.join(METHODS)}")
-    if not _is_int(c.n) or c.n < 1:
-        raise UserError(f"n: must be an integer >= 1, got {c.n!r}")
+    checks.integer(c.n, "n", 1, checks.MAX_N)
     if c.method == "cot" and c.n != 1:
         raise UserError(f"n: cot takes one greedy sample (n=1), got n={c.n}")
-    if not _is_int(c.beam_width) or c.beam_width < 1:
-        raise UserError(f"beam_width: must be an integer >= 1, got {c.beam_width!r}")
+    checks.integer(c.beam_width, "beam_width", 1, checks.MAX_N)
     if c.method in TREE_METHODS:
         if c.n < c.beam_width:
             raise UserError(f"n: {c.method} needs n >= beam_width ({c.beam_width}), got n={c.n}")
@@ -90,16 +80,12 @@ def validate_config(c: MethodConfig) -> None:
     selections = SELECTIONS if c.uses_verifier else (*SELECTIONS, NONE)
     if c.selection not in selections:
         raise UserError(f"selection: unknown {c.selection!r}; choose one of {', '.join(selections)}")
-    if not _is_number(c.temperature) or c.temperature < 0:
-        raise UserError(f"temperature: must be a number >= 0, got {c.temperature!r}")
-    if not _is_number(c.top_p) or not 0 < c.top_p <= 1:
-        raise UserError(f"top_p: must be in (0, 1], got {c.top_p!r}")
-    for name in ("max_steps", "max_step_tokens", "max_total_tokens"):
-        value = getattr(c, name)
-        if not _is_int(value) or value < 1:
-            raise UserError(f"{name}: must be an integer >= 1, got {value!r}")
-    if not _is_int(c.seed) or c.seed < 0:
-        raise UserError(f"seed: must be an integer >= 0, got {c.seed!r}")
+    checks.number(c.temperature, "temperature", 0, checks.MAX_TEMPERATURE)
+    checks.number(c.top_p, "top_p", 0, 1, above=True)
+    checks.integer(c.max_steps, "max_steps", 1, checks.MAX_STEPS)
+    checks.integer(c.max_step_tokens, "max_step_tokens", 1, checks.MAX_TOKENS)
+    checks.integer(c.max_total_tokens, "max_total_tokens", 1, checks.MAX_TOKENS)
+    checks.integer(c.seed, "seed", 0, checks.MAX_SEED)
     if c.stop is not None:
         parse_rule(c.stop)
         if c.method not in STOPPABLE or (c.method == "best_of_n" and c.selection != "vote"):

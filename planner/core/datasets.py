@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from planner.core import checks
 from planner.core.errors import UserError
 
 DATASETS = ("math500", "aime24", "amc23", "gsm8k", "arith")
 ARITH_LEVELS = (1, 2, 3, 4, 5)
+MAX_ARITH_PER_LEVEL = 20_000  # 100,000 problems: checked before any is built
 
 _FILES = {
     "math500": "math500.jsonl",
@@ -49,13 +51,8 @@ class Problem:
 
 def load_dataset(name: str, limit: int | None = None, levels: Iterable[int] | None = None) -> list[Problem]:
     """Problems of a dataset in file order, filtered by `levels`, then cut to the first `limit`."""
-    if not isinstance(name, str):
-        raise UserError(f"dataset name must be a string, got {name!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise UserError(f"limit must be a positive integer, got {limit!r}")
-    base, _, options = name.partition(":")
-    if base not in DATASETS or (options and base != "arith"):
-        raise UserError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    checks.optional_integer(limit, "limit", 1, checks.MAX_PROBLEMS)
+    base, _, options = dataset_name(name).partition(":")
     if base == "arith":
         problems = arith_problems(**_parse_arith_options(options))
     else:
@@ -66,6 +63,23 @@ def load_dataset(name: str, limit: int | None = None, levels: Iterable[int] | No
             raise UserError(f"dataset {base!r} has no levels; drop the levels filter")
         problems = [p for p in problems if p.level in wanted]
     return problems if limit is None else problems[:limit]
+
+
+def dataset_name(name: object) -> str:
+    """The dataset name with its options checked ("Arith: seed=1" -> "arith:seed=1"); nothing is
+    built. Every command that takes a dataset goes through here."""
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"dataset: must be a name, one of {', '.join(DATASETS)}, got {name!r}")
+    base, sep, options = name.strip().partition(":")
+    base = base.strip().lower()
+    if base not in DATASETS:
+        raise UserError(f"dataset: unknown dataset {checks.short(name)}; known: {', '.join(DATASETS)}")
+    if not sep:
+        return base
+    if base != "arith":
+        raise UserError(f"dataset: {base} takes no options, got {checks.short(name)}")
+    _parse_arith_options(options)
+    return f"arith:{options.strip()}" if options.strip() else "arith"
 
 
 def _check_levels(levels: Iterable[int]) -> set[int]:
@@ -315,10 +329,8 @@ def arith_problems(
 ) -> list[Problem]:
     """`per_level` problems for each level, level by level; problem i of a level never depends
     on per_level or on the other levels, so a smaller set is a prefix of a bigger one."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"arith seed must be an integer, got {seed!r}")
-    if isinstance(per_level, bool) or not isinstance(per_level, int) or per_level < 1:
-        raise UserError(f"arith per_level must be a positive integer, got {per_level!r}")
+    checks.integer(seed, "seed", -checks.MAX_SEED, checks.MAX_SEED)
+    checks.integer(per_level, "per_level", 1, MAX_ARITH_PER_LEVEL)
     return [
         arith_problem(seed, level, i) for level in sorted(_check_levels(levels)) for i in range(per_level)
     ]
@@ -331,16 +343,25 @@ def _parse_arith_options(options: str) -> dict:
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or key not in values:
-            raise UserError(f"bad arith option {item!r}; use arith:seed=N,size=N or per_level=N")
-        try:
-            values[key] = int(value)
-        except ValueError:
-            raise UserError(f"arith option {key} must be an integer, got {value.strip()!r}") from None
+            raise UserError(
+                f"dataset: bad arith option {checks.short(item)}; use arith:seed=N,size=N or per_level=N"
+            )
+        text = value.strip()
+        if not re.fullmatch(r"-?\d{1,19}", text):
+            raise UserError(f"dataset: arith option {key} must be an integer, got {checks.short(text)}")
+        values[key] = int(text)
     size, per_level = values["size"], values["per_level"]
     if size is not None and per_level is not None:
-        raise UserError("give arith size or per_level, not both")
+        raise UserError("dataset: give arith size or per_level, not both")
     if size is not None:
-        if size < 1 or size % len(ARITH_LEVELS):
-            raise UserError(f"arith size must be a positive multiple of {len(ARITH_LEVELS)}, got {size}")
+        most = MAX_ARITH_PER_LEVEL * len(ARITH_LEVELS)
+        if not 1 <= size <= most or size % len(ARITH_LEVELS):
+            raise UserError(
+                f"dataset: arith size must be a multiple of {len(ARITH_LEVELS)} in [5, {most}], got {size}"
+            )
         per_level = size // len(ARITH_LEVELS)
-    return {"seed": values["seed"], "per_level": 100 if per_level is None else per_level}
+    per_level = 100 if per_level is None else per_level
+    if not 1 <= per_level <= MAX_ARITH_PER_LEVEL:
+        raise UserError(f"dataset: arith per_level must be in [1, {MAX_ARITH_PER_LEVEL}], got {per_level}")
+    checks.integer(values["seed"], "dataset: arith seed", -checks.MAX_SEED, checks.MAX_SEED)
+    return {"seed": values["seed"], "per_level": per_level}

@@ -17,8 +17,10 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from planner.core import checks
 from planner.core.config import MethodConfig
 from planner.core.errors import UserError
+from planner.core.files import read_bounded
 from planner.core.vocab import (
     AGGREGATIONS,
     EASY_ABOVE,
@@ -32,6 +34,7 @@ from planner.core.vocab import (
 )
 
 PLAN_FORMAT = "ttsplan-plan"
+MAX_PLAN_BYTES = 10_000_000
 PLAN_VERSION = 1
 KIND_SINGLE = "single"
 KIND_PER_BIN = "per_bin"
@@ -87,14 +90,10 @@ def check_document(obj: object, kind: str, where: str = "plan") -> dict:
 def read_document(path: str | Path, kind: str) -> dict:
     """Read, parse and check a plan file of `kind`; every problem is a UserError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"plan file {path} not found" if not path.exists() else f"plan file {path} is not a file"
-        )
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"plan file {path}: cannot read ({exc})") from None
+        text = read_bounded(path, MAX_PLAN_BYTES, "plan file").decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"plan file {path}: not UTF-8 text") from None
     if not text.strip():
         raise UserError(f"plan file {path} is empty")
     try:
@@ -103,6 +102,8 @@ def read_document(path: str | Path, kind: str) -> dict:
         raise UserError(
             f"plan file {path}: invalid or truncated JSON ({exc.msg} at line {exc.lineno})"
         ) from None
+    except RecursionError:
+        raise UserError(f"plan file {path}: JSON nested too deeply") from None
     return check_document(obj, kind, where=f"plan file {path}")
 
 
@@ -113,15 +114,9 @@ def check_probe(probe: dict | None) -> dict:
         if key not in DEFAULT_PROBE:
             raise UserError(f"probe: unknown setting {key!r}; known: {', '.join(DEFAULT_PROBE)}")
         out[key] = value
-    k = out["k"]
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise UserError(f"probe: k must be an integer >= 1, got {k!r}")
-    t = out["temperature"]
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
-        raise UserError(f"probe: temperature must be a number >= 0, got {t!r}")
-    m = out["max_tokens"]
-    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
-        raise UserError(f"probe: max_tokens must be an integer >= 1 or null, got {m!r}")
+    checks.integer(out["k"], "probe_k", 1, checks.MAX_N)
+    checks.number(out["temperature"], "probe: temperature", 0, checks.MAX_TEMPERATURE)
+    checks.optional_integer(out["max_tokens"], "probe: max_tokens", 1, checks.MAX_TOKENS)
     if out["score"] not in ("agreement", "verifier"):
         raise UserError(f"probe: score must be agreement or verifier, got {out['score']!r}")
     if out["aggregation"] not in AGGREGATIONS:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from planner.core import checks
 from planner.core.errors import UserError
-from planner.core.files import atomic_paths
+from planner.core.files import atomic_paths, check_output_folder, finish_moves, read_bounded
 from planner.core.vocab import AGGREGATIONS, BINS, METHODS, NONE, SELECTIONS
 
 RECORDS_FILE = "records.parquet"
@@ -60,6 +61,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 
 KINDS = ("published", "replay", "measured")
+MAX_META_BYTES = 50_000_000
+MAX_COUNT = 1e40  # tokens or FLOPs of one cell: finite and below what any run could spend
 
 # String columns where a missing value means "" (none); the others must be given.
 _BLANK_OK = ("problem_id", "level", "note")
@@ -126,6 +129,10 @@ def _coerce_int(series: pd.Series, col: str, where: str, nullable: bool) -> pd.S
     finite = values.dropna()
     if not np.isfinite(finite.to_numpy()).all() or (finite != np.round(finite)).any():
         raise UserError(f"{where}: column '{col}' must hold whole numbers")
+    if (finite.abs() > 2**62).any():
+        raise UserError(
+            f"{where}: column '{col}' holds a number above 2^62 (row {_first_bad(values.abs() > 2**62)})"
+        )
     if values.isna().any() and not nullable:
         raise UserError(f"{where}: column '{col}' has a missing value")
     return values.astype("Int64" if nullable else "int64")
@@ -148,7 +155,7 @@ def _check_range(df: pd.DataFrame, col: str, where: str, lo: float, hi: float, a
     if bad.any():
         row = _first_bad(bad)
         raise UserError(
-            f"{where}: column '{col}' value {values.iloc[row]!r} is outside [{lo}, {hi}] (row {row})"
+            f"{where}: column '{col}' value {float(values.iloc[row])!r} is outside [{lo}, {hi}] (row {row})"
         )
 
 
@@ -192,14 +199,10 @@ def validate_records(df: pd.DataFrame, where: str = "records") -> pd.DataFrame:
             raise UserError(f"{where}: column '{col}' is empty (row {_first_bad(bad)})")
     _check_range(result, "accuracy", where, 0.0, 1.0, allow_nan=False)
     _check_range(result, "pass1", where, 0.0, 1.0, allow_nan=True)
-    for col in ("policy_tokens", "prm_tokens", "flops"):
-        _check_range(result, col, where, 0.0, math.inf, allow_nan=True)
-    for col in ("n", "beam_width", "n_problems"):
-        values = result[col]
-        bad = values.notna() & (values < 1)
-        if bad.any():
-            row = _first_bad(bad.fillna(False))
-            raise UserError(f"{where}: column '{col}' value {values.iloc[row]} must be >= 1 (row {row})")
+    for col in ("policy_tokens", "prm_tokens", "flops"):  # finite: NaN means not measured
+        _check_range(result, col, where, 0.0, MAX_COUNT, allow_nan=True)
+    for col, hi in (("n", checks.MAX_N), ("beam_width", checks.MAX_N), ("n_problems", checks.MAX_PROBLEMS)):
+        _check_range(result, col, where, 1, hi, allow_nan=True)
     _check_methods(result, where)
     return result
 
@@ -315,13 +318,15 @@ def _read_records(path: Path) -> pd.DataFrame:
 
 def _read_meta(path: Path) -> dict:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_META_BYTES, str(path)).decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply") from None
 
 
 def load_profile(path: str | os.PathLike) -> Profile:
@@ -336,6 +341,7 @@ def load_profile(path: str | os.PathLike) -> Profile:
     if not any(folder.iterdir()):
         raise UserError(f"{folder}: profile folder is empty (expected {RECORDS_FILE} and {META_FILE})")
     records_path, meta_path = folder / RECORDS_FILE, folder / META_FILE
+    finish_moves(records_path)  # a write that a kill interrupted: finish it
     for file in (meta_path, records_path):
         if not file.is_file():
             raise UserError(f"{file}: file is missing")
@@ -400,9 +406,7 @@ def write_profile(path: str | os.PathLike, records: pd.DataFrame, meta: Mapping)
     on any failure the temp files are removed (and the folder too, if this call made it).
     profile.json gets `fingerprint` and `n_records`; `created` defaults to today.
     """
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder}: exists and is not a folder")
+    folder = check_output_folder(path, "out")
     meta = dict(meta)
     meta.setdefault("created", _dt.date.today().isoformat())
     meta.setdefault("models", {})

@@ -160,15 +160,29 @@ def as_number(text: str) -> Fraction | None:
 # ---------------------------------------------------------------- equivalence
 
 
+# An answer longer than this is wrong without being parsed (the longest gold answer of the
+# shipped datasets has 53 characters); control characters (NUL, ...) make an answer wrong too:
+# a parser that stops at "7\x00999" must not read it as 7.
+MAX_ANSWER_CHARS = 1_000
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _admissible(answer: str) -> bool:
+    return len(answer) <= MAX_ANSWER_CHARS and not _CONTROL_RE.search(answer)
+
+
 def is_equivalent(pred: str | None, gold: str | None, timeout_s: float = 2.0) -> bool:
     """True when `pred` and `gold` are the same answer. Never raises.
 
     Plain numbers are compared exactly (1,000 == 1000, 0.5 == 1/2, "23.0" == "23");
     anything else goes to math-verify with a wall-clock limit of `timeout_s` seconds.
-    An unparseable answer, an error or a comparison over the limit counts as wrong.
+    An unparseable answer, one over MAX_ANSWER_CHARS or with control characters, an error or a
+    comparison over the limit counts as wrong.
     """
     try:
         if not isinstance(pred, str) or not isinstance(gold, str):
+            return False
+        if not (_admissible(pred) and _admissible(gold)):
             return False
         p, g = _clean(pred), _clean(gold)
         if not p or not g:
@@ -239,16 +253,30 @@ def _compare_in_thread(pred: str, gold: str, timeout_s: float) -> bool:
     return bool(result and result[0])
 
 
+# One comparison of each kind the datasets hold: tuples, intervals, matrices, text, sets.
+_WARM_UP = (
+    ("1", "1"),
+    ("(3, \\pi/2)", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    ("(0.6, 8/3]", "\\left(\\frac{3}{5},\\frac{8}{3}\\right]"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+    ("\\sqrt{52}", "2\\sqrt{13}"),
+    ("ab+2a+5b+10", "(a+5)(b+2)"),
+    ("Evelyn", "\\text{Evelyn}"),
+    ("(9,36) \\cup (0,9)", "(0,9) \\cup (9,36)"),
+)
+
+
 def serve() -> None:
     """The helper process: reads JSON [pred, gold] lines on stdin, writes "1" or "0" lines."""
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # silences "timeout is disabled"
     out = os.fdopen(os.dup(1), "w")  # replies only: stray prints of the libraries go to stderr
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    try:
-        _compare_in_process("1", "1")  # import and warm up before saying ready
-    except Exception:  # noqa: BLE001
-        pass
+    for pred, gold in _WARM_UP:  # import and warm up (sympy imports lazily) before saying ready
+        try:
+            _compare_in_process(pred, gold)
+        except Exception:  # noqa: BLE001
+            pass
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:
@@ -261,89 +289,131 @@ def serve() -> None:
         out.flush()
 
 
-class _Worker:
-    """One helper process, shared by all threads (requests are serialised by a lock).
-
-    It is a plain `python -c` subprocess, not multiprocessing, so the caller's main module is
-    never imported again in the child.
-    """
-
-    start_timeout_s = 120.0  # import time on a busy machine; not counted against a comparison
+class _Helper:
+    """One `python -c` helper process (not multiprocessing: the caller's main module is never
+    imported again in the child) and its unread output."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
-        self._buffer = b""
-        self.broken = False  # True once the helper could not start
-
-    def compare(self, pred: str, gold: str, timeout_s: float) -> bool:
-        with self._lock:
-            if self.broken:
-                return _compare_in_thread(pred, gold, timeout_s)
-            try:
-                self._ensure_started()
-            except Exception:  # noqa: BLE001 - cannot start processes here: fall back for good
-                logger.warning("grading helper process failed to start; grading in threads", exc_info=True)
-                self.broken = True
-                self._stop()
-                return _compare_in_thread(pred, gold, timeout_s)
-            try:
-                self._process.stdin.write((json.dumps([pred, gold]) + "\n").encode())
-                self._process.stdin.flush()
-                reply = self._read_line(timeout_s)
-                if reply is not None:
-                    return reply == "1"
-                logger.info("comparison over %.1f s, counted wrong: %r vs %r", timeout_s, pred, gold)
-            except Exception:  # noqa: BLE001 - a dead or broken helper: restart next time
-                logger.debug("grading helper failed", exc_info=True)
-            self._stop()
-            return False
-
-    def _read_line(self, timeout_s: float) -> str | None:
-        """The next reply line, or None when none came within timeout_s."""
-        fd = self._process.stdout.fileno()
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return None
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise EOFError("grading helper exited")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode().strip()
-
-    def _ensure_started(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            return
-        self._stop()
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        self._process = subprocess.Popen(
+        self.process = subprocess.Popen(
             [sys.executable, "-c", "from planner.executor.grading import serve; serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
         )
-        if self._read_line(self.start_timeout_s) != "ready":
+        self.buffer = b""
+        self.ready = False
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, deadline: float) -> bool:
+        """True once the helper has said "ready" (it imports math-verify first)."""
+        if not self.ready:
+            line = self.read_line(deadline)
+            if line is None:
+                return False
+            if line != "ready":
+                raise RuntimeError(f"grading helper said {line!r} instead of ready")
+            self.ready = True
+        return True
+
+    def read_line(self, deadline: float) -> str | None:
+        """The next output line, or None when none came before `deadline` (time.monotonic)."""
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise EOFError("grading helper exited")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode().strip()
+
+    def kill(self) -> None:
+        """Kill without waiting: a helper that grew huge takes a while to exit; a thread reaps it."""
+        self.process.kill()
+        threading.Thread(target=self.process.wait, daemon=True, name="grading-reaper").start()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class _Worker:
+    """The helper that compares, and a warm spare, shared by all threads (requests are
+    serialised by a lock).
+
+    The limit is enforced from outside and bounds the whole call: a comparison over it is
+    killed with its process. The spare, started and warmed up beside the active helper, takes
+    over at once, so a kill costs the next call no start-up time. Only when kills come faster
+    than a helper starts does a call wait for one, within its limit (and count wrong when the
+    limit passes first). The very first start of all is not counted.
+    """
+
+    start_timeout_s = 120.0  # import time on a busy machine; not counted against a comparison
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: _Helper | None = None
+        self._spare: _Helper | None = None
+        self.broken = False  # True once a helper could not start
+
+    def compare(self, pred: str, gold: str, timeout_s: float) -> bool:
+        with self._lock:
+            if self.broken:
+                return _compare_in_thread(pred, gold, timeout_s)
+            try:
+                deadline = self._ensure_started(timeout_s)
+            except Exception:  # noqa: BLE001 - cannot start processes here: fall back for good
+                logger.warning("grading helper process failed to start; grading in threads", exc_info=True)
+                self.broken = True
+                self._stop()
+                return _compare_in_thread(pred, gold, timeout_s)
+            try:
+                if self._active.wait_ready(deadline):
+                    self._active.process.stdin.write((json.dumps([pred, gold]) + "\n").encode())
+                    self._active.process.stdin.flush()
+                    reply = self._active.read_line(deadline)
+                    if reply is not None:
+                        return reply == "1"
+                logger.info(
+                    "comparison over %.1f s, counted wrong: %r vs %r", timeout_s, pred[:80], gold[:80]
+                )
+            except Exception:  # noqa: BLE001 - a dead or broken helper: the spare takes over
+                logger.debug("grading helper failed", exc_info=True)
+            self._active.kill()
+            self._active = None
+            return False
+
+    def _ensure_started(self, timeout_s: float) -> float:
+        """An active helper and a spare; returns the call's deadline."""
+        first = self._active is None and self._spare is None
+        if self._active is not None and not self._active.alive():
+            self._active.kill()
+            self._active = None
+        if self._active is None:
+            self._active, self._spare = self._spare or _Helper(), None
+        if self._spare is None or not self._spare.alive():
+            self._spare = _Helper()
+        if first and not self._active.wait_ready(time.monotonic() + self.start_timeout_s):
             raise RuntimeError(f"grading helper did not start within {self.start_timeout_s:.0f} s")
+        return time.monotonic() + timeout_s
 
     def _stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait(timeout=5)
-            for stream in (self._process.stdin, self._process.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        self._process, self._buffer = None, b""
+        for helper in (self._active, self._spare):
+            if helper is not None:
+                helper.kill()
+        self._active = self._spare = None
 
     def close(self) -> None:
-        """Stop the helper (also at exit; does not wait long for a thread that is grading)."""
+        """Stop the helpers (also at exit; does not wait long for a thread that is grading)."""
         locked = self._lock.acquire(timeout=1.0)
         try:
             self._stop()

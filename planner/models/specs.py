@@ -15,7 +15,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from planner.core import checks
 from planner.core.errors import UserError
+from planner.core.files import read_bounded
 
 ROLES = ("policy", "prm", "orm")
 
@@ -99,13 +101,23 @@ class ModelSpec:
 # ---------------------------------------------------------------- parameter counting
 
 
+# Largest size field a config.json may give (hidden size, layers, vocabulary, experts, ...) and
+# largest parameter count: beyond them the figures are not a model's.
+MAX_CONFIG_SIZE = 10_000_000
+MAX_PARAMS = 1e15
+MAX_CONFIG_BYTES = 10_000_000
+
+
 def _int(cfg: dict, key: str, where: str, default: int | None = None) -> int:
     value = cfg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        if key not in cfg and default is None:
-            raise UserError(f"{where}: config lacks {key}")
-        raise UserError(f"{where}: {key} must be a positive integer, got {value!r}")
-    return value
+    if key not in cfg and default is None:
+        raise UserError(f"{where}: config lacks {key}")
+    return checks.integer(value, f"{where}: {key}", 1, MAX_CONFIG_SIZE)
+
+
+def _opt(cfg: dict, key: str, where: str) -> int | None:
+    """An optional size field: None when absent, null or 0."""
+    return _int(cfg, key, where) if cfg.get(key) not in (None, 0) else None
 
 
 def _head_kind(arch: str) -> str:
@@ -122,7 +134,10 @@ def _head_params(arch: str, hidden: int, cfg: dict) -> int:
         return hidden * hidden + hidden + 2 * hidden + 2
     if arch.endswith("ForRewardModel"):  # Qwen2.5-Math-RM: Linear(h,h) ReLU Linear(h,1)
         return hidden * hidden + hidden + hidden + 1
-    labels = len(cfg.get("id2label") or {}) or int(cfg.get("num_labels", 2))
+    id2label = cfg.get("id2label")
+    labels = (
+        len(id2label) if isinstance(id2label, dict) and id2label else _int(cfg, "num_labels", "config", 2)
+    )
     return hidden * labels  # *ForSequenceClassification / *ForTokenClassification: no bias
 
 
@@ -139,7 +154,8 @@ def count_params(cfg: dict, where: str = "config") -> dict:
     kv = _int(cfg, "num_key_value_heads", where, heads)
     vocab = _int(cfg, "vocab_size", where)
     model_type = str(cfg.get("model_type", ""))
-    arch = (cfg.get("architectures") or [""])[0]
+    archs = cfg.get("architectures")
+    arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else ""
     gemma = model_type.startswith("gemma")
     tied = bool(cfg.get("tie_word_embeddings", gemma))  # Gemma configs tie by default
     head_kind = _head_kind(arch)
@@ -151,13 +167,13 @@ def count_params(cfg: dict, where: str = "config") -> dict:
     if "kv_lora_rank" in cfg:  # DeepSeek multi-head latent attention
         nope, rope = _int(cfg, "qk_nope_head_dim", where), _int(cfg, "qk_rope_head_dim", where)
         v_dim, kv_rank = _int(cfg, "v_head_dim", where), _int(cfg, "kv_lora_rank", where)
-        q_rank = cfg.get("q_lora_rank")
+        q_rank = _opt(cfg, "q_lora_rank", where)
         qk = nope + rope
         q = h * q_rank + q_rank + q_rank * heads * qk if q_rank else h * heads * qk
         attn = q + h * (kv_rank + rope) + kv_rank + kv_rank * heads * (nope + v_dim) + heads * v_dim * h
         head_size = qk
     else:
-        hd = cfg.get("head_dim") or h // heads
+        hd = _opt(cfg, "head_dim", where) or h // heads
         attn = h * heads * hd + 2 * h * kv * hd + heads * hd * h
         if cfg.get("attention_bias"):
             attn += heads * hd + 2 * kv * hd + h
@@ -171,17 +187,25 @@ def count_params(cfg: dict, where: str = "config") -> dict:
     dense_mlp = 3 * h * inter + (2 * inter + h if cfg.get("mlp_bias") else 0)
     mlp_total = mlp_active = dense_mlp * layers
     if "n_routed_experts" in cfg or "num_local_experts" in cfg:
-        experts = cfg.get("n_routed_experts") or cfg["num_local_experts"]
+        experts = _opt(cfg, "n_routed_experts", where) or _int(cfg, "num_local_experts", where)
         per_tok = _int(cfg, "num_experts_per_tok", where)
-        shared = int(cfg.get("n_shared_experts") or 0)
-        expert = 3 * h * int(cfg.get("moe_intermediate_size") or inter)
-        dense_layers = int(cfg.get("first_k_dense_replace") or 0)
+        shared = _opt(cfg, "n_shared_experts", where) or 0
+        expert = 3 * h * (_opt(cfg, "moe_intermediate_size", where) or inter)
+        dense_layers = _opt(cfg, "first_k_dense_replace", where) or 0
+        if dense_layers > layers or per_tok > experts:
+            raise UserError(
+                f"{where}: first_k_dense_replace or num_experts_per_tok is above its layer or expert count"
+            )
         moe_layers = layers - dense_layers
         router = h * experts + (experts if model_type == "deepseek_v3" else 0)
         mlp_total = dense_layers * dense_mlp + moe_layers * ((experts + shared) * expert + router)
         mlp_active = dense_layers * dense_mlp + moe_layers * ((per_tok + shared) * expert + router)
 
     shared_part = embed + out_head + layers * (attn + norms_per_layer) + h
+    if shared_part + mlp_total > MAX_PARAMS:
+        raise UserError(
+            f"{where}: the sizes give {shared_part + mlp_total:.3g} parameters, over {MAX_PARAMS:g}"
+        )
     moe = mlp_total != mlp_active
     return {
         "params": shared_part + mlp_total,
@@ -227,7 +251,7 @@ def spec_from_config(
         heads=cfg["num_attention_heads"],
         kv_heads=cfg.get("num_key_value_heads") or cfg["num_attention_heads"],
         vocab=cfg["vocab_size"],
-        context=int(cfg.get("max_position_embeddings") or 0),
+        context=_opt(cfg, "max_position_embeddings", where) or 0,
         family=family or str(cfg.get("model_type", "unknown")),
         role=role,
         pretraining_tokens=pretraining_tokens,
@@ -244,12 +268,12 @@ def from_hf_config(path: str | Path, role: str = "policy", name: str | None = No
     """Read a Hugging Face config.json (the file, or a folder holding one) into a ModelSpec."""
     path = Path(path)
     file = path / "config.json" if path.is_dir() else path
+    if not file.exists():
+        raise UserError(f"model_config: no config.json at {path}")
     try:
-        cfg = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"no config.json at {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {file}: {str(exc).splitlines()[0]}") from None
+        cfg = json.loads(read_bounded(file, MAX_CONFIG_BYTES, "model_config").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"model_config: cannot read {file}: {str(exc).splitlines()[0]}") from None
     if name is None:
         given = cfg.get("_name_or_path") if isinstance(cfg, dict) else None
         name = given if isinstance(given, str) and given else file.resolve().parent.name

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from planner.core import checks
 from planner.core.errors import UserError
 from planner.core.vocab import METHODS, TREE_METHODS
 from planner.models import specs
@@ -155,10 +156,11 @@ def config_label(cell: pd.Series | dict) -> str:
 # ---------------------------------------------------------------- choices
 
 
+MAX_LEVELS = 1_000  # budget levels per task
+
+
 def check_levels(levels: int) -> int:
-    if isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 1:
-        raise UserError(f"budgets: must be a positive integer, got {levels!r}")
-    return int(levels)
+    return checks.integer(levels, "budgets", 1, MAX_LEVELS)
 
 
 def budget_levels(flops: Sequence[float], levels: int = DEFAULT_LEVELS) -> np.ndarray:

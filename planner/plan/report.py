@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from planner.core.errors import UserError
+from planner.core.files import check_output_file, check_output_folder
 from planner.core.vocab import BINS as DIFFICULTY_BINS
 from planner.plan.evaluate import (
     TASK_KEYS,
@@ -211,18 +212,11 @@ def build_report(records: pd.DataFrame, folder: Path, model: object | None, note
     return [*files, REPORT_FILE]
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"out: exists and is not a folder: {out}")
-    if not out.parent.is_dir():
-        raise UserError(f"out: folder does not exist: {out.parent}")
-
-
 def write_report(records: pd.DataFrame, out: Path, model: object | None, note: str) -> list[Path]:
     """Build the report in a temp folder, then move it into place: the whole folder at once when
     `out` is new, else file by file with os.replace (report.md last). Nothing half-written."""
     out = Path(out)
-    _check_out(out)
+    check_output_folder(out, "out")
     fresh = not out.exists()
     tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent if fresh else out))
     try:
@@ -233,6 +227,8 @@ def write_report(records: pd.DataFrame, out: Path, model: object | None, note: s
             os.chmod(tmp, 0o755)  # mkdtemp makes 0700
             os.replace(tmp, out)
         else:
+            for name in names:  # only regular files are replaced
+                check_output_file(out / name, "out")
             for name in names:  # report.md is last: it never points at a missing PNG
                 os.replace(tmp / name, out / name)
             tmp.rmdir()

@@ -6,13 +6,14 @@ Pareto frontier of predicted accuracy against FLOPs per problem among those with
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from planner.core import checks
+from planner.core.datasets import dataset_name
 from planner.core.errors import UserError
 from planner.core.planfile import KIND_SINGLE, document
 from planner.core.vocab import (
@@ -31,7 +32,7 @@ BUDGET_KINDS = ("n", "flops", "seconds")
 # Liu et al. 2025 define difficulty levels on MATH-500 (pass@1 buckets), so a query by
 # difficulty alone is priced and predicted as MATH-500 problems of that difficulty.
 DIFFICULTY_DATASET = "math500"
-KNOWN_DATASETS = tuple(cost.WORKLOADS)  # datasets the cost model has a workload for
+MAX_BUDGET = 1e30  # samples, FLOPs or seconds per problem
 
 CANDIDATE_COLUMNS = ("policy", "prm", "method", "aggregation", "selection", "n", "beam_width")
 
@@ -60,24 +61,15 @@ class Budget:
     def __post_init__(self) -> None:
         if self.kind not in BUDGET_KINDS:
             raise UserError(f"budget kind must be one of {', '.join(BUDGET_KINDS)}, got {self.kind!r}")
-        if isinstance(self.value, bool) or not isinstance(self.value, int | float):
-            raise UserError(f"budget must be a number, got {self.value!r}")
-        if not math.isfinite(self.value) or self.value <= 0:
-            raise UserError(f"budget must be a positive finite number, got {self.value!r}")
+        checks.number(self.value, "budget", 0, MAX_BUDGET, above=True)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "value": float(self.value)}
 
 
 def parse_budget(text: str, name: str) -> float:
-    """A budget given as text: a positive finite number, else UserError naming the parameter."""
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        raise UserError(f"{name}: must be a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise UserError(f"{name}: must be a positive finite number, got {text!r}")
-    return value
+    """A budget given as text: a number in (0, MAX_BUDGET], else UserError naming the parameter."""
+    return checks.parse_number(text, name, 0, MAX_BUDGET, above=True)
 
 
 @dataclass(frozen=True)
@@ -96,6 +88,11 @@ class PlanRequest:
     n_values: Sequence[int] = N_VALUES
     aggregations: Sequence[str] | None = None
     selections: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        checks.integer(self.beam_width, "beam_width", 1, checks.MAX_N)
+        for n in self.n_values:
+            checks.integer(n, "n", 1, checks.MAX_N)
 
 
 def _name(model: str | specs.ModelSpec) -> str:
@@ -127,14 +124,15 @@ def enumerate_candidates(
     for sel in selections:
         if sel not in SELECTIONS:
             raise UserError(f"unknown selection {sel!r}; choose one of {', '.join(SELECTIONS)}")
-    if isinstance(beam_width, bool) or not isinstance(beam_width, int | np.integer) or beam_width < 1:
-        raise UserError(f"beam_width must be a positive integer, got {beam_width!r}")
-    ns = []
-    for n in n_values:
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise UserError(f"n values must be positive integers, got {n!r}")
-        ns.append(int(n))
-    ns = sorted(set(ns))
+    beam_width = checks.integer(beam_width, "beam_width", 1, checks.MAX_N)
+    ns = sorted({checks.integer(n, "n", 1, checks.MAX_N) for n in n_values})
+    if any(m in TREE_METHODS for m in methods) and not any(
+        n >= beam_width and n % beam_width == 0 for n in ns
+    ):
+        raise UserError(
+            f"beam_width: beam and dvts need an N that the beam width divides; none of N = "
+            f"{', '.join(map(str, ns))} is divisible by {beam_width} (or leave out beam and dvts)"
+        )
     policy_names = [_name(p) for p in policies]
     prm_names = [_name(r) for r in prms if _name(r) != NO_MODEL]
     if not policy_names:
@@ -187,8 +185,7 @@ def check_config(
     """One configuration's rules (what `ttsplan predict` accepts), as one-line UserErrors."""
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UserError(f"n: must be a positive integer, got {n!r}")
+    checks.integer(n, "n", 1, checks.MAX_N)
     if method in NO_VERIFIER_METHODS:
         if prm != NO_MODEL:
             raise UserError(f"prm: method {method} uses no PRM; give prm none")
@@ -207,8 +204,7 @@ def check_config(
     if selection not in SELECTIONS:
         raise UserError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
     if method in TREE_METHODS:
-        if beam_width is None or beam_width < 1:
-            raise UserError(f"beam_width: method {method} needs a positive beam width")
+        checks.integer(beam_width, "beam_width", 1, checks.MAX_N)
         if n < beam_width or n % beam_width:
             raise UserError(
                 f"n: method {method} needs n divisible by and >= beam_width {beam_width}, got {n}"
@@ -244,10 +240,7 @@ def resolve_target(dataset: str | None, difficulty: str | None) -> tuple[str, st
     if difficulty is not None and difficulty not in DIFFICULTIES:
         raise UserError(f"unknown difficulty {difficulty!r}; choose one of {', '.join(DIFFICULTIES)}")
     if dataset is not None:
-        key = dataset.strip().lower()
-        if key.partition(":")[0] not in KNOWN_DATASETS:
-            raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(KNOWN_DATASETS)}")
-        return key, difficulty or "all"
+        return dataset_name(dataset), difficulty or "all"
     return DIFFICULTY_DATASET, difficulty
 
 
@@ -407,6 +400,8 @@ def budget_column(budget: Budget) -> str:
 def within_budget(priced: pd.DataFrame, budget: Budget) -> np.ndarray:
     """Mask of the priced candidates within the budget; UserError naming the cheapest when none is."""
     column = budget_column(budget)
+    if priced.empty:
+        raise UserError("methods: no candidate is left by the method, aggregation and selection filters")
     fits = priced[column].to_numpy(dtype=float) <= budget.value
     if not fits.any():
         cheapest = priced.loc[priced[column].idxmin()]
@@ -452,8 +447,7 @@ def priced_candidates(
 
 def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict | None = None) -> Plan:
     """Best configuration within the budget (highest predicted accuracy, cheaper on ties)."""
-    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
-        raise UserError(f"top must be a non-negative integer, got {top!r}")
+    checks.integer(top, "top", 0, checks.MAX_TOP)
     priced, by_name, feature_dataset, difficulty = priced_candidates(request)
     budget, hardware = request.budget, request.hardware
     fits = within_budget(priced, budget)

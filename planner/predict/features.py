@@ -293,6 +293,20 @@ class ConfigFeatures(TransformerMixin, BaseEstimator):
                 out[rows[seen], self.columns_[col][0] + index[seen]] = 1.0
         return out
 
+    def __getstate__(self) -> dict:
+        """State with string keys only (a model file stores JSON-like data, see predict.modelio)."""
+        state = super().__getstate__()
+        if isinstance(state.get("size_range_"), dict):
+            ranges = [[role, fam, lo, hi] for (role, fam), (lo, hi) in state["size_range_"].items()]
+            state = {**state, "size_range_": ranges}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("size_range_"), list):
+            ranges = {(role, fam): (lo, hi) for role, fam, lo, hi in state["size_range_"]}
+            state = {**state, "size_range_": ranges}
+        super().__setstate__(state)
+
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "categories_")
         return self.feature_names_out_.copy()

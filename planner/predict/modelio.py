@@ -1,101 +1,143 @@
-"""Model files with a hash manifest.
+"""Model files that load without running code, with a hash manifest.
 
-`save_model` writes `<path>` (joblib) and `<path>.manifest.json` (sha256 of the file, the
-training-data fingerprint, library versions, date, features). `load_model` reads the manifest
-first and hashes the bytes; only bytes that match are unpickled. A pickle runs code when
-loaded, so a changed or unlisted file is refused before that.
+`save_model` writes `<path>` (skops.io format: a zip of JSON and NumPy arrays, no pickle) and
+`<path>.manifest.json` (sha256 of the file, the training-data fingerprint, library versions,
+date, features) as one unit: a kill leaves the old pair or the new pair. `load_model` refuses a
+file over MAX_MODEL_BYTES, reads the manifest, hashes the bytes, and builds only the types in
+TRUSTED_TYPES: a pickle or joblib file, or a skops file naming any other type, is refused
+before anything in it is built. The hash catches corruption; the type list stops a crafted file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import sys
+import zipfile
 from importlib import resources
 from pathlib import Path
 
-import joblib
 import sklearn
 
 from planner.core.errors import UserError
-from planner.core.files import write_bytes_atomic
+from planner.core.files import atomic_paths, check_output_file, finish_moves
 from planner.core.profiles import default_profile_dirs, fingerprint, load_profiles
-from planner.predict.regressor import fit_profiles
+from planner.predict.regressor import AccuracyRegressor, fit_profiles
 
-DEFAULT_MODEL = Path(str(resources.files("planner") / "data" / "default_model.joblib"))
+DEFAULT_MODEL = Path(str(resources.files("planner") / "data" / "default_model.skops"))
 MANIFEST_SUFFIX = ".manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: skops.io model files (1 was joblib)
+MAX_MODEL_BYTES = 50_000_000
+MAX_MANIFEST_BYTES = 1_000_000
+# The types a model file may hold beyond those skops trusts by default (NumPy, built-ins,
+# scikit-learn estimators): ours and the histogram trees' predictor.
+TRUSTED_TYPES = (
+    "planner.predict.features.ConfigFeatures",
+    "planner.predict.regressor.AccuracyRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+
+def _skops_version() -> str:
+    from importlib.metadata import version
+
+    return version("skops")
 
 
 def manifest_path(path: str | os.PathLike) -> Path:
     return Path(str(path) + MANIFEST_SUFFIX)
 
 
+def model_bytes(model: object) -> bytes:
+    """The model in skops.io format (deflate-compressed)."""
+    import skops.io as sio  # here, not at import: skops imports every estimator (seconds)
+
+    return sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+
+
 def save_model(
     model: object, path: str | os.PathLike, training_fingerprint: str, extra: dict | None = None
 ) -> dict:
-    """Write the model and its manifest atomically; returns the manifest."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"folder for the model file does not exist: {path.parent}")
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer, compress=3)
-    data = buffer.getvalue()
+    """Write the model and its manifest as one unit; returns the manifest."""
+    path = check_output_file(path, "out")
+    check_output_file(manifest_path(path), "out")
+    data = model_bytes(model)
     features = getattr(model, "feature_names_out_", None)
     if features is None and hasattr(model, "features_"):
         features = model.features_.get_feature_names_out()
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "file": path.name,
+        "format": "skops",
         "sha256": hashlib.sha256(data).hexdigest(),
         "bytes": len(data),
         "training_fingerprint": str(training_fingerprint),
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "sklearn_version": sklearn.__version__,
-        "joblib_version": joblib.__version__,
+        "skops_version": _skops_version(),
         "python_version": sys.version.split()[0],
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "features": [str(f) for f in features] if features is not None else [],
         "extra": extra or {},
     }
-    # Model first, manifest last: a crash in between leaves a pair that load refuses.
-    write_bytes_atomic(path, data)
-    write_bytes_atomic(manifest_path(path), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    with atomic_paths(path, manifest_path(path)) as (model_tmp, manifest_tmp):
+        model_tmp.write_bytes(data)
+        manifest_tmp.write_text(text, encoding="utf-8")
     return manifest
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
     """The manifest of a model file, or UserError naming the file when missing or invalid."""
     mpath = manifest_path(path)
+    if not mpath.is_file():
+        raise UserError(f"model: manifest missing: {mpath} (refusing to load {path})")
+    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise UserError(f"model: manifest {mpath} is over {MAX_MANIFEST_BYTES} bytes")
     try:
-        manifest = json.loads(mpath.read_text())
-    except FileNotFoundError:
-        raise UserError(f"model manifest missing: {mpath} (refusing to load {path})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"model manifest invalid: {mpath} ({type(exc).__name__})") from None
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UserError(f"model: manifest invalid: {mpath} ({type(exc).__name__})") from None
     sha = manifest.get("sha256") if isinstance(manifest, dict) else None
     if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
-        raise UserError(f"model manifest invalid: {mpath} has no valid sha256")
+        raise UserError(f"model: manifest invalid: {mpath} has no valid sha256")
     return manifest
 
 
 def load_model(path: str | os.PathLike) -> tuple[object, dict]:
-    """(model, manifest). Refuses, before unpickling, a file whose sha256 differs from its manifest."""
+    """(model, manifest). Refuses, before building anything, a file too big, not matching the
+    sha256 in its manifest, not in skops format, or naming a type outside TRUSTED_TYPES."""
     path = Path(path)
+    finish_moves(path)  # a save that a kill interrupted: finish it (the new pair)
     if not path.is_file():
-        raise UserError(f"model file not found: {path}")
+        raise UserError(f"model: file not found: {path}")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise UserError(f"model: {path} is over {MAX_MODEL_BYTES} bytes; refusing to read it")
     manifest = read_manifest(path)
     data = path.read_bytes()  # hash and load the same bytes
     digest = hashlib.sha256(data).hexdigest()
     if digest != manifest["sha256"]:
-        raise UserError(f"model file {path} does not match the sha256 in its manifest; refusing to load it")
+        raise UserError(f"model: {path} does not match the sha256 in its manifest; refusing to load it")
+    import skops.io as sio
+
+    if not data.startswith(b"PK"):
+        raise UserError(f"model: {path} is not a skops model file (pickle files run code: not loaded)")
     try:
-        model = joblib.load(io.BytesIO(data))
-    except Exception as exc:  # hash matched but the content is not a model joblib can read
-        raise UserError(f"model file {path} could not be loaded: {type(exc).__name__}") from None
+        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
+    except Exception as exc:  # not a zip, no schema: not a model file
+        raise UserError(f"model: {path} is not a skops model file ({type(exc).__name__})") from None
+    if untrusted:
+        raise UserError(
+            f"model: {path} holds a type that is not trusted ({untrusted[0]}); refusing to load it"
+        )
+    try:
+        model = sio.loads(data, trusted=list(TRUSTED_TYPES))
+    except Exception as exc:  # trusted types only, but the content does not build a model
+        raise UserError(f"model: {path} could not be loaded ({type(exc).__name__})") from None
+    if not isinstance(model, AccuracyRegressor):
+        raise UserError(f"model: {path} holds a {type(model).__name__}, not an AccuracyRegressor")
     return model, manifest
 
 

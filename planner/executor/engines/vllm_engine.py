@@ -167,6 +167,12 @@ class VLLMEngine:
             )
         return generations
 
+    def reset_prefix_cache(self) -> None:
+        """Forget cached prompt prefixes (calibration prices each step as if run alone)."""
+        reset = getattr(self.llm, "reset_prefix_cache", None)
+        if reset is not None:
+            reset()
+
     def close(self) -> None:
         """Stop vLLM's engine process (it also stops when this process exits)."""
         engine = getattr(self.llm, "llm_engine", None)
