@@ -4,6 +4,11 @@
 training-data fingerprint, library versions, date, features). `load_model` reads the manifest
 first and hashes the bytes; only bytes that match are unpickled. A pickle runs code when
 loaded, so a changed or unlisted file is refused before that.
+
+The per-problem scaling models (planner.predict.scalingfit) are plain JSON beside the model,
+`<path>.scaling.json`; the manifest's extra.scaling holds its file name and sha256, checked
+before it is used. `load_planner_model` returns the regressor, or with predictor="scaling" the
+ScalingPredictor over it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,37 @@ from planner.predict.regressor import fit_profiles
 DEFAULT_MODEL = Path(str(resources.files("planner") / "data" / "default_model.joblib"))
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1
+SCALING_SUFFIX = ".scaling.json"
+PREDICTORS = ("scaling", "regressor")
+DEFAULT_PREDICTOR = "regressor"
+
+
+def scaling_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + SCALING_SUFFIX)
+
+
+def save_scaling(doc: dict, path: str | os.PathLike) -> dict:
+    """Write the scaling document beside the model file; returns the manifest entry for it."""
+    data = (json.dumps(doc, separators=(",", ":"), allow_nan=True) + "\n").encode()
+    target = scaling_path(path)
+    write_bytes_atomic(target, data)
+    return {"file": target.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def load_scaling(path: str | os.PathLike, manifest: dict) -> dict | None:
+    """The scaling document the manifest lists (None when it lists none); refused when its
+    sha256 differs."""
+    entry = (manifest.get("extra") or {}).get("scaling")
+    if not entry:
+        return None
+    target = Path(path).parent / entry["file"]
+    try:
+        data = target.read_bytes()
+    except OSError:
+        raise UserError(f"scaling file missing: {target} (listed in the manifest of {path})") from None
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise UserError(f"scaling file {target} does not match the sha256 in the manifest; refusing it")
+    return json.loads(data)
 
 
 def manifest_path(path: str | os.PathLike) -> Path:
@@ -99,15 +135,35 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
     return model, manifest
 
 
-def load_planner_model(path: str | os.PathLike | None = None) -> tuple[object, dict]:
+def _with_scaling(model, manifest: dict, path, info: dict, predictor: str):
+    if predictor not in PREDICTORS:
+        raise UserError(f"predictor: must be one of {', '.join(PREDICTORS)}, got {predictor!r}")
+    info = {**info, "predictor": "regressor"}
+    if predictor == "regressor":
+        return model, info
+    doc = load_scaling(path, manifest)
+    if doc is None:
+        raise UserError(f"predictor: {path} has no per-problem scaling models; refit it with `ttsplan fit`")
+    from planner.predict.predictor import ScalingPredictor
+
+    scaling = manifest["extra"]["scaling"]
+    return ScalingPredictor(model, doc), {**info, "predictor": "scaling", "scaling_sha256": scaling["sha256"]}
+
+
+def load_planner_model(
+    path: str | os.PathLike | None = None, predictor: str = DEFAULT_PREDICTOR
+) -> tuple[object, dict]:
     """(model, info): the given model file, else the shipped one, else one fitted now from the
-    shipped profiles (with a note on stderr)."""
+    shipped profiles (with a note on stderr). predictor "scaling": the per-problem models over it."""
     if path is not None:
         model, manifest = load_model(path)
-        return model, {"path": str(path), "sha256": manifest["sha256"]}
+        return _with_scaling(
+            model, manifest, path, {"path": str(path), "sha256": manifest["sha256"]}, predictor
+        )
     if DEFAULT_MODEL.exists():
         model, manifest = load_model(DEFAULT_MODEL)
-        return model, {"path": "default", "sha256": manifest["sha256"]}
+        info = {"path": "default", "sha256": manifest["sha256"]}
+        return _with_scaling(model, manifest, DEFAULT_MODEL, info, predictor)
     dirs = default_profile_dirs()
     if not dirs:
         raise UserError(f"no shipped model ({DEFAULT_MODEL}) and no shipped profiles to fit one from")

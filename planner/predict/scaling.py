@@ -491,11 +491,14 @@ class ProblemModel:
         selection: str | None = None,
         bin: str | None = None,
         interval: bool = True,
+        sims: int | None = None,
+        boot_sims: int | None = None,
     ) -> dict:
         """Expected accuracy (0-1) of `method` at N = n, averaged over problems (or one bin's).
 
         Returns {"accuracy", "low", "high", "level"}: low/high are the bootstrap's 10th and 90th
-        percentiles (NaN without bootstrap refits or with interval=False).
+        percentiles (NaN without bootstrap refits or with interval=False). sims / boot_sims:
+        Monte Carlo draws of the point / of each bootstrap replicate (default 20,000 / a tenth).
         """
         if method not in METHODS:
             raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -518,7 +521,11 @@ class ProblemModel:
         if bin is not None and bin not in self.bins:
             raise UserError(f"bin must be one of {', '.join(self.bins)}, got {bin!r}")
         code = (METHODS.index(method), SELECTIONS.index(selection) if selection else 0)
-        sims = _sims(n, method, selection)
+        for value, label in ((sims, "sims"), (boot_sims, "boot_sims")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 100):
+                raise UserError(f"{label} must be a whole number >= 100, got {value!r}")
+        sims = sims or _sims(n, method, selection)
+        boot_sims = boot_sims or max(sims // 10, 500)
 
         def one(params: dict, replicate: int, sims: int) -> float:
             dist = params["success"]
@@ -530,7 +537,7 @@ class ProblemModel:
         point = one(self.params, 0, sims)
         low = high = math.nan
         if interval and self.boot:
-            reps = [one(b, 0, max(sims // 10, 500)) for b in self.boot]
+            reps = [one(b, 0, boot_sims) for b in self.boot]
             low, high = (float(x) for x in np.percentile(reps, [50 * (1 - LEVEL), 50 * (1 + LEVEL)]))
         return {"accuracy": point, "low": low, "high": high, "level": LEVEL}
 
