@@ -170,3 +170,19 @@ def test_scaling_file_sha_checked(tmp_path, gemma_entry):
         modelio.load_planner_model(out, predictor="scaling")
     with pytest.raises(UserError, match="predictor"):
         modelio.load_planner_model(out, predictor="magic")
+
+
+def test_predict_many_matches_predict(predictor):
+    model = predictor._model((GEMMA_NAME, "arith"))
+    ns = [1, 2, 8, 64, 1024]
+    kw = {"method": "best_of_n", "verifier": "arith-check", "aggregation": "mean", "selection": "max"}
+    many = model.predict_many(ns=ns, bin="hard", **kw)
+    for n, r in zip(ns, many, strict=True):
+        one = model.predict(n=n, bin="hard", **kw)
+        assert r["accuracy"] == pytest.approx(one["accuracy"], abs=1e-12)
+        assert r["low"] <= r["high"]
+    maj = model.predict_many(method="majority", ns=ns, sims=20000)
+    for n, r in zip(ns, maj, strict=True):
+        assert r["accuracy"] == pytest.approx(model.predict(method="majority", n=n)["accuracy"], abs=0.01)
+    with pytest.raises(UserError, match="n must be"):
+        model.predict_many(method="majority", ns=[2, 4096])

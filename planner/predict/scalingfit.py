@@ -49,23 +49,18 @@ def curves(model: ProblemModel) -> list[tuple[str, str, str, str]]:
 
 
 def tabulate(model: ProblemModel, ns=TABLE_N) -> list[list]:
-    """Rows [method, prm, aggregation, selection, bin, n, accuracy, low, high]."""
+    """Rows [method, prm, aggregation, selection, bin, n, accuracy, low, high]. Weighted vote
+    (Monte Carlo time in proportion to N) up to VOTE_N_MAX and over all problems only."""
     rows = []
     for method, prm, agg, sel in curves(model):
-        for b in ["all", *sorted(model.bins)]:
-            for n in ns:
-                if n > model.n_max or (sel == "vote" and method == "best_of_n" and n > VOTE_N_MAX):
-                    continue
-                kw = {} if method == "majority" else {"verifier": prm, "aggregation": agg, "selection": sel}
-                r = model.predict(
-                    method=method,
-                    n=n,
-                    bin=None if b == "all" else b,
-                    sims=SIMS,
-                    boot_sims=BOOT_SIMS,
-                    **kw,
-                )
-                rows.append([method, prm, agg, sel, b, n, *widen(r)])
+        vote = method == "best_of_n" and sel == "vote"
+        for b in ["all"] if vote else ["all", *sorted(model.bins)]:
+            grid = [n for n in ns if n <= model.n_max and (not vote or n <= VOTE_N_MAX)]
+            kw = {} if method == "majority" else {"verifier": prm, "aggregation": agg, "selection": sel}
+            preds = model.predict_many(
+                method=method, ns=grid, bin=None if b == "all" else b, sims=SIMS, boot_sims=BOOT_SIMS, **kw
+            )
+            rows += [[method, prm, agg, sel, b, n, *widen(r)] for n, r in zip(grid, preds, strict=True)]
     return rows
 
 
