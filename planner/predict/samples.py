@@ -7,6 +7,11 @@ Two sources, both optional in a profile folder:
   samples.csv                   recorded samples: policy, dataset, problem_id, correct, answer
                                 and score:<verifier>:<aggregation> columns
 
+The shipped profiles/qwen25math_math100_replay/samples.csv holds the 800 samples of
+calibration/data/published/persample_qwen25math_math100_8samples_rmscores.csv (the file that
+profile replays): problem_id 'math100-' + idx, answer = pred, correct, and
+score:Qwen/Qwen2.5-Math-RM-72B:last = sigmoid(rm_score), the weight of that profile's weighted vote.
+
 The profile's records.parquet gives each problem's difficulty bin (so the per-problem model bins
 problems as the profile does) and the profile labels of policy and verifiers.
 """
