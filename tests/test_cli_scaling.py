@@ -70,3 +70,28 @@ def test_gemma_arith_plan_keeps_to_measured_cells(capsys):
         assert plan["in_calibrated_range"] is True, (predictor, plan)
         assert "72B" not in plan["prm"]
         assert plan["ranking"]["rule"].startswith("ranked by predicted accuracy")
+
+
+def test_fit_refuses_bad_samples_in_one_line_and_writes_nothing(tmp_path, capsys):
+    """K = 1 sample per problem (or a NaN score): one line, exit code 2, no model file written."""
+    from planner.core.profiles import write_profile
+    from tests.plan_helpers import POLICIES, records
+
+    folder = tmp_path / "synthetic"
+    meta = {"name": "synthetic", "description": "d", "kind": "measured", "sources": ["t"], "assumptions": []}
+    write_profile(folder, records(policies=POLICIES[:2]), meta)
+    out = tmp_path / "m.joblib"
+    rows = "policy,dataset,problem_id,correct,answer,score:v:last\n"
+    for bad, pattern in (
+        ("p,math500,a,1,4,0.5\np,math500,b,0,5,0.2\n", "at least 2 samples"),
+        (
+            "p,math500,a,1,4,0.5\np,math500,a,0,5,\np,math500,b,1,4,0.1\np,math500,b,0,3,0.2\n",
+            "no finite score",
+        ),
+    ):
+        (folder / "samples.csv").write_text(rows + bad)
+        with pytest.raises(SystemExit) as exc:
+            main(["fit", "--profiles", str(folder), "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and pattern in err[0], err
+        assert not list(tmp_path.glob("m.joblib*"))
