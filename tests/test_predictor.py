@@ -127,7 +127,8 @@ def test_calibrated_rows_come_from_the_model(predictor):
     h = predictor.assess_frame(
         _rows(GEMMA_NAME, "arith", [("Qwen/Qwen2.5-Math-PRM-7B", "beam", "last", "max", 8, 4)])
     )
-    assert h["source"].iloc[0] == "regressor"
+    assert h["source"].iloc[0] == "regressor" and not h["in_calibrated_range"].iloc[0]
+    assert not f["in_calibrated_range"].iloc[7]  # N above n_max: the regressor, out of range
 
 
 def test_held_out_policy_falls_back(predictor):

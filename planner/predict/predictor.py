@@ -13,7 +13,10 @@ elsewhere; the same `assess(rows)` interface as planner.predict.regressor.
 - one sample is one answer whatever selects it: majority and Best-of-N at N = 1 are the
   policy's pass@1, for calibrated policies (the model's mean success rate) and uncalibrated ones
   (the regressor's majority@1) alike;
-- everything else (cot, uncalibrated policies, verifiers without scores): the regressor.
+- everything else (cot, uncalibrated policies, verifiers without scores): the regressor; a
+  sampling or tree row of a calibrated policy that its samples do not cover (a verifier that
+  never scored them) is marked out of the calibrated range, so the plan's ranking rule does not
+  let the regressor's guess beat the policy's measured curves on a point estimate.
 """
 
 from __future__ import annotations
@@ -138,6 +141,10 @@ class ScalingPredictor:
                     int(n[i]),
                 )
                 if got is None:
+                    # a sampling or tree row of a calibrated policy that its samples do not cover
+                    # (a verifier that never scored them, N above n_max): the regressor's guess,
+                    # outside this policy's calibrated range
+                    in_range[i] = in_range[i] and method[i] not in (*SAMPLED, *TREE_METHODS)
                     continue
                 (pred[i], low[i], high[i]), extrapolated[i] = got
                 in_range[i] = True
