@@ -1,8 +1,19 @@
 """Planner quality on the shipped profiles, leave one policy out (`ttsplan evaluate --holdout policy`),
-summarised per task (dataset x held-out policy) for the README.
+summarised per task (dataset x held-out policy) for the README, for two predictors side by side:
+
+  baseline   the regressor, candidates ranked by the point estimate (the planner before issue 9)
+  scaling    planner.predict.predictor.ScalingPredictor: per-problem scaling models of the
+             policies with samples (never the held-out one's), the regressor elsewhere, and the
+             plan's ranking rule (planner.plan.search.rank)
 
 Tasks with at least MIN_CELLS measured cells are the ones where a choice exists (the published
 tables mostly give one or two cells per policy); the summary reports them separately from the rest.
+
+Intervals: coverage and median width of the 80% intervals, separately for
+  uncalibrated  held-out policies' cells (leave one policy out), both predictors;
+  calibrated    per-problem models fitted on half of a sample set's problems, checked against the
+                measured majority / Best-of-N cells of the other half (2 folds), against the
+                regressor fitted on every profile (in-sample for it, so favourable to it).
 
     .venv/bin/python bench/quality.py            # writes bench/results/quality.json and quality.md
 """
@@ -86,21 +97,66 @@ def markdown(rows: list[dict], result: dict) -> str:
 def main() -> None:
     from planner.core.profiles import default_profile_dirs, load_profiles
     from planner.plan.evaluate import evaluate
+    from planner.predict.modelio import DEFAULT_MODEL, load_model, load_scaling
+    from planner.predict.predictor import ScalingPredictor
+    from planner.predict.regressor import fit_profiles
 
     dirs = [Path(a) for a in sys.argv[1:]] or default_profile_dirs()
-    result = evaluate(load_profiles(dirs), holdout="policy")
-    rows = summarise(result)
-    md = markdown(rows, result)
+    records = load_profiles(dirs)
+    doc = load_scaling(DEFAULT_MODEL, load_model(DEFAULT_MODEL)[1])
+    fitted: dict = {}
+
+    def regressor(train, group):
+        if group not in fitted:
+            fitted[group] = fit_profiles(train)[0]
+        return fitted[group]
+
+    def scaling(train, group):
+        return ScalingPredictor(regressor(train, group), doc).without([group])
+
+    out: dict = {"profiles": [str(d) for d in dirs]}
+    md = ""
+    for name, fit, rule in (("baseline", regressor, False), ("scaling", scaling, True)):
+        result = evaluate(records, holdout="policy", fit=fit, rule=rule)
+        rows = summarise(result)
+        out[name] = {"tasks": rows, "summary": result["summary"], "headline": headline(rows)}
+        md += f"### {name}\n\n" + markdown(rows, result) + "\n"
+        print(f"done {name}", file=sys.stderr)
+    from bench_intervals import calibrated_intervals, uncalibrated_intervals
+
+    out["intervals"] = {
+        "uncalibrated": uncalibrated_intervals(records, {"baseline": regressor, "scaling": scaling}),
+        "calibrated": calibrated_intervals(dirs, records, fit_profiles(records)[0]),
+    }
+    md += intervals_markdown(out["intervals"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    _write(
-        OUT.with_suffix(".json"),
-        json.dumps(
-            {"profiles": [str(d) for d in dirs], "tasks": rows, "summary": result["summary"]}, indent=2
-        )
-        + "\n",
-    )
+    _write(OUT.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
     _write(OUT.with_suffix(".md"), md)
     print(md)
+
+
+def headline(rows: list[dict]) -> dict:
+    big = [r for r in rows if r["cells"] >= MIN_CELLS and r["mean_regret"] is not None]
+    return {
+        "tasks": len(big),
+        "mean_regret": float(np.mean([r["mean_regret"] for r in big])) if big else None,
+        "max_regret": float(max(r["max_regret"] for r in big)) if big else None,
+    }
+
+
+def intervals_markdown(iv: dict) -> str:
+    lines = [
+        "### 80% intervals",
+        "",
+        "| cells | predictor | cells | coverage | median width (points) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for kind, by in iv.items():
+        for name, r in by.items():
+            lines.append(
+                f"| {kind} | {name} | {r['cells']} | {r['coverage']:.2f} | {r['median_width']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -450,11 +450,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def read_persample(path: Path) -> pd.DataFrame:
-    """A per-sample CSV as columns problem_id, answer, correct, score, level, source."""
+    """A per-sample CSV as columns problem_id, answer, correct, score, level, source. Without a
+    score column every score is NaN, and the replay gives majority-vote rows alone."""
     df = _read_csv(path)
     out = pd.DataFrame(index=df.index)
     for col, names in PERSAMPLE_ALIASES.items():
         found = next((n for n in names if n in df.columns), None)
+        if found is None and col == "score":
+            out[col] = ""  # no verifier scores (most published rollouts): majority rows alone
+            continue
         if found is None:
             raise UserError(f"{path}: column '{col}' is missing (accepted names: {', '.join(names)})")
         out[col] = df[found]

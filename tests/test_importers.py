@@ -266,3 +266,23 @@ def test_persample_import_keys_answers_like_live_runs(tmp_path):
     maj = records[records["method"] == "majority"]
     # "1,000" and "1000.0" are one answer with two votes against "7"'s two: a tie split evenly
     assert maj["accuracy"].tolist() == [0.5]
+
+
+def test_persample_without_scores_gives_majority_rows_alone(tmp_path):
+    """Most published rollouts carry no verifier score: the replay keeps the majority-vote rows."""
+    src = (
+        Path(importers.__file__).parent
+        / "data"
+        / "published"
+        / "persample_qwen25math_math100_8samples_rmscores.csv"
+    )
+    df = pd.read_csv(src, dtype=str, keep_default_na=False)
+    df = df[df["idx"].astype(int) < 10].drop(columns=["rm_score"])
+    path = tmp_path / "noscore.csv"
+    df.to_csv(path, index=False)
+    records, meta = importers.import_persample(path, name="noscore", dataset="math100", ks=[1, 2, 8])
+    assert set(records["method"]) == {"majority"} and set(records["prm"]) == {"none"}
+    assert sorted(records["n"].unique()) == [1, 2, 8] and records["problem_id"].nunique() == 10
+    maj1 = records[records["n"] == 1].set_index("problem_id")["accuracy"]
+    correct = df.assign(c=df["correct"].astype(int)).groupby("idx")["c"].mean()
+    assert sorted(maj1.round(6)) == sorted(correct.round(6))  # majority@1 is pass@1 per problem

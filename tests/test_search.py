@@ -17,6 +17,7 @@ from planner.plan.search import (
     plan,
     predict_config,
     price,
+    rank_value,
     score,
 )
 from planner.predict.regressor import fit_profiles
@@ -99,11 +100,23 @@ def test_plan_respects_budget_and_is_best(model, budget):
         assert low <= rec["predicted_accuracy"] <= high
     everything = _all_within(model, budget)
     assert result["within_budget"] == len(everything)
-    assert result["predicted_accuracy"] == pytest.approx(everything["predicted_accuracy"].max())
-    best = everything[everything["predicted_accuracy"] == everything["predicted_accuracy"].max()]
-    assert result["flops_per_problem"] == pytest.approx(best["flops_per_problem"].min())  # cheaper on ties
-    accs = [a["predicted_accuracy"] for a in result["alternatives"]]
-    assert accs == sorted(accs, reverse=True) and len(accs) == 5
+    # best by the ranking rule: point estimate for in-range candidates, the interval's lower
+    # bound for the others (there are in-range ones here)
+    value, by_low = rank_value(everything)
+    everything = everything.assign(rank_value=value)
+    top = everything[everything["rank_value"] == value.max()]
+    chosen = (
+        result["accuracy_interval"][0] if not result["in_calibrated_range"] else result["predicted_accuracy"]
+    )
+    assert chosen == pytest.approx(value.max())
+    assert result["flops_per_problem"] == pytest.approx(top["flops_per_problem"].min())  # cheaper on ties
+    ranks = [
+        a["predicted_accuracy"] if a["in_calibrated_range"] else a["accuracy_interval"][0]
+        for a in result["alternatives"]
+    ]
+    assert ranks == sorted(ranks, reverse=True) and len(ranks) == 5
+    point = everything["predicted_accuracy"].max()
+    assert result["ranking"]["changed_choice"] == (result["predicted_accuracy"] < point)
     # The flops of the chosen config agree with the cost model called directly.
     prm = None if result["prm"] == "none" else specs.resolve(result["prm"])
     direct = cost.config_flops(

@@ -56,7 +56,7 @@ def test_every_package_and_the_data_are_in_the_wheel(installed):
     for profile in (REPO / "profiles").iterdir():
         if (profile / "profile.json").is_file():
             assert f"planner/shipped_profiles/{profile.name}/records.parquet" in names
-    assert "planner/data/default_model.joblib" in names
+    assert "planner/data/default_model.skops" in names
     assert "planner/data/datasets/math500.jsonl" in names
 
 

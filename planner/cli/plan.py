@@ -110,7 +110,7 @@ def _table(title: str, records: list[dict], with_hw: bool):
         if with_hw:
             dollars = rec.get("dollars_per_problem")
             cells += [f"{rec['seconds_per_problem']:.3g}", "-" if dollars is None else f"{dollars:.2g}"]
-        cells.append("yes" if rec["in_calibrated_range"] else "no")
+        cells.append(_calibrated(rec))
         table.add_row(*cells)
     return table
 
@@ -129,6 +129,19 @@ def _cv_summary(cv, coverage_target: float) -> dict:
     }
 
 
+def _calibrated(rec: dict) -> str:
+    """The table's "cal." cell: yes, no, or extrap. (a per-problem model past its sampled N)."""
+    if not rec["in_calibrated_range"]:
+        return "no"
+    return "extrap." if rec.get("extrapolated") else "yes"
+
+
+PREDICTOR_HELP = (
+    "scaling: per-problem scaling models where the policy has sample-level calibration, the "
+    "regressor elsewhere; regressor: the regressor alone"
+)
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -142,24 +155,39 @@ def fit_command(
     out: Path = typer.Option(..., "--out", help="Model file to write (a manifest is written beside it)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
 ) -> None:
-    """Fit the accuracy regressor on profiles, print leave-one-policy-out CV, save with a manifest."""
+    """Fit the accuracy regressor on profiles, print leave-one-policy-out CV, save with a manifest;
+    fit a per-problem scaling model for every (policy, dataset) with sample-level records (JSON
+    beside the model, its sha256 in the manifest)."""
+    import time
+
     from planner.core.profiles import fingerprint
-    from planner.predict.modelio import manifest_path, save_model
+    from planner.predict.modelio import manifest_path, save_model, scaling_file
     from planner.predict.regressor import fit_profiles, grouped_cv
+    from planner.predict.scalingfit import fit_scaling
 
     check_output_file(out, "out")  # before the fit, not after it
     check_output_file(manifest_path(out), "out")
     dirs = [Path(p) for p in [*(profiles or []), *(more or [])]]
     records = _load_records(dirs)
+    started = time.perf_counter()
     model, report = fit_profiles(records)
+    doc = fit_scaling(dirs, records)
+    fit_seconds = time.perf_counter() - started
     cv = grouped_cv(records, group="policy")
     summary = _cv_summary(cv, model.coverage)
     profile_names = sorted(set(records["profile"])) if "profile" in records else []
+    sets = [
+        {k: e[k] for k in ("policy", "dataset", "source", "problems", "samples_per_problem", "fit_seconds")}
+        for e in doc["sets"]
+    ]
+    scaling_target, scaling_bytes, entry = scaling_file(doc, out)
+    scaling = {**entry, "sets": sets}
     manifest = save_model(
         model,
         out,
         fingerprint(records),
-        extra={"profiles": profile_names, **report, "cv_leave_one_policy_out": summary},
+        extra={"profiles": profile_names, **report, "cv_leave_one_policy_out": summary, "scaling": scaling},
+        companions={scaling_target: scaling_bytes},
     )
     result = {
         "model": str(out),
@@ -169,6 +197,8 @@ def fit_command(
         "interval_half_width_logit": model.half_width_,
         "cv": cv.to_dict(orient="records"),
         "cv_summary": summary,
+        "scaling": scaling,
+        "fit_seconds": fit_seconds,
     }
     if as_json:
         typer.echo(json.dumps(result))
@@ -194,7 +224,13 @@ def fit_command(
             if summary["groups"]
             else "CV: none (one policy: no policy to hold out)\n"
         )
-        + f"wrote {out} and {out}.manifest.json (sha256 {manifest['sha256'][:12]}...)"
+        + f"per-problem scaling models: {len(sets)} (policy, dataset) sets with samples"
+        + "".join(
+            f"\n  {e['policy']} on {e['dataset']}: {e['problems']} problems x {e['samples_per_problem']}"
+            for e in sets
+        )
+        + f"\nfitting took {fit_seconds:.1f} s\n"
+        f"wrote {out}, {scaling['file']} and {out}.manifest.json (sha256 {manifest['sha256'][:12]}...)"
     )
 
 
@@ -226,6 +262,7 @@ def plan_command(
         None, "--mix", help="With --per-bin: fractions per bin, easy=0.3,medium=0.4,hard=0.3"
     ),
     probe_k: int = typer.Option(4, "--probe-k", help="With --per-bin: probe samples per problem at run time"),
+    predictor: str = typer.Option(None, "--predictor", help=PREDICTOR_HELP),
     method: list[str] = typer.Option(None, "--method", help="Only these methods (repeatable)"),
     aggregation: list[str] = typer.Option(
         None, "--aggregation", help="Only these PRM aggregations (repeatable)"
@@ -261,7 +298,7 @@ def plan_command(
         beam_width=beam_width,
         **only,
     )
-    regressor, info = load_planner_model(model)
+    regressor, info = load_planner_model(model, **({"predictor": predictor} if predictor else {}))
     if per_bin:
         _per_bin(request, regressor, info, mix, probe_k, as_json, out)
         return
@@ -290,8 +327,19 @@ def plan_command(
     console.print(
         f"{obj['within_budget']} of {obj['candidates']} candidates within budget. Interval: sized so that "
         f"{getattr(regressor, 'coverage', 0.8):.0%} of held-out policies' accuracies fell inside it in "
-        "cross-validation; 'cal. no': outside the training data."
+        "cross-validation; 'cal. no': outside the training data; 'extrap.': a per-problem model "
+        "past the samples per problem it was fitted on."
     )
+    ranking = obj["ranking"]
+    console.print(f"Ranking: {ranking['rule']}.")
+    if ranking["changed_choice"]:
+        alt = ranking["point_estimate_choice"]
+        console.print(
+            f"The rule changed the choice: by point estimate alone it would be {_config(alt)} "
+            f"with {_short(alt['prm'])} ({100 * alt['predicted_accuracy']:.1f}%, interval "
+            f"{100 * alt['accuracy_interval'][0]:.0f}-{100 * alt['accuracy_interval'][1]:.0f}%, "
+            f"{_calibrated(alt)} in the calibrated range)."
+        )
     if out is not None:
         console.print(f"wrote {out}")
 
@@ -400,6 +448,7 @@ def predict_command(
     hardware: str = typer.Option(None, "--hardware", help="Hardware profile for seconds and dollars"),
     model: Path = typer.Option(None, "--model", help="Regressor file (default: the shipped one)"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object"),
+    predictor: str = typer.Option(None, "--predictor", help=PREDICTOR_HELP),
 ) -> None:
     """Predicted accuracy, interval and cost of one configuration."""
     from planner.core.vocab import METHODS
@@ -423,7 +472,7 @@ def predict_command(
     if aggregation is None or selection is None:
         raise UserError(f"method {method} needs --aggregation and --selection")
     hw = _hardware(hardware)
-    regressor, info = load_planner_model(model)
+    regressor, info = load_planner_model(model, **({"predictor": predictor} if predictor else {}))
     result = predict_config(
         regressor, policies[0], prm, method, aggregation, selection, n, beam_width, dataset, difficulty, hw
     )

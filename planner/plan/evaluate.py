@@ -130,12 +130,22 @@ def assess_cells(model: object, cells: pd.DataFrame, difficulty: str = "all") ->
         return cells
     X = cells[list(CELL_KEYS)].copy()
     X["difficulty"] = difficulty
-    pred, low, high, in_range = model.assess(X)
+    if hasattr(model, "assess_frame"):
+        f = model.assess_frame(X)
+        pred, low, high, in_range = (
+            f[c].to_numpy()
+            for c in ("predicted_accuracy", "accuracy_low", "accuracy_high", "in_calibrated_range")
+        )
+        extrapolated = f["extrapolated"].to_numpy(dtype=bool)
+    else:
+        pred, low, high, in_range = model.assess(X)
+        extrapolated = np.zeros(len(X), dtype=bool)
     return cells.assign(
         predicted_accuracy=np.asarray(pred, dtype=float),
         accuracy_low=np.asarray(low, dtype=float),
         accuracy_high=np.asarray(high, dtype=float),
         in_calibrated_range=np.asarray(in_range, dtype=bool),
+        extrapolated=extrapolated,
     )
 
 
@@ -180,11 +190,17 @@ def _within(cells: pd.DataFrame, budget: float) -> pd.DataFrame:
     return cells[cells["flops"].to_numpy(dtype=float) <= budget * (1 + REL_TOL)]
 
 
-def choose(scored: pd.DataFrame, budget: float) -> pd.Series | None:
-    """The planner's pick within the budget: highest predicted accuracy, cheaper on ties."""
+def choose(scored: pd.DataFrame, budget: float, rule: bool = True) -> pd.Series | None:
+    """The planner's pick within the budget, ranked as `ttsplan plan` ranks (planner.plan.search
+    rank: out-of-range or extrapolated cells by their lower bound when some are trusted), cheaper
+    on ties; rule False: by the point estimate alone (the planner before that rule)."""
+    from planner.plan.search import rank
+
     inside = _within(scored, budget)
     if inside.empty:
         return None
+    if rule:
+        return rank(inside, cost="flops")[0].iloc[0]
     return inside.sort_values(
         ["predicted_accuracy", "flops"], ascending=[False, True], kind="mergesort"
     ).iloc[0]
@@ -211,8 +227,8 @@ def _acc(cell: pd.Series | None) -> float | None:
     return None if cell is None else float(cell["accuracy"])
 
 
-def _budget_row(scored: pd.DataFrame, budget: float) -> dict:
-    pick, best = choose(scored, budget), oracle(scored, budget)
+def _budget_row(scored: pd.DataFrame, budget: float, rule: bool = True) -> dict:
+    pick, best = choose(scored, budget, rule), oracle(scored, budget)
     row = {
         "budget_flops": float(budget),
         "candidates": int(len(_within(scored, budget))),
@@ -231,15 +247,17 @@ def _budget_row(scored: pd.DataFrame, budget: float) -> dict:
     return row
 
 
-def regret_table(cells: pd.DataFrame, model: object, budgets: Sequence[float]) -> pd.DataFrame:
+def regret_table(
+    cells: pd.DataFrame, model: object, budgets: Sequence[float], rule: bool = True
+) -> pd.DataFrame:
     """One row per budget: the planner's choice, the oracle, regret in points (oracle minus the
     choice's measured accuracy) and each fixed strategy's measured accuracy. `cells`: one
     task's cells with finite flops."""
     scored = assess_cells(model, cells)
-    return pd.DataFrame([_budget_row(scored, float(b)) for b in budgets])
+    return pd.DataFrame([_budget_row(scored, float(b), rule) for b in budgets])
 
 
-def efficiency_gain(cells: pd.DataFrame, model: object) -> dict:
+def efficiency_gain(cells: pd.DataFrame, model: object, rule: bool = True) -> dict:
     """Majority's cost to reach its best accuracy over the planner's (Liu et al. 2025).
 
     A* = best measured majority accuracy, C_maj = the least FLOPs at which majority reaches A*,
@@ -255,7 +273,7 @@ def efficiency_gain(cells: pd.DataFrame, model: object) -> dict:
     c_maj = float(majority.loc[majority["accuracy"] >= target - REL_TOL, "flops"].min())
     out.update(majority_best_accuracy=target, majority_flops=c_maj)
     for budget in np.unique(scored["flops"].to_numpy(dtype=float)):
-        pick = choose(scored, budget)
+        pick = choose(scored, budget, rule)
         if pick is not None and float(pick["accuracy"]) >= target - REL_TOL:
             return {**out, "gain": c_maj / float(budget), "planner_flops": float(budget), "reason": None}
     return {**out, "reason": "the planner's choice never reaches majority's best accuracy"}
@@ -286,6 +304,14 @@ def _fit_default(records: pd.DataFrame) -> object:
     return fit_profiles(records)[0]
 
 
+def _call_fit(fit: Callable, train: pd.DataFrame, group: str) -> object:
+    import inspect
+
+    if "group" in inspect.signature(fit).parameters:
+        return fit(train, group=group)
+    return fit(train)
+
+
 def _table_records(table: pd.DataFrame) -> list[dict]:
     """Rows as plain JSON values (NaN -> None)."""
     out = []
@@ -294,15 +320,17 @@ def _table_records(table: pd.DataFrame) -> list[dict]:
     return out
 
 
-def _task(cells: pd.DataFrame, model: object, levels: int, budgets: Sequence[float] | None) -> dict:
+def _task(
+    cells: pd.DataFrame, model: object, levels: int, budgets: Sequence[float] | None, rule: bool = True
+) -> dict:
     first = cells.iloc[0]
     levels_used = budget_levels(cells["flops"], levels) if budgets is None else budgets
     return {
         "dataset": str(first["dataset"]),
         "policy": str(first["policy"]),
         "cells": int(len(cells)),
-        "budgets": _table_records(regret_table(cells, model, levels_used)),
-        "efficiency_gain": efficiency_gain(cells, model),
+        "budgets": _table_records(regret_table(cells, model, levels_used, rule)),
+        "efficiency_gain": efficiency_gain(cells, model, rule),
     }
 
 
@@ -314,16 +342,20 @@ def evaluate_group(
     levels: int = DEFAULT_LEVELS,
     budgets: Sequence[float] | None = None,
     fit: Callable[[pd.DataFrame], object] | None = None,
+    rule: bool = True,
 ) -> dict:
-    """Fit on the records outside `group`, then score the group's cells (priced, usable)."""
+    """Fit on the records outside `group`, then score the group's cells (priced, usable).
+    fit(train_records) may also take the held-out group's name as a keyword `group`."""
     train = records[records[holdout].astype(str) != group]
     try:
-        model = (fit or _fit_default)(train)
+        model = _fit_default(train) if fit is None else _call_fit(fit, train, group)
     except UserError as exc:
         return {"group": group, "skipped": str(exc)}
     held = assess_cells(model, cells[cells[holdout].astype(str) == group])
     priced = held[held["flops"].notna()]
-    tasks = [_task(task, model, levels, budgets) for _, task in priced.groupby(list(TASK_KEYS), sort=True)]
+    tasks = [
+        _task(task, model, levels, budgets, rule) for _, task in priced.groupby(list(TASK_KEYS), sort=True)
+    ]
     return {
         "group": group,
         "train_records": int(len(train)),
@@ -375,6 +407,7 @@ def evaluate(
     levels: int = DEFAULT_LEVELS,
     budgets: Sequence[float] | None = None,
     fit: Callable[[pd.DataFrame], object] | None = None,
+    rule: bool = True,
 ) -> dict:
     """The whole evaluation as one JSON-ready dict (groups, per-task budget tables, summary)."""
     check_holdout(holdout)
@@ -383,7 +416,7 @@ def evaluate(
     ok = usable(all_cells)
     cells = price_cells(all_cells[ok].reset_index(drop=True))
     groups = [
-        evaluate_group(records, cells, holdout, str(g), levels, budgets, fit)
+        evaluate_group(records, cells, holdout, str(g), levels, budgets, fit, rule)
         for g in sorted(cells[holdout].astype(str).unique())
     ]
     if not any("skipped" not in g for g in groups):

@@ -335,6 +335,7 @@ def plan_record(row: pd.Series, hardware: bool) -> dict:
         "accuracy_interval": [float(row["accuracy_low"]), float(row["accuracy_high"])],
         "flops_per_problem": float(row["flops_per_problem"]),
         "in_calibrated_range": bool(row["in_calibrated_range"]),
+        "extrapolated": bool(row.get("extrapolated", False)),
     }
     if hardware:
         out["seconds_per_problem"] = float(row["seconds_per_problem"])
@@ -357,6 +358,7 @@ class Plan:
     candidates: int = 0
     within_budget: int = 0
     model: dict = field(default_factory=dict)
+    ranking: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return document(
@@ -372,6 +374,7 @@ class Plan:
                 "alternatives": self.alternatives,
                 "frontier": self.frontier,
                 "model": self.model,
+                "ranking": self.ranking,
             },
         )
 
@@ -379,17 +382,73 @@ class Plan:
 def score(
     model: object, candidates: pd.DataFrame, by_name: dict, dataset: str, difficulty: str
 ) -> pd.DataFrame:
-    """Candidates with predicted_accuracy, accuracy_low/high and in_calibrated_range."""
+    """Candidates with predicted_accuracy, accuracy_low/high, in_calibrated_range and
+    extrapolated (true where a per-problem model predicts past the samples it saw)."""
     rows = spec_frame(candidates, by_name)
     rows["difficulty"] = _objects(np.full(len(rows), difficulty, dtype=object), rows.index)
     rows["dataset"] = _objects(np.full(len(rows), dataset.partition(":")[0], dtype=object), rows.index)
-    pred, low, high, in_range = model.assess(rows)
     out = candidates.copy(deep=False)
+    if hasattr(model, "assess_frame"):
+        f = model.assess_frame(rows)
+        for col in (
+            "predicted_accuracy",
+            "accuracy_low",
+            "accuracy_high",
+            "in_calibrated_range",
+            "extrapolated",
+        ):
+            out[col] = f[col].to_numpy()
+        return out
+    pred, low, high, in_range = model.assess(rows)
     out["predicted_accuracy"] = pred
     out["accuracy_low"] = low
     out["accuracy_high"] = high
     out["in_calibrated_range"] = in_range
+    out["extrapolated"] = False
     return out
+
+
+RANK_RULE = (
+    "ranked by predicted accuracy; when some candidates are in the calibrated range and not "
+    "extrapolated, the others rank by their interval's lower bound"
+)
+
+
+def rank_value(scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(value each candidate ranks by, mask of candidates ranked by their lower bound).
+
+    A candidate in the calibrated range and not extrapolated ranks by its predicted accuracy.
+    The others (out of range, or past the sampled N) rank by the interval's lower bound when at
+    least one candidate is trusted: a point estimate alone never lets them beat a measured one.
+    Without any trusted candidate every one ranks by its point estimate."""
+    point = scored["predicted_accuracy"].to_numpy(dtype=float)
+    trusted = scored["in_calibrated_range"].to_numpy(dtype=bool)
+    if "extrapolated" in scored:
+        trusted = trusted & ~scored["extrapolated"].to_numpy(dtype=bool)
+    if not trusted.any():
+        return point, np.zeros(len(point), dtype=bool)
+    low = scored["accuracy_low"].to_numpy(dtype=float)
+    low = np.where(np.isfinite(low), low, point)
+    return np.where(trusted, point, np.minimum(low, point)), ~trusted
+
+
+def rank(scored: pd.DataFrame, cost: str = "flops_per_problem") -> tuple[pd.DataFrame, dict]:
+    """Candidates best first by `rank_value` (cheaper on ties), and how the rule acted: the
+    rule, whether it applied, and the point estimate's choice when it differs."""
+    value, by_low = rank_value(scored)
+    ranked = scored.assign(rank_value=value).sort_values(
+        ["rank_value", cost], ascending=[False, True], kind="mergesort"
+    )
+    by_point = scored.sort_values(["predicted_accuracy", cost], ascending=[False, True], kind="mergesort")
+    changed = len(scored) > 0 and (
+        ranked["predicted_accuracy"].iloc[0] < by_point["predicted_accuracy"].iloc[0] - 1e-12
+    )
+    info = {
+        "rule": RANK_RULE,
+        "lower_bound_candidates": int(by_low.sum()),
+        "changed_choice": bool(changed),
+    }
+    return ranked, info | ({"point_estimate_choice": by_point.index[0]} if changed else {})
 
 
 def budget_column(budget: Budget) -> str:
@@ -452,11 +511,11 @@ def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict 
     budget, hardware = request.budget, request.hardware
     fits = within_budget(priced, budget)
     inside = score(model, priced[fits], by_name, feature_dataset, difficulty)
-    ranked = inside.sort_values(
-        ["predicted_accuracy", "flops_per_problem"], ascending=[False, True], kind="mergesort"
-    )
+    ranked, ranking = rank(inside)
     with_hw = hardware is not None
     records = [plan_record(row, with_hw) for _, row in ranked.head(top + 1).iterrows()]
+    if ranking["changed_choice"]:
+        ranking["point_estimate_choice"] = plan_record(inside.loc[ranking["point_estimate_choice"]], with_hw)
     frontier = [plan_record(row, with_hw) for _, row in pareto_frontier(inside).iterrows()]
     return Plan(
         best=records[0],
@@ -469,6 +528,7 @@ def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict 
         candidates=len(priced),
         within_budget=int(fits.sum()),
         model=model_info or {},
+        ranking=ranking,
     )
 
 

@@ -6,6 +6,11 @@ date, features) as one unit: a kill leaves the old pair or the new pair. `load_m
 file over MAX_MODEL_BYTES, reads the manifest, hashes the bytes, and builds only the types in
 TRUSTED_TYPES: a pickle or joblib file, or a skops file naming any other type, is refused
 before anything in it is built. The hash catches corruption; the type list stops a crafted file.
+
+The per-problem scaling models (planner.predict.scalingfit) are plain JSON beside the model,
+`<path>.scaling.json`; the manifest's extra.scaling holds its file name and sha256, checked
+before it is used. `load_planner_model` returns the regressor, or with predictor="scaling" the
+ScalingPredictor over it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,37 @@ def _skops_version() -> str:
     from importlib.metadata import version
 
     return version("skops")
+SCALING_SUFFIX = ".scaling.json"
+PREDICTORS = ("scaling", "regressor")
+DEFAULT_PREDICTOR = "regressor"
+
+
+def scaling_path(path: str | os.PathLike) -> Path:
+    return Path(str(path) + SCALING_SUFFIX)
+
+
+def scaling_file(doc: dict, path: str | os.PathLike) -> tuple[Path, bytes, dict]:
+    """(where, bytes, manifest entry) of the scaling document of the model at `path`; save_model
+    writes it together with the model and manifest."""
+    data = (json.dumps(doc, separators=(",", ":"), allow_nan=True) + "\n").encode()
+    target = scaling_path(path)
+    return target, data, {"file": target.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def load_scaling(path: str | os.PathLike, manifest: dict) -> dict | None:
+    """The scaling document the manifest lists (None when it lists none); refused when its
+    sha256 differs."""
+    entry = (manifest.get("extra") or {}).get("scaling")
+    if not entry:
+        return None
+    target = Path(path).parent / entry["file"]
+    try:
+        data = target.read_bytes()
+    except OSError:
+        raise UserError(f"scaling file missing: {target} (listed in the manifest of {path})") from None
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise UserError(f"scaling file {target} does not match the sha256 in the manifest; refusing it")
+    return json.loads(data)
 
 
 def manifest_path(path: str | os.PathLike) -> Path:
@@ -58,9 +94,14 @@ def model_bytes(model: object) -> bytes:
 
 
 def save_model(
-    model: object, path: str | os.PathLike, training_fingerprint: str, extra: dict | None = None
+    model: object,
+    path: str | os.PathLike,
+    training_fingerprint: str,
+    extra: dict | None = None,
+    companions: dict[Path, bytes] | None = None,
 ) -> dict:
-    """Write the model and its manifest as one unit; returns the manifest."""
+    """Write the model, its manifest and any companion files (the scaling JSON) as one unit;
+    returns the manifest."""
     path = check_output_file(path, "out")
     check_output_file(manifest_path(path), "out")
     data = model_bytes(model)
@@ -83,9 +124,14 @@ def save_model(
         "extra": extra or {},
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    with atomic_paths(path, manifest_path(path)) as (model_tmp, manifest_tmp):
+    others = companions or {}
+    for target in others:
+        check_output_file(target, "out")
+    with atomic_paths(path, manifest_path(path), *others) as (model_tmp, manifest_tmp, *other_tmps):
         model_tmp.write_bytes(data)
         manifest_tmp.write_text(text, encoding="utf-8")
+        for tmp, content in zip(other_tmps, others.values(), strict=True):
+            tmp.write_bytes(content)
     return manifest
 
 
@@ -141,15 +187,35 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
     return model, manifest
 
 
-def load_planner_model(path: str | os.PathLike | None = None) -> tuple[object, dict]:
+def _with_scaling(model, manifest: dict, path, info: dict, predictor: str):
+    if predictor not in PREDICTORS:
+        raise UserError(f"predictor: must be one of {', '.join(PREDICTORS)}, got {predictor!r}")
+    info = {**info, "predictor": "regressor"}
+    if predictor == "regressor":
+        return model, info
+    doc = load_scaling(path, manifest)
+    if doc is None:
+        raise UserError(f"predictor: {path} has no per-problem scaling models; refit it with `ttsplan fit`")
+    from planner.predict.predictor import ScalingPredictor
+
+    scaling = manifest["extra"]["scaling"]
+    return ScalingPredictor(model, doc), {**info, "predictor": "scaling", "scaling_sha256": scaling["sha256"]}
+
+
+def load_planner_model(
+    path: str | os.PathLike | None = None, predictor: str = DEFAULT_PREDICTOR
+) -> tuple[object, dict]:
     """(model, info): the given model file, else the shipped one, else one fitted now from the
-    shipped profiles (with a note on stderr)."""
+    shipped profiles (with a note on stderr). predictor "scaling": the per-problem models over it."""
     if path is not None:
         model, manifest = load_model(path)
-        return model, {"path": str(path), "sha256": manifest["sha256"]}
+        return _with_scaling(
+            model, manifest, path, {"path": str(path), "sha256": manifest["sha256"]}, predictor
+        )
     if DEFAULT_MODEL.exists():
         model, manifest = load_model(DEFAULT_MODEL)
-        return model, {"path": "default", "sha256": manifest["sha256"]}
+        info = {"path": "default", "sha256": manifest["sha256"]}
+        return _with_scaling(model, manifest, DEFAULT_MODEL, info, predictor)
     dirs = default_profile_dirs()
     if not dirs:
         raise UserError(f"no shipped model ({DEFAULT_MODEL}) and no shipped profiles to fit one from")

@@ -299,8 +299,10 @@ def _beta_nodes(a: float, b: float, n: int) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- predictions
 
 
-def _bon_max(dist: dict, missing: dict, sc: dict, n: int) -> float:
-    """Best-of-N, max selection: sum over score cells v of P(top cell is v) * P(pick correct | v)."""
+def _bon_max(dist: dict, missing: dict, sc: dict, n):
+    """Best-of-N, max selection: sum over score cells v of P(top cell is v) * P(pick correct | v).
+    n: one N (returns a float) or an array of them (returns an array)."""
+    ns = np.atleast_1d(np.asarray(n, dtype=float))
     if sc["discrete"]:
         z = stats.norm.ppf(np.asarray(sc["cum"][:-1]))
     else:
@@ -313,8 +315,10 @@ def _bon_max(dist: dict, missing: dict, sc: dict, n: int) -> float:
     cdf_w = stats.norm.cdf((z[None, :] - u[:, None]) / sc["sigma_wrong"])
     qc, qw = np.diff(cdf_c, axis=1), np.diff(cdf_w, axis=1)  # (U, cells)
     m, wm = _beta_nodes(missing["a"], missing["b"], M_NODES)
-    total = 0.0
+    total = np.zeros(len(ns))
     for wj, aj, bj in zip(dist["weights"], dist["a"], dist["b"], strict=True):
+        if wj < 1e-9:
+            continue  # a posterior part with no weight (bins mix one part per count pattern)
         p, wp = _beta_nodes(aj, bj, P_NODES)
         pw = ((1 - p)[:, None] * (1 - m)[None, :])[:, :, None, None] * qw[None, None]  # (P, M, U, cells)
         pc = np.broadcast_to(p[:, None, None, None] * qc[None, None], pw.shape)
@@ -323,9 +327,18 @@ def _bon_max(dist: dict, missing: dict, sc: dict, n: int) -> float:
         g_prev = np.concatenate([np.broadcast_to(floor, g.shape[:-1] + (1,)), g[..., :-1]], axis=-1)
         mass = pc + pw
         share = np.divide(pc, mass, out=np.zeros_like(pc), where=mass > 0)
-        acc = np.sum((np.clip(g, 0, 1) ** n - np.clip(g_prev, 0, 1) ** n) * share, axis=-1)
-        total += wj * np.einsum("pmu,p,m,u->", acc, wp, wm, wu)
-    return float(total)
+        g, g_prev = np.clip(g, 0, 1), np.clip(g_prev, 0, 1)
+        last, gk, gpk = None, None, None
+        for i in np.argsort(ns):
+            k = ns[i]
+            if last is not None and k == 2 * last:  # N doubling (the plan's axis): square
+                gk, gpk = gk * gk, gpk * gpk
+            elif k != last:
+                gk, gpk = g**k, g_prev**k
+            last = k
+            acc = np.sum((gk - gpk) * share, axis=-1)
+            total[i] += wj * np.einsum("pmu,p,m,u->", acc, wp, wm, wu)
+    return float(total[0]) if np.ndim(n) == 0 else total
 
 
 def _draw_p(dist: dict, sims: int, rng) -> np.ndarray:
@@ -354,7 +367,10 @@ def _category_probs(p: np.ndarray, params: dict, rng) -> np.ndarray:
 
 
 def _majority(p: np.ndarray, params: dict, n: int, rng) -> float:
-    counts = rng.multinomial(n, _category_probs(p, params, rng))
+    return _majority_counts(rng.multinomial(n, _category_probs(p, params, rng)))
+
+
+def _majority_counts(counts: np.ndarray) -> float:
     c, groups, rest = counts[:, 0], counts[:, 2:-1], counts[:, -1]
     top_wrong = np.maximum(groups.max(axis=1), (rest > 0).astype(int))
     ties = (groups == c[:, None]).sum(axis=1) + np.where(c == 1, rest, 0)
@@ -491,11 +507,14 @@ class ProblemModel:
         selection: str | None = None,
         bin: str | None = None,
         interval: bool = True,
+        sims: int | None = None,
+        boot_sims: int | None = None,
     ) -> dict:
         """Expected accuracy (0-1) of `method` at N = n, averaged over problems (or one bin's).
 
         Returns {"accuracy", "low", "high", "level"}: low/high are the bootstrap's 10th and 90th
-        percentiles (NaN without bootstrap refits or with interval=False).
+        percentiles (NaN without bootstrap refits or with interval=False). sims / boot_sims:
+        Monte Carlo draws of the point / of each bootstrap replicate (default 20,000 / a tenth).
         """
         if method not in METHODS:
             raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -518,7 +537,11 @@ class ProblemModel:
         if bin is not None and bin not in self.bins:
             raise UserError(f"bin must be one of {', '.join(self.bins)}, got {bin!r}")
         code = (METHODS.index(method), SELECTIONS.index(selection) if selection else 0)
-        sims = _sims(n, method, selection)
+        for value, label in ((sims, "sims"), (boot_sims, "boot_sims")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 100):
+                raise UserError(f"{label} must be a whole number >= 100, got {value!r}")
+        sims = sims or _sims(n, method, selection)
+        boot_sims = boot_sims or max(sims // 10, 500)
 
         def one(params: dict, replicate: int, sims: int) -> float:
             dist = params["success"]
@@ -530,9 +553,64 @@ class ProblemModel:
         point = one(self.params, 0, sims)
         low = high = math.nan
         if interval and self.boot:
-            reps = [one(b, 0, max(sims // 10, 500)) for b in self.boot]
+            reps = [one(b, 0, boot_sims) for b in self.boot]
             low, high = (float(x) for x in np.percentile(reps, [50 * (1 - LEVEL), 50 * (1 + LEVEL)]))
         return {"accuracy": point, "low": low, "high": high, "level": LEVEL}
+
+    def predict_many(
+        self,
+        *,
+        method: str,
+        ns,
+        verifier: str | None = None,
+        aggregation: str | None = None,
+        selection: str | None = None,
+        bin: str | None = None,
+        sims: int | None = None,
+        boot_sims: int | None = None,
+    ) -> list[dict]:
+        """`predict` at several N at once (what a table of the plan's N axis needs): Best-of-N max
+        integrates every N in one pass, majority draws each simulated problem's answer
+        probabilities once for every N; weighted vote calls predict per N. Same checks and
+        result fields as predict; Monte Carlo draws differ from predict's (another seed)."""
+        ns = [int(n) for n in ns]
+        first = dict(method=method, verifier=verifier, aggregation=aggregation, selection=selection, bin=bin)
+        if (method == "best_of_n" and selection == "vote") or not ns:
+            return [self.predict(n=n, sims=sims, boot_sims=boot_sims, **first) for n in ns]
+        self.predict(n=1, interval=False, **first)  # predict's argument checks (N = 1 costs nothing)
+        name = None if method == "majority" else f"{verifier}:{aggregation}"
+        sims = sims or 20000
+        boot_sims = boot_sims or max(sims // 10, 500)
+        arr = np.array(ns)
+        if arr.min() < 1 or arr.max() > self.n_max:
+            raise UserError(f"n must be whole numbers from 1 to n_max={self.n_max}, got {ns!r}")
+
+        def curve(params: dict, replicate: int, draws: int) -> np.ndarray:
+            dist = params["success"]
+            if bin is not None:
+                dist = _posterior_mix(dist, self.bins[bin])
+            out = np.full(len(arr), _mean_p(dist))
+            many = arr > 1
+            if not many.any():
+                return out
+            if method == "best_of_n":
+                out[many] = _bon_max(dist, params["missing"], params["scores"][name], arr[many])
+                return out
+            rng = np.random.default_rng([self.seed, 0, 0, replicate])
+            probs = _category_probs(_draw_p(dist, draws, rng), params, rng)
+            for i in np.flatnonzero(many):
+                out[i] = _majority_counts(rng.multinomial(arr[i], probs))
+            return out
+
+        point = curve(self.params, 0, sims)
+        low = high = np.full(len(arr), math.nan)
+        if self.boot:
+            reps = np.array([curve(b, 0, boot_sims) for b in self.boot])
+            low, high = np.percentile(reps, [50 * (1 - LEVEL), 50 * (1 + LEVEL)], axis=0)
+        return [
+            {"accuracy": float(a), "low": float(lo), "high": float(hi), "level": LEVEL}
+            for a, lo, hi in zip(point, low, high, strict=True)
+        ]
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable parameters (no pickle needed)."""

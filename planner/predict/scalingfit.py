@@ -1,0 +1,199 @@
+"""Fit the per-problem scaling models of every (policy, dataset) with sample-level records.
+
+For each sample set (planner.predict.samples) it fits a ProblemModel and tabulates its predictions
+(accuracy and 80% bootstrap interval) for majority and Best-of-N (every verifier, aggregation and
+selection) at N = 1, 2, 4, ..., per difficulty bin and over all problems: the plan scores
+thousands of candidates in milliseconds from the table; other N are computed when asked
+(planner.predict.predictor). Beam search and DVTS: a correction on the logit scale to the
+Best-of-N prediction at the same N, verifier and aggregation, learned from the profile's
+measured tree cells of that policy and verifier (mean and spread of logit(measured) -
+logit(Best-of-N predicted)).
+
+The result is one plain JSON document (no pickle).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+
+from planner.core.errors import UserError
+from planner.core.vocab import TREE_METHODS
+from planner.predict.samples import SampleSet, profile_sample_sets
+from planner.predict.scaling import SCORE_PREFIX, ProblemModel
+
+DOC_FORMAT = "ttsplan-scaling"
+DOC_VERSION = 1
+N_BOOT = 20  # bootstrap refits: intervals from their 10th/90th percentiles
+TABLE_N = tuple(2**k for k in range(11))  # the plan's N axis, 1 .. 1024
+VOTE_N_MAX = 64  # weighted vote costs Monte Carlo time in proportion to N: tabulated up to here
+SIMS, BOOT_SIMS = 3000, 300  # Monte Carlo draws per table entry (point, each bootstrap refit)
+EPS = 1e-4
+
+
+def _clip_logit(x):
+    return logit(np.clip(np.asarray(x, dtype=float), EPS, 1 - EPS))
+
+
+def curves(model: ProblemModel) -> list[tuple[str, str, str, str]]:
+    """(method, prm, aggregation, selection) of every curve a model predicts."""
+    out = [("majority", "none", "none", "vote")]
+    for verifier, agg in model.scores:
+        out += [("best_of_n", verifier, agg, sel) for sel in ("max", "vote")]
+    return out
+
+
+def tabulate(model: ProblemModel, ns=TABLE_N) -> list[list]:
+    """Rows [method, prm, aggregation, selection, bin, n, accuracy, low, high]. Weighted vote
+    (Monte Carlo time in proportion to N) up to VOTE_N_MAX and over all problems only."""
+    rows = []
+    for method, prm, agg, sel in curves(model):
+        vote = method == "best_of_n" and sel == "vote"
+        for b in ["all"] if vote else ["all", *sorted(model.bins)]:
+            grid = [n for n in ns if n <= model.n_max and (not vote or n <= VOTE_N_MAX)]
+            kw = {} if method == "majority" else {"verifier": prm, "aggregation": agg, "selection": sel}
+            preds = model.predict_many(
+                method=method, ns=grid, bin=None if b == "all" else b, sims=SIMS, boot_sims=BOOT_SIMS, **kw
+            )
+            rows += [[method, prm, agg, sel, b, n, *widen(r)] for n, r in zip(grid, preds, strict=True)]
+    return rows
+
+
+def widen(r: dict) -> tuple[float, float, float]:
+    """(accuracy, low, high) with the interval stretched to hold the point (a bootstrap percentile
+    interval of few refits, with Monte Carlo noise, can miss it)."""
+    acc = float(r["accuracy"])
+    low, high = float(r["low"]), float(r["high"])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return acc, acc, acc
+    return acc, min(low, acc), max(high, acc)
+
+
+def tree_cells(records: pd.DataFrame, policy: str, dataset: str) -> pd.DataFrame:
+    """Measured beam/DVTS cells of one policy and dataset over all its problems."""
+    r = records[
+        (records["policy"] == policy)
+        & (records["dataset"] == dataset)
+        & records["method"].isin(TREE_METHODS)
+        & records["n"].notna()
+    ]
+    if r.empty:
+        return pd.DataFrame(
+            columns=["method", "prm", "aggregation", "selection", "n", "beam_width", "accuracy"]
+        )
+    w = pd.to_numeric(r["n_problems"]).astype(float)
+    keys = ["method", "prm", "aggregation", "selection", "n", "beam_width"]
+    g = r.assign(_wa=r["accuracy"].astype(float) * w, _w=w).groupby(keys, dropna=False)
+    out = g[["_wa", "_w"]].sum()
+    out["accuracy"] = out["_wa"] / out["_w"]
+    return out.reset_index()[[*keys, "accuracy"]]
+
+
+def tree_corrections(model: ProblemModel, cells: pd.DataFrame) -> list[dict]:
+    """Per (method, prm): logit(measured tree accuracy) - logit(Best-of-N predicted), mean and spread."""
+    out = []
+    for (method, prm), g in cells.groupby(["method", "prm"], sort=True):
+        diffs, ns = [], []
+        for row in g.itertuples(index=False):
+            if (str(prm), str(row.aggregation)) not in model.scores:
+                continue
+            bon = model.predict(
+                method="best_of_n",
+                n=int(row.n),
+                verifier=str(prm),
+                aggregation=str(row.aggregation),
+                selection=str(row.selection),
+                interval=False,
+                sims=SIMS,
+            )["accuracy"]
+            diffs.append(float(_clip_logit(row.accuracy) - _clip_logit(bon)))
+            ns.append(int(row.n))
+        if diffs:
+            out.append(
+                {
+                    "method": str(method),
+                    "prm": str(prm),
+                    "shift": float(np.mean(diffs)),
+                    "spread": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else abs(diffs[0]),
+                    "cells": len(diffs),
+                    "n_measured": sorted(set(ns)),
+                }
+            )
+    return out
+
+
+def fit_set(s: SampleSet, records: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0, ns=TABLE_N) -> dict:
+    """One sample set's entry: the fitted model, its table and its tree corrections."""
+    started = time.perf_counter()
+    frame = s.frame
+    bins = "difficulty" if frame["difficulty"].notna().all() else None
+    keep = ["problem_id", "correct", "answer", *(["difficulty"] if bins else [])]
+    keep += [c for c in frame.columns if isinstance(c, str) and c.startswith(SCORE_PREFIX)]
+    try:
+        model = ProblemModel.fit(frame[keep], bins=bins, n_boot=n_boot, seed=seed)
+    except UserError as exc:
+        raise UserError(f"samples: {s.source}: {str(exc).removeprefix('samples: ')}") from None
+    entry = {
+        "policy": s.policy,
+        "dataset": s.dataset,
+        "source": s.source,
+        "problems": int(frame["problem_id"].nunique()),
+        "samples_per_problem": s.samples_per_problem,
+        "model": model.to_dict(),
+        "table": tabulate(model, ns),
+        "tree": tree_corrections(model, tree_cells(records, s.policy, s.dataset)),
+    }
+    entry["fit_seconds"] = round(time.perf_counter() - started, 2)
+    return entry
+
+
+def fit_scaling(dirs: list[Path], records: pd.DataFrame, n_boot: int = N_BOOT, ns=TABLE_N) -> dict:
+    """The scaling document of every sample set in the profile folders (records: their records,
+    with a `profile` column as load_profiles gives)."""
+    from threadpoolctl import threadpool_limits
+
+    entries = []
+    with threadpool_limits(limits=1):  # L-BFGS on a shared 2-core machine: one BLAS thread
+        entries = _fit_all(dirs, records, n_boot, ns)
+    keys = [(e["policy"], e["dataset"]) for e in entries]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise UserError(f"profiles: two sample sets for policy {dup[0]} on {dup[1]}; keep one")
+    return {
+        "format": DOC_FORMAT,
+        "version": DOC_VERSION,
+        "n_boot": n_boot,
+        "table_n": [int(n) for n in ns],
+        "vote_n_max": VOTE_N_MAX,
+        "sets": entries,
+    }
+
+
+def _fit_all(dirs: list[Path], records: pd.DataFrame, n_boot: int, ns) -> list[dict]:
+    entries = []
+    for folder in dirs:
+        folder = Path(folder)
+        mine = records[records["profile"] == folder.name] if "profile" in records else records
+        for s in profile_sample_sets(folder, mine):
+            entries.append(fit_set(s, mine, n_boot=n_boot, ns=ns))
+    return entries
+
+
+def check_doc(doc: object, where: str) -> dict:
+    if not isinstance(doc, dict) or doc.get("format") != DOC_FORMAT or doc.get("version") != DOC_VERSION:
+        raise UserError(f"{where}: not a {DOC_FORMAT} document of version {DOC_VERSION}")
+    return doc
+
+
+def apply_tree(bon: tuple[float, float, float], corr: dict) -> tuple[float, float, float]:
+    """A tree method's (accuracy, low, high) from Best-of-N's at the same N and its correction."""
+    acc, low, high = (float(_clip_logit(x)) for x in bon)
+    shift, spread = corr["shift"], corr["spread"]
+    if not math.isfinite(low):
+        low, high = acc, acc
+    return float(expit(acc + shift)), float(expit(low + shift - spread)), float(expit(high + shift + spread))

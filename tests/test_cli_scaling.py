@@ -1,0 +1,99 @@
+"""`ttsplan predict / plan --predictor scaling` with the shipped model and its per-problem scaling
+models (fitted from the shipped profiles' sample-level records)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planner.cli.main import main
+from planner.predict.modelio import DEFAULT_MODEL, load_model, load_scaling
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, err
+    return json.loads(out)
+
+
+def test_shipped_model_lists_its_scaling_sets():
+    doc = load_scaling(DEFAULT_MODEL, load_model(DEFAULT_MODEL)[1])
+    sets = {(e["policy"], e["dataset"]) for e in doc["sets"]}
+    assert {
+        ("google/gemma-3-270m", "arith"),
+        ("Qwen/Qwen2.5-Coder-0.5B-Instruct", "arith"),
+        ("HuggingFaceTB/SmolLM2-135M-Instruct", "arith"),
+        ("Qwen/Qwen2.5-Coder-0.5B-Instruct", "math500"),
+        ("unstated", "math100"),
+    } == sets
+
+
+@pytest.mark.parametrize(
+    "policy, dataset, calibrated",
+    [("gemma-3-270m", "arith", True), ("Qwen2.5-1.5B-Instruct", "math500", False)],
+)
+def test_predict_n1_same_for_every_sampling_method(policy, dataset, calibrated, capsys):
+    base = [
+        "predict",
+        "--policy",
+        policy,
+        "--dataset",
+        dataset,
+        "--n",
+        "1",
+        "--predictor",
+        "scaling",
+        "--json",
+    ]
+    answers = [run([*base, "--method", "majority"], capsys)]
+    for prm, agg, sel in (
+        ("arith-check", "last", "max"),
+        ("Qwen2.5-Math-PRM-7B", "min", "vote"),
+        ("Qwen2.5-Math-PRM-72B", "mean", "max"),
+    ):
+        argv = [*base, "--method", "best_of_n", "--prm", prm, "--aggregation", agg, "--selection", sel]
+        answers.append(run(argv, capsys))
+    accs = {a["predicted_accuracy"] for a in answers}
+    assert len(accs) == 1, answers
+    if calibrated:  # from the per-problem model (an uncalibrated one: the regressor's majority@1)
+        assert all(a["in_calibrated_range"] and not a["extrapolated"] for a in answers)
+
+
+def test_gemma_arith_plan_keeps_to_measured_cells(capsys):
+    """Without --prm a 72B PRM out of the calibrated range must not beat measured in-range cells."""
+    argv = ["plan", "--policy", "gemma-3-270m", "--dataset", "arith", "--budget-n", "8", "--json"]
+    for predictor in ("scaling", "regressor"):
+        plan = run([*argv, "--predictor", predictor], capsys)
+        assert plan["in_calibrated_range"] is True, (predictor, plan)
+        assert "72B" not in plan["prm"]
+        if predictor == "scaling":  # a verifier that scored Gemma's samples, not a guess about another
+            assert plan["prm"] in ("none", "arith-check", "lm-judge:google/gemma-3-270m"), plan
+        assert plan["ranking"]["rule"].startswith("ranked by predicted accuracy")
+
+
+def test_fit_refuses_bad_samples_in_one_line_and_writes_nothing(tmp_path, capsys):
+    """K = 1 sample per problem (or a NaN score): one line, exit code 2, no model file written."""
+    from planner.core.profiles import write_profile
+    from tests.plan_helpers import POLICIES, records
+
+    folder = tmp_path / "synthetic"
+    meta = {"name": "synthetic", "description": "d", "kind": "measured", "sources": ["t"], "assumptions": []}
+    write_profile(folder, records(policies=POLICIES[:2]), meta)
+    out = tmp_path / "m.joblib"
+    rows = "policy,dataset,problem_id,correct,answer,score:v:last\n"
+    for bad, pattern in (
+        ("p,math500,a,1,4,0.5\np,math500,b,0,5,0.2\n", "at least 2 samples"),
+        (
+            "p,math500,a,1,4,0.5\np,math500,a,0,5,\np,math500,b,1,4,0.1\np,math500,b,0,3,0.2\n",
+            "no finite score",
+        ),
+    ):
+        (folder / "samples.csv").write_text(rows + bad)
+        with pytest.raises(SystemExit) as exc:
+            main(["fit", "--profiles", str(folder), "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and pattern in err[0], err
+        assert not list(tmp_path.glob("m.joblib*"))
