@@ -50,6 +50,8 @@ class OpenAIEngine:
     backoff_s, 2*backoff_s, ... between them. concurrency: requests in flight at once.
     """
 
+    per_request_seeds = True  # a request's samples depend on its seed only, not on the rest of the batch
+
     def __init__(
         self,
         base_url: str | None = None,
