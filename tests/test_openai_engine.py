@@ -7,6 +7,7 @@ test runs against a real `vllm serve` on SmolLM2 (or the one at $TTSPLAN_TEST_VL
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 import pytest
@@ -122,3 +123,24 @@ def test_against_vllm_serve():
         assert len(result.candidates) == 2
         with pytest.raises(UserError, match="not served"):
             OpenAIEngine(url, model="google/gemma-3-270m")
+
+
+def test_ttsplan_run_with_the_openai_engine(tmp_path, monkeypatch, capsys):
+    """`ttsplan run --engine openai --base-url`: the records' tokens are the server's usage."""
+    from planner.cli.main import main
+    from planner.executor.engines.openai_engine import API_KEY_ENV, BASE_URL_ENV
+
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    app, seen = flaky_app(failures=0)
+    out = tmp_path / "runs.jsonl"
+    args = ["run", "--engine", "openai", "--policy", "tiny", "--method", "majority", "--n", "2"]
+    args += ["--dataset", "arith", "--limit", "2", "--out", str(out), "--json"]
+    with running(app) as url:
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--base-url", url])
+    assert exc.value.code == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 2 and seen["completions"] == 4  # 2 problems x n=2, one request each
+    assert all(r["policy_generated_tokens"] == 12 and r["policy_prompt_tokens"] == 11 for r in records)
+    assert all(r["candidates"] == [r["answer"]] * 2 for r in records)
