@@ -42,7 +42,7 @@ def wait_all(jobs):
 
 def test_requests_arriving_together_share_one_engine_and_verifier_call():
     engine, verifier = FakeEngine(), FakeVerifier()
-    batcher = Batcher(engine, verifier, window_s=0.2)
+    batcher = Batcher(engine, verifier, window_s=0.5, gap_s=0.2)
     questions = [f"What is {i} + {i}?" for i in range(5)]
     jobs = [batcher.submit(q, BON, None) for q in questions]
     outcomes = wait_all(jobs)
@@ -58,7 +58,7 @@ def test_requests_arriving_together_share_one_engine_and_verifier_call():
 
 def test_requests_arriving_during_a_batch_form_the_next_batch():
     engine = Gated()
-    batcher = Batcher(engine, None, window_s=0.0)
+    batcher = Batcher(engine, None, window_s=0.0, gap_s=0.0)
     first = batcher.submit("q0", MAJORITY, None)
     assert engine.entered.wait(5)
     rest = [batcher.submit(f"q{i}", MAJORITY, None) for i in range(1, 4)]
@@ -72,7 +72,7 @@ def test_requests_arriving_during_a_batch_form_the_next_batch():
 def test_identical_seeded_requests_run_once_and_agree():
     engine = Gated()
     engine.gate.set()
-    batcher = Batcher(engine, None, window_s=0.2)
+    batcher = Batcher(engine, None, window_s=0.5, gap_s=0.2)
     jobs = [batcher.submit("What is 2 + 2?", MAJORITY, 7) for _ in range(3)]
     outcomes = wait_all(jobs)
     batcher.close()
@@ -83,7 +83,7 @@ def test_identical_seeded_requests_run_once_and_agree():
 def test_batch_dependent_engine_runs_seeded_requests_alone():
     engine = Gated(per_request_seeds=False)  # like transformers: samples depend on the batch
     engine.gate.set()
-    batcher = Batcher(engine, None, window_s=0.2)
+    batcher = Batcher(engine, None, window_s=0.5, gap_s=0.2)
     seeded = [batcher.submit(f"q{i}", MAJORITY, 5) for i in range(3)]
     unseeded = [batcher.submit(f"u{i}", MAJORITY, None) for i in range(3)]
     wait_all(seeded + unseeded)
@@ -93,7 +93,7 @@ def test_batch_dependent_engine_runs_seeded_requests_alone():
 
 def test_request_cancelled_before_its_batch_costs_nothing():
     engine = Gated()
-    batcher = Batcher(engine, None, window_s=0.0)
+    batcher = Batcher(engine, None, window_s=0.0, gap_s=0.0)
     first = batcher.submit("q-first", MAJORITY, None)
     assert engine.entered.wait(5)
     gone = batcher.submit("q-gone", MAJORITY, None)
@@ -109,7 +109,7 @@ def test_request_cancelled_before_its_batch_costs_nothing():
 def test_request_cancelled_mid_search_stops_generating_and_scoring():
     engine, verifier = Gated(max_len=4), FakeVerifier()
     engine.gate.set()
-    batcher = Batcher(engine, verifier, window_s=0.2)
+    batcher = Batcher(engine, verifier, window_s=0.5, gap_s=0.2)
     config = MethodConfig("beam", n=4, beam_width=2, max_steps=4)
     keep = batcher.submit("q-keep", config, 3)
     gone = batcher.submit("q-gone", config, 3)
@@ -132,7 +132,7 @@ def test_engine_failure_reaches_every_request_of_the_batch():
         def generate(self, prompts, options):
             raise RuntimeError("backend down")
 
-    batcher = Batcher(Broken(), None, window_s=0.2)
+    batcher = Batcher(Broken(), None, window_s=0.5, gap_s=0.2)
     jobs = [batcher.submit(f"q{i}", MAJORITY, None) for i in range(2)]
     for job in jobs:
         with pytest.raises(RuntimeError, match="backend down"):

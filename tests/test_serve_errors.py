@@ -5,6 +5,7 @@ goes on answering."""
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import openai
@@ -183,3 +184,37 @@ def test_serve_command_refuses_bad_flags_in_one_line(capsys, args, message):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+class SlowEngine(CountingEngine):
+    """Each generate call takes `delay` seconds (a step of a real model)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.max_len = 4
+        self.delay = delay
+
+    def generate(self, prompts, options):
+        time.sleep(self.delay)
+        return super().generate(prompts, options)
+
+
+def test_client_that_goes_away_stops_costing_compute():
+    engine = SlowEngine(delay=0.4)
+    app = build_app(engine, FakeVerifier(name="arith-check"), None, "arith", None, None, None, 64, 64, 16, 0)
+    body = {**GOOD, "seed": 3, "tts": {"method": "beam", "n": 4, "beam_width": 2}}
+    with running(app) as url:
+        # how many generate calls the search takes when the client waits for it
+        done = httpx.post(url + "/v1/chat/completions", json=body, timeout=60)
+        assert done.status_code == 200
+        full_calls = len(engine.calls)
+        assert full_calls >= 3
+        engine.calls.clear()
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/chat/completions", json=body, timeout=0.6)
+        time.sleep(3 * 0.4 + 0.5)  # long enough for the whole search, had it gone on
+        spent = [p for prompts, _ in engine.calls for p in prompts]
+        assert len(engine.calls) < full_calls  # it stopped at a step boundary
+        metrics = httpx.get(url + "/metrics").text
+        assert "tts_cancelled_total 1.0" in metrics
+        assert spent  # the first step ran before the client left

@@ -107,18 +107,28 @@ class SkipCancelledVerifier:
 class Batcher:
     """One worker thread runs the batches; submit() from any thread.
 
-    max_batch: most problems in one method call; window_s: how long the worker waits for more
-    jobs after the first one arrives (jobs that arrive while a batch runs wait anyway).
+    max_batch: most problems in one method call. After the first job arrives the worker goes on
+    taking jobs while they keep coming (each within gap_s of the last), for at most window_s: a
+    burst of clients becomes one batch, while a lone request waits only gap_s. Jobs that arrive
+    while a batch runs wait for the next one anyway.
     on_batch(size, wall_s) is called after every method call (for metrics).
     """
 
     def __init__(
-        self, engine, verifier=None, max_batch: int = 16, window_s: float = 0.02, seed: int = 0, on_batch=None
+        self,
+        engine,
+        verifier=None,
+        max_batch: int = 16,
+        window_s: float = 0.1,
+        gap_s: float = 0.01,
+        seed: int = 0,
+        on_batch=None,
     ) -> None:
         self.engine = engine
         self.verifier = verifier
         self.max_batch = max_batch
         self.window_s = window_s
+        self.gap_s = gap_s
         self.per_request_seeds = bool(getattr(engine, "per_request_seeds", False))
         self.on_batch = on_batch
         self._next_seed = seed
@@ -138,15 +148,16 @@ class Batcher:
     # ------------------------------------------------------------ the worker
 
     def _take(self) -> list[Job] | None:
-        """The waiting jobs: block for one, then gather what arrives within the window."""
+        """The waiting jobs: block for one, then gather what keeps arriving (see the class)."""
         first = self._queue.get()
         if first is None:
             return None
         jobs = [first]
         deadline = time.perf_counter() + self.window_s
         while len(jobs) < self.max_batch * 4:
+            wait = min(self.gap_s, deadline - time.perf_counter())
             try:
-                job = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+                job = self._queue.get(timeout=max(0.0, wait))
             except queue.Empty:
                 break
             if job is None:
