@@ -266,6 +266,8 @@ def markdown(res: dict) -> str:
             f"Throughput ratio (same requests, sequential wall / concurrent wall): **{w['throughput_ratio']}x**; "
             f"in generated tokens per second: **{w['token_throughput_ratio']}x** (target >= 3x).",
         ]
+        if w.get("note"):
+            lines += ["", f"Note: {w['note']}"]
     if res.get("bad_input"):
         bad = res["bad_input"]
         lines += [
