@@ -144,3 +144,35 @@ def test_ttsplan_run_with_the_openai_engine(tmp_path, monkeypatch, capsys):
     assert len(records) == 2 and seen["completions"] == 4  # 2 problems x n=2, one request each
     assert all(r["policy_generated_tokens"] == 12 and r["policy_prompt_tokens"] == 11 for r in records)
     assert all(r["candidates"] == [r["answer"]] * 2 for r in records)
+
+
+def test_ttsplan_calibrate_with_the_openai_engine(tmp_path, monkeypatch, capsys):
+    """`ttsplan calibrate --engine openai`: a profile of whatever model the server hosts."""
+    from planner.cli.main import main
+    from planner.executor.engines.openai_engine import API_KEY_ENV, BASE_URL_ENV
+
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    app, seen = flaky_app(failures=0)
+    args = ["calibrate", "--engine", "openai", "--policy", "tiny", "--verifier", "arith-check"]
+    args += [
+        "--method",
+        "majority",
+        "--method",
+        "best_of_n",
+        "--n",
+        "2",
+        "--dataset",
+        "arith",
+        "--limit",
+        "2",
+    ]
+    args += ["--difficulty-samples", "2", "--out", str(tmp_path / "p"), "--quiet", "--json"]
+    with running(app) as url:
+        with pytest.raises(SystemExit) as exc:
+            main([*args, "--base-url", url])
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert seen["completions"] > 0
+    assert (tmp_path / "p" / "records.parquet").is_file() and (tmp_path / "p" / "profile.json").is_file()
+    summary = json.loads(capsys.readouterr().out)
+    assert summary  # the calibration summary names what was measured
