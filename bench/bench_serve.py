@@ -243,6 +243,80 @@ def overhead_phase(backend: str, requests: int, max_tokens: int) -> dict:
     }
 
 
+def instant_backend():
+    """An OpenAI-compatible backend that answers at once (a fixed 16-token completion): what the
+    proxy costs on its own, with no model time to hide it."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/v1/models")
+    def models():
+        return {"object": "list", "data": [{"id": POLICY, "object": "model"}]}
+
+    @app.post("/v1/completions")
+    def completions():
+        choice = {
+            "index": 0,
+            "text": "12 + 30 = 42. The answer is \\boxed{42}.",
+            "finish_reason": "stop",
+            "stop_reason": None,
+        }
+        usage = {"prompt_tokens": 60, "completion_tokens": 16, "total_tokens": 76}
+        return {
+            "id": "x",
+            "object": "text_completion",
+            "created": 0,
+            "model": POLICY,
+            "choices": [choice],
+            "usage": usage,
+        }
+
+    return app
+
+
+def proxy_cost_phase(requests: int) -> dict:
+    """Latency of CoT requests through ttsplan serve --engine openai over an instant backend."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    backend = uvicorn.Server(
+        uvicorn.Config(instant_backend(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=backend.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if backend.started:
+            break
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        server = ("--engine", "openai", "--base-url", base, "--policy", POLICY)
+        with ttsplan_serve(*server) as (url, _), httpx.Client(timeout=60) as client:
+            body = {"model": POLICY, "prompt": "x", "max_tokens": 16}
+            direct = []
+            for _ in range(requests):
+                t0 = time.perf_counter()
+                client.post(base + "/v1/completions", json=body)
+                direct.append(time.perf_counter() - t0)
+            post(client, url, chat("What is 12 + 30?", {"method": "cot"}, 16))  # warm-up
+            proxied = [
+                post(client, url, chat("What is 12 + 30?", {"method": "cot"}, 16))[2] for _ in range(requests)
+            ]
+    finally:
+        backend.should_exit = True
+        thread.join(timeout=10)
+    return {
+        "requests": requests,
+        "backend_direct_ms_p50": round(1000 * statistics.median(direct), 2),
+        "through_proxy_ms_p50": round(1000 * statistics.median(proxied), 2),
+        "through_proxy_ms_p95": round(1000 * percentile(proxied, 0.95), 2),
+        "proxy_own_ms_p50": round(1000 * (statistics.median(proxied) - statistics.median(direct)), 2),
+    }
+
+
 def markdown(res: dict) -> str:
     lines = ["# ttsplan serve on loopback", "", f"{res['machine']}."]
     for name, w in res.get("throughput", {}).items():
@@ -289,6 +363,17 @@ def markdown(res: dict) -> str:
             f"**{100 * o['overhead']:.1f}%** (median over request pairs {100 * o['overhead_median_pair']:.1f}%; "
             "target <= 10%).",
         ]
+    if res.get("proxy_cost"):
+        c = res["proxy_cost"]
+        lines += [
+            "",
+            f"## What the proxy costs on its own ({c['date']})",
+            "",
+            f"CoT through ttsplan serve --engine openai over a backend that answers at once ({c['requests']} "
+            f"sequential requests): {c['through_proxy_ms_p50']} ms p50 ({c['through_proxy_ms_p95']} ms p95) against "
+            f"{c['backend_direct_ms_p50']} ms for the backend alone: the proxy adds **{c['proxy_own_ms_p50']} ms** "
+            "per request (10 ms of it is the batching queue's wait for more requests).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -313,7 +398,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server")
     parser.add_argument("--engine", default="transformers", help="the server's engine: transformers or vllm")
     parser.add_argument(
-        "--phases", default="throughput,bad,overhead", help="which phases to run (results merge)"
+        "--phases", default="throughput,bad,proxycost,overhead", help="which phases to run (results merge)"
     )
     args = parser.parse_args()
     phases = set(args.phases.split(","))
@@ -347,6 +432,8 @@ def main() -> None:
                 }
             if "bad" in phases:
                 res["bad_input"] = {"date": now, **bad_phase(url, args.bad, args.good, proc)}
+    if "proxycost" in phases:
+        res["proxy_cost"] = {"date": now, **proxy_cost_phase(50)}
     if "overhead" in phases and args.backend_url:
         res["overhead"] = {
             "date": now,
