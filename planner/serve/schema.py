@@ -7,7 +7,9 @@ the top-level `tts` object (what `extra_body={"tts": {...}}` sends):
     {"method": "beam", "n": 16, "beam_width": 4, "aggregation": "last", "selection": "max",
      "budget": {"n": 16} | {"flops": 1e13} | {"seconds": 2.0},
      "dataset": "math500", "difficulty": "hard", "candidates": true}
-Other OpenAI fields are accepted and ignored.
+Other OpenAI fields are accepted and ignored. The question is the last user message (chat) or the
+prompt (completions): the server puts it in the policy's own prompt template, since the methods
+need its step format (steps separated by blank lines, the answer in \\boxed{}).
 """
 
 from __future__ import annotations
