@@ -176,7 +176,9 @@ def calibrate_command(
     dataset: str = typer.Option(None, "--dataset", help="math500, aime24, amc23, gsm8k, arith[:options]"),
     limit: int = typer.Option(None, "--limit", help="first K problems"),
     stratify: int = typer.Option(None, "--stratify", help="K problems spread evenly over levels"),
-    engine: str = typer.Option(None, "--engine", help="auto, vllm or transformers"),
+    engine: str = typer.Option(None, "--engine", help="auto, vllm, transformers or openai"),
+    base_url: str = typer.Option(None, "--base-url", help="with --engine openai: the server's URL"),
+    api_key: str = typer.Option(None, "--api-key", help="with --engine openai: its API key"),
     seed: int = typer.Option(None, "--seed"),
     temperature: float = typer.Option(None, "--temperature"),
     max_total_tokens: int = typer.Option(None, "--max-total-tokens"),
@@ -208,6 +210,9 @@ def calibrate_command(
 
     from calibration.calibrate import calibrate as _calibrate
     from calibration.grid import Flags, Grid, load_grid
+    from planner.executor.factory import set_openai_server
+
+    set_openai_server(base_url, api_key)
     from calibration.summary import print_summary, summary_json
 
     grid = load_grid(grid_file) if grid_file is not None else Grid()

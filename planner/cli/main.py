@@ -23,7 +23,13 @@ app = typer.Typer(
 )
 
 # Modules of planner that define `register(app)`.
-_PLANNER_COMMANDS = ("planner.cli.cost", "planner.cli.plan", "planner.cli.evaluate", "planner.cli.run")
+_PLANNER_COMMANDS = (
+    "planner.cli.cost",
+    "planner.cli.plan",
+    "planner.cli.evaluate",
+    "planner.cli.run",
+    "planner.cli.serve",
+)
 
 
 _REGISTERED: list[bool] = []

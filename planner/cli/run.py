@@ -22,9 +22,10 @@ from planner.core.vocab import TREE_METHODS
 from planner.executor.factory import (
     canonical,
     check_engine_kind,
-    check_model,
+    check_policy,
     load_engine,
     load_verifier,
+    set_openai_server,
 )
 from planner.executor.runner import DEFAULT_BATCH_SIZE, Summary, read_records, run_plan
 
@@ -98,7 +99,7 @@ def _prepare(plan, dataset: str, limit, engine: str, verifier_of, out: Path, see
     if not problems:
         raise UserError(f"dataset {dataset!r} has no problems")
     _flag("--engine", check_engine_kind, engine)
-    _flag("--policy", check_model, plan.policy, "policy")
+    _flag("--policy", check_policy, engine, plan.policy)
     plan = plan.with_overrides(policy=canonical(plan.policy))
     verifier_id = verifier_of(plan)
     check_output(out)
@@ -160,7 +161,13 @@ def run_command(
     dataset: Annotated[str, typer.Option(help="Dataset: math500, aime24, amc23, gsm8k, arith.")] = "",
     out: Annotated[Path | None, typer.Option(help="Results file (JSON lines); re-running resumes.")] = None,
     limit: Annotated[int | None, typer.Option(help="First K problems.")] = None,
-    engine: Annotated[str, typer.Option(help="auto, vllm or transformers.")] = "auto",
+    engine: Annotated[str, typer.Option(help="auto, vllm, transformers or openai.")] = "auto",
+    base_url: Annotated[
+        str | None, typer.Option(help="With --engine openai: the server, e.g. http://127.0.0.1:8000/v1.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="With --engine openai: its API key (or $TTSPLAN_OPENAI_API_KEY).")
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="Policy model (embedded name or folder).")] = None,
     verifier: Annotated[str | None, typer.Option(help="lm-judge, arith-check, or a PRM folder.")] = None,
     method: Annotated[
@@ -198,6 +205,7 @@ def run_command(
     """Run a plan (or a method given by flags) on a dataset; resumable."""
     if not dataset:
         raise UserError("--dataset is required")
+    set_openai_server(base_url, api_key)
     if out is None:
         raise UserError("--out is required")
     checks.integer(batch_size, "batch_size", 1, checks.MAX_PROBLEMS)

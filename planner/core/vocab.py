@@ -23,7 +23,7 @@ SELECTIONS = ("max", "vote")
 NONE = "none"  # aggregation/selection/prm of methods without a verifier
 
 # Policy engines.
-ENGINES = ("auto", "vllm", "transformers")
+ENGINES = ("auto", "vllm", "transformers", "openai")  # openai: a remote OpenAI-compatible server
 
 # Difficulty bins (Liu et al. 2025): by per-problem pass@1, easy > 50%, hard < 10%.
 BINS = ("easy", "medium", "hard")

@@ -8,6 +8,7 @@ UserError naming the parameter; nothing here imports torch until a model is load
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from planner.core.errors import UserError
@@ -86,8 +87,28 @@ def load_verifier(name: str, policy: str, prefix_reuse: bool = False):
     return make_verifier(name, policy_model=policy)
 
 
-def load_engine(kind: str, policy: str, seed: int):
-    """A policy engine of `kind` (auto, vllm, transformers) for an embedded model or folder."""
+def check_policy(kind: str, name: str) -> None:
+    """check_model for in-process engines; an OpenAI-compatible server checks its own model names
+    when the engine connects."""
+    if kind != "openai":
+        check_model(name, "policy")
+
+
+def set_openai_server(base_url: str | None, api_key: str | None) -> None:
+    """Where engine "openai" connects, for this process and the workers it starts (environment)."""
+    from planner.executor.engines.openai_engine import API_KEY_ENV, BASE_URL_ENV
+
+    if base_url:
+        os.environ[BASE_URL_ENV] = base_url
+    if api_key:
+        os.environ[API_KEY_ENV] = api_key
+
+
+def load_engine(kind: str, policy: str, seed: int, base_url: str | None = None, api_key: str | None = None):
+    """A policy engine of `kind` (auto, vllm, transformers) for an embedded model or folder, or
+    ("openai") the model `policy` of the server at base_url (default: $TTSPLAN_OPENAI_BASE_URL)."""
     from planner.executor.engines import make_engine
 
+    if kind == "openai":
+        return make_engine(kind, policy, seed, base_url=base_url, api_key=api_key)
     return make_engine(kind, policy, seed)

@@ -1,6 +1,7 @@
-"""Policy engines: vLLM in process and transformers, behind planner.executor.base.Engine.
+"""Policy engines: vLLM in process, transformers, and any OpenAI-compatible server, behind
+planner.executor.base.Engine.
 
-Both are imported lazily, so that `import planner` needs neither torch nor vllm.
+All are imported lazily, so that `import planner` needs neither torch, vllm nor openai.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from planner.core.vocab import ENGINES
 
 
 def make_engine(kind: str, model: str, seed: int = 0, **kwargs):
-    """An Engine for `model` (embedded name or folder). kind "auto": vLLM when installed."""
+    """An Engine for `model` (embedded name or folder; for "openai" the served model id, with
+    base_url and api_key in kwargs). kind "auto": vLLM when installed."""
     if kind not in ENGINES:
         raise UserError(f"engine {kind!r} is not one of {', '.join(ENGINES)}")
+    if kind == "openai":
+        from planner.executor.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(model=model, seed=seed, **kwargs)
     if kind == "auto":
         kind = "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
     if kind == "vllm":

@@ -61,6 +61,8 @@ class VLLMEngine:
     instead (VLLM_CPU_KVCACHE_SPACE, if set, wins on CPU). Extra keyword arguments go to vllm.LLM.
     """
 
+    per_request_seeds = True  # a request's samples depend on its seed only, not on the rest of the batch
+
     def __init__(
         self,
         model: str,
