@@ -163,10 +163,10 @@ def test_over_the_size_bound_is_refused_before_reading(tmp_path, model_and_rows,
         load_model(path)
 
 
-def test_shipped_model_predicts_as_before_conversion():
-    """The shipped model, converted from joblib to skops, gives bit-identical predictions on the
-    shipped profiles' rows (tests/data/default_model_predictions.npz: the joblib model's output,
-    saved before the conversion; regenerate it when the shipped model is refitted)."""
+def test_shipped_model_predicts_as_recorded_and_round_trips(tmp_path):
+    """The shipped skops model gives bit-identical predictions to those recorded when it was fitted
+    (tests/data/default_model_predictions.npz; regenerate it when the shipped model is refitted),
+    and writing and reading it again changes none of them."""
     from planner.core.profiles import default_profile_dirs, load_profiles
     from planner.predict.modelio import DEFAULT_MODEL
 
@@ -174,10 +174,13 @@ def test_shipped_model_predicts_as_before_conversion():
     model, manifest = load_model(DEFAULT_MODEL)
     assert manifest["format"] == "skops"
     rows, _ = prepare_training(load_profiles(default_profile_dirs()))
-    pred, low, high, in_range = model.assess(rows)
-    assert len(pred) == len(before["pred"]) > 1000
-    for name, now in (("pred", pred), ("low", low), ("high", high), ("in_range", in_range)):
-        assert np.array_equal(now, before[name]), name
+    save_model(model, tmp_path / "m.skops", "fp")
+    again, _ = load_model(tmp_path / "m.skops")
+    for m in (model, again):
+        pred, low, high, in_range = m.assess(rows)
+        assert len(pred) == len(before["pred"]) > 1000
+        for name, now in (("pred", pred), ("low", low), ("high", high), ("in_range", in_range)):
+            assert np.array_equal(now, before[name]), name
 
 
 _KILL_SAVE = """

@@ -49,6 +49,8 @@ def _skops_version() -> str:
     from importlib.metadata import version
 
     return version("skops")
+
+
 SCALING_SUFFIX = ".scaling.json"
 PREDICTORS = ("scaling", "regressor")
 DEFAULT_PREDICTOR = "regressor"
