@@ -76,6 +76,35 @@ BAD_PROFILES = [
 ]
 
 
+# config.json files for `ttsplan cost --model-config` (one good, three absurd); shared with
+# tests/test_cli_properties.py
+MODEL_CONFIGS = {
+    "good.json": {
+        "hidden_size": 896,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "intermediate_size": 4864,
+    },
+    "huge.json": {
+        "hidden_size": 10**30,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "vocab_size": 10,
+        "intermediate_size": 10,
+    },
+    "floats.json": {
+        "hidden_size": 1e30,
+        "num_hidden_layers": 2.5,
+        "num_attention_heads": 14,
+        "vocab_size": 10,
+        "intermediate_size": 10,
+    },
+    "strings.json": {"hidden_size": "896", "num_hidden_layers": None, "architectures": {"a": 1}},
+}
+
+
 def _cases() -> list[tuple[str, str, list[str]]]:
     cases: list[tuple[str, str, list[str]]] = []
 
@@ -557,29 +586,7 @@ def materialize(root: Path) -> None:
     (root / "p_corrupt" / "records.parquet").write_bytes(b"PAR1 garbage")
 
     configs = {
-        "good.json": {
-            "hidden_size": 896,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 14,
-            "num_key_value_heads": 2,
-            "vocab_size": 151936,
-            "intermediate_size": 4864,
-        },
-        "huge.json": {
-            "hidden_size": 10**30,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 14,
-            "vocab_size": 10,
-            "intermediate_size": 10,
-        },
-        "floats.json": {
-            "hidden_size": 1e30,
-            "num_hidden_layers": 2.5,
-            "num_attention_heads": 14,
-            "vocab_size": 10,
-            "intermediate_size": 10,
-        },
-        "strings.json": {"hidden_size": "896", "num_hidden_layers": None, "architectures": {"a": 1}},
+        **MODEL_CONFIGS,
         "negative.json": {
             "hidden_size": -896,
             "num_hidden_layers": 24,

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from planner.cli.main import main
 from planner.core.profiles import write_profile
+from tests.bad_inputs import MODEL_CONFIGS
 from tests.plan_helpers import POLICIES, records
 
 SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -73,29 +74,7 @@ def place(tmp_path_factory) -> dict:
     write_profile(profile, records(policies=POLICIES[:3]), meta)
     (root / "empty").mkdir()
     configs = {
-        "good.json": {
-            "hidden_size": 896,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 14,
-            "num_key_value_heads": 2,
-            "vocab_size": 151936,
-            "intermediate_size": 4864,
-        },
-        "huge.json": {
-            "hidden_size": 10**30,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 14,
-            "vocab_size": 10,
-            "intermediate_size": 10,
-        },
-        "floats.json": {
-            "hidden_size": 1e30,
-            "num_hidden_layers": 2.5,
-            "num_attention_heads": 14,
-            "vocab_size": 10,
-            "intermediate_size": 10,
-        },
-        "strings.json": {"hidden_size": "896", "num_hidden_layers": None, "architectures": {"a": 1}},
+        **MODEL_CONFIGS,
         "list.json": [1, 2, 3],
     }
     for name, cfg in configs.items():
