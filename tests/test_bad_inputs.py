@@ -19,7 +19,7 @@ def _no_model(*args, **kwargs):
     raise AssertionError("a model was loaded for a bad input")
 
 
-def _no_verifier_model(name, policy):
+def _no_verifier_model(name, policy, prefix_reuse=False):
     """Names are checked (as loading does first); a name that passes would load a model."""
     factory.check_verifier(name)
     _no_model()
