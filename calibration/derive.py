@@ -15,37 +15,12 @@ import pandas as pd
 
 from calibration.grid import Grid
 from calibration.replay import best_of_n_expectation, majority_expectation, weighted_vote_expectation
-from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, validate_records
 from planner.core.scoring import aggregate, answer_key
 from planner.core.vocab import difficulty_from_pass1
 from planner.models import cost, specs
 
 QUANTILE_LEVELS = 5
-
-
-def model_label(name: str) -> str:
-    """The registry name of a model given by name or by a local folder named after it, else as given.
-
-    A folder like /models/Qwen2.5-Math-PRM-7B becomes Qwen/Qwen2.5-Math-PRM-7B, so the regressor
-    knows its size and family; an unknown model keeps its path.
-    """
-    from pathlib import Path
-
-    for candidate in (name, Path(name).name):
-        try:
-            return specs.resolve(candidate).name
-        except UserError:
-            continue
-    return name
-
-
-def prm_label(verifier: str, policy: str) -> str:
-    """The PRM column of a profile: the plain "lm-judge" names the judge model (the policy)."""
-    if verifier == "lm-judge":
-        return f"lm-judge:{policy}"
-    family, sep, rest = verifier.partition(":")
-    return model_label(rest if sep and family != "lm-judge" else verifier)
 
 
 def _keyed(answers: Sequence[str], correct: Sequence[bool]) -> tuple[list, dict]:
@@ -76,7 +51,7 @@ def difficulty_table(grid: Grid, problems: list, samples: dict[tuple[str, str], 
                     "dataset": p.dataset,
                     "problem_id": str(p.id),
                     "level": "" if p.level is None else str(p.level),
-                    "policy": model_label(s["policy"]),
+                    "policy": specs.model_label(s["policy"]),
                     "k": k,
                     "pass1": pass1,
                     "difficulty": difficulty_from_pass1(pass1),
@@ -167,7 +142,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
         for v in grid.verifiers:
             sc = rec[f"score:{v}"]
             prm_tok = _mean(sc["prm_tokens"])
-            prm_each = score_flops(specs.spec_or_none(prm_label(v, policy)), sc)
+            prm_each = score_flops(specs.spec_or_none(specs.prm_label(v, policy)), sc)
             prm_fl = _mean(prm_each) if prm_each is not None else math.nan
             for agg in grid.aggregations:
                 scores = np.array([aggregate(x, agg) for x in sc["step_scores"]], dtype=float)
@@ -180,7 +155,7 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                         {
                             **base,
                             **sampled(k, prm_tok, prm_fl),
-                            "prm": prm_label(v, policy),
+                            "prm": specs.prm_label(v, policy),
                             "method": "best_of_n",
                             "aggregation": agg,
                             "selection": sel,
@@ -189,11 +164,11 @@ def rows_for_problem(grid: Grid, p, policy: str, rec: dict[str, dict], diff: dic
                         }
                     )
     for v in grid.tree_verifier_names:
-        prm_spec = specs.spec_or_none(prm_label(v, policy))
+        prm_spec = specs.spec_or_none(specs.prm_label(v, policy))
         for m in grid.beam_widths:
             tree_base = {
                 **base,
-                "prm": prm_label(v, policy),
+                "prm": specs.prm_label(v, policy),
                 "aggregation": grid.tree_aggregation,
                 "selection": "max",
                 "beam_width": m,
@@ -297,7 +272,7 @@ def build_records(
     for policy in grid.policies:
         for p in problems:
             rec = by_step[(policy, str(p.id))]
-            name = model_label(rec["sample"]["policy"])
+            name = specs.model_label(rec["sample"]["policy"])
             rows += rows_for_problem(grid, p, name, rec, diff[(name, str(p.id))], source)
     frame = pd.DataFrame(rows, columns=list(SCHEMA))
     return validate_records(frame, "calibration")
@@ -307,12 +282,12 @@ def spent_flops(by_step: dict) -> float:
     """FLOPs the run actually spent, over every step record, priced from their stored counts."""
     total = 0.0
     for rec in by_step.values():
-        policy = model_label(rec["sample"]["policy"])
+        policy = specs.model_label(rec["sample"]["policy"])
         policy_spec = specs.spec_or_none(policy)
         for key, r in rec.items():
             kind, _, rest = key.partition(":")
             verifier = rest.split(":")[0] if rest else None
-            prm = specs.spec_or_none(prm_label(verifier, policy)) if verifier else None
+            prm = specs.spec_or_none(specs.prm_label(verifier, policy)) if verifier else None
             if kind == "sample":
                 prefill, gens = sample_flops(policy_spec, r)
                 total += (prefill or 0.0) + sum(gens or [])

@@ -11,37 +11,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from calibration import store
 from calibration.importers import PUBLISHED_DIR
-from planner.core.scoring import aggregate, answer_key
+from planner.core.errors import UserError
+from planner.core.profiles import load_profile
+from planner.predict.samples import profile_sample_sets
 
 SHARED_PUBLISHED = Path(__file__).resolve().parents[2] / "shared" / "data" / "published"
-AGGREGATIONS = ("last", "min", "mean")
 
 
 def profile_samples(folder: Path) -> pd.DataFrame:
-    """One row per sample of a calibration profile's runs: problem_id, sample, correct, answer and
-    one score:<verifier>:<aggregation> column per verifier and aggregation."""
-    by_step: dict[str, dict[str, dict]] = {}
-    for path in sorted(folder.glob("runs/*/batch-*.jsonl")):
-        records, _ = store.read(path)
-        for r in records:
-            by_step.setdefault(r["step"], {}).setdefault(r["problem_id"], r["data"])
-    rows = []
-    for pid, s in by_step["sample"].items():
-        for i, (a, ok) in enumerate(zip(s["answers"], s["correct"], strict=True)):
-            row = {
-                "problem_id": pid,
-                "sample": i,
-                "correct": bool(ok),
-                "answer": answer_key(a) if a else None,
-            }
-            for step, recs in by_step.items():
-                if step.startswith("score:"):
-                    for agg in AGGREGATIONS:
-                        row[f"{step}:{agg}"] = aggregate(recs[pid]["step_scores"][i], agg)
-            rows.append(row)
-    return pd.DataFrame(rows)
+    """One row per sample of a calibration profile's run (planner.predict.samples reads it):
+    problem_id, sample, correct, answer, difficulty and score:<verifier>:<aggregation> columns."""
+    sets = profile_sample_sets(folder, load_profile(folder).records)
+    if len(sets) != 1:
+        raise UserError(f"{folder}: expected one calibration run, found {len(sets)}")
+    return sets[0].frame
 
 
 def qwen_math_samples() -> pd.DataFrame:

@@ -9,54 +9,12 @@ finished stays intact, and stops the run with a one-line error.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 from planner.core.errors import UserError
 from planner.core.files import write_text_atomic
-
-
-def _digest(body: str) -> str:
-    return hashlib.blake2b(body.encode("utf-8"), digest_size=8).hexdigest()
-
-
-def encode(record: dict) -> str:
-    body = json.dumps(record, ensure_ascii=False, sort_keys=True, allow_nan=True)
-    return json.dumps({"sum": _digest(body), "rec": body}, ensure_ascii=False) + "\n"
-
-
-def _decode(line: bytes) -> dict | None:
-    try:
-        outer = json.loads(line)
-        body = outer["rec"]
-        if _digest(body) != outer["sum"]:
-            return None
-        record = json.loads(body)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def read(path: Path) -> tuple[list[dict], int]:
-    """Valid records of a file, and the byte length of its valid prefix (the rest is torn)."""
-    if not path.exists():
-        return [], 0
-    data = path.read_bytes()
-    records, good = [], 0
-    pos = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        if end < 0:
-            break  # no newline: torn tail
-        record = _decode(data[pos:end])
-        if record is None:
-            break  # a torn or corrupt line: it and anything after it are not trusted
-        records.append(record)
-        pos = end + 1
-        good = pos
-    return records, good
+from planner.core.runfile import encode, read
 
 
 def append(path: Path, records: list[dict]) -> None:

@@ -106,8 +106,7 @@ def _prepare(plan, dataset: str, limit, engine: str, verifier_of, out: Path, see
 
     # models load from here on
     # tree search: the LM judge keeps each beam's state (an adaptive plan: when a bin searches)
-    configs = [b.config for b in plan.bins.values()] if hasattr(plan, "bins") else [plan.config]
-    reuse = any(c.method in TREE_METHODS for c in configs)
+    reuse = any(c.method in TREE_METHODS for c in plan.configs)
     the_verifier = (
         _flag("--verifier", load_verifier, verifier_id, plan.policy, reuse) if verifier_id else None
     )

@@ -153,6 +153,11 @@ class RunPlan:
         plan_changes = {k: v for k, v in changes.items() if k not in config_fields and v is not None}
         return replace(self, config=replace(self.config, **config_changes), **plan_changes)
 
+    @property
+    def configs(self) -> list[MethodConfig]:
+        """The configurations this plan runs (one; a per-bin plan has one per bin)."""
+        return [self.config]
+
     def to_dict(self) -> dict:
         return {
             "policy": self.policy,

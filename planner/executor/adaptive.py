@@ -77,6 +77,10 @@ class AdaptivePlan:
         return replace(self, bins={b: p.with_overrides(**changes) for b, p in self.bins.items()})
 
     @property
+    def configs(self) -> list:
+        return [p.config for p in self.bins.values()]
+
+    @property
     def policy(self) -> str:
         names = sorted({p.policy for p in self.bins.values()})
         if len(names) > 1:

@@ -393,3 +393,25 @@ def spec_or_none(name: str | None):
         except UserError:
             return None
     return None
+
+
+def model_label(name: str) -> str:
+    """The registry name of a model given by name or by a local folder named after it, else as given.
+
+    A folder like /models/Qwen2.5-Math-PRM-7B becomes Qwen/Qwen2.5-Math-PRM-7B, so the regressor
+    knows its size and family; an unknown model keeps its path.
+    """
+    for candidate in (name, Path(name).name):
+        try:
+            return resolve(candidate).name
+        except UserError:
+            continue
+    return name
+
+
+def prm_label(verifier: str, policy: str) -> str:
+    """The PRM column of a profile: the plain "lm-judge" names the judge model (the policy)."""
+    if verifier == "lm-judge":
+        return f"lm-judge:{policy}"
+    family, sep, rest = verifier.partition(":")
+    return model_label(rest if sep and family != "lm-judge" else verifier)

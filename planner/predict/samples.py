@@ -18,13 +18,13 @@ problems as the profile does) and the profile labels of policy and verifiers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from planner.core import runfile
 from planner.core.errors import UserError
 from planner.core.scoring import aggregate, answer_key
 from planner.models import specs
@@ -49,38 +49,6 @@ class SampleSet:
         return int(self.frame.groupby("problem_id").size().min())
 
 
-def _read_run_file(path: Path) -> list[dict]:
-    """Valid records of one run file (the format of calibration.store; read-only here)."""
-    out = []
-    for line in path.read_bytes().split(b"\n"):
-        if not line:
-            continue
-        try:
-            outer = json.loads(line)
-            body = outer["rec"]
-            if hashlib.blake2b(body.encode("utf-8"), digest_size=8).hexdigest() != outer["sum"]:
-                break
-            out.append(json.loads(body))
-        except (ValueError, KeyError, TypeError):
-            break  # torn or corrupt: it and anything after it are not trusted
-    return out
-
-
-def _label(name: str) -> str:
-    try:
-        return specs.resolve(name).name
-    except UserError:
-        return name
-
-
-def prm_label(verifier: str, policy: str) -> str:
-    """The profile's prm name of a run's verifier (as calibration.derive writes it)."""
-    if verifier == "lm-judge":
-        return f"lm-judge:{policy}"
-    family, sep, rest = verifier.partition(":")
-    return _label(rest if sep and family != "lm-judge" else verifier)
-
-
 def _bins(records: pd.DataFrame) -> dict:
     rows = records[records["problem_id"].fillna("").astype(str) != ""]
     return dict(zip(rows["problem_id"].astype(str), rows["difficulty"].astype(str), strict=True))
@@ -91,12 +59,12 @@ def _run_sets(folder: Path, records: pd.DataFrame, aggregations) -> list[SampleS
     for run in sorted({p.parent for p in folder.glob(RUN_GLOB)}):
         by_step: dict[str, dict] = {}
         for path in sorted(run.glob("batch-*.jsonl")):
-            for r in _read_run_file(path):
+            for r in runfile.read(path)[0]:
                 by_step.setdefault(r["step"], {}).setdefault(str(r["problem_id"]), r["data"])
         if "sample" not in by_step:
             continue
         first = next(iter(by_step["sample"].values()))
-        policy = _label(first["policy"])
+        policy = specs.model_label(first["policy"])
         mine = records[records["policy"] == policy]
         if mine.empty:
             raise UserError(f"{run}: policy {policy} has no records in the profile")
@@ -107,6 +75,7 @@ def _run_sets(folder: Path, records: pd.DataFrame, aggregations) -> list[SampleS
             for i, (a, ok) in enumerate(zip(s["answers"], s["correct"], strict=True)):
                 row = {
                     "problem_id": pid,
+                    "sample": i,  # its index in recorded order
                     "correct": bool(ok),
                     "answer": answer_key(a) if a else None,
                     "difficulty": bins.get(pid),
@@ -114,7 +83,7 @@ def _run_sets(folder: Path, records: pd.DataFrame, aggregations) -> list[SampleS
                 for v in verifiers:
                     steps = by_step[f"score:{v}"][pid]["step_scores"][i]
                     for agg in aggregations:
-                        row[f"score:{prm_label(v, policy)}:{agg}"] = aggregate(steps, agg)
+                        row[f"score:{specs.prm_label(v, policy)}:{agg}"] = aggregate(steps, agg)
                 rows.append(row)
         frame = pd.DataFrame(rows)
         dataset = str(mine["dataset"].iloc[0])
