@@ -14,7 +14,6 @@ from planner.core.profiles import load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURED = sorted(p.parent for p in (ROOT / "profiles").glob("*/grid.json"))
-PENDING = {"beam", "dvts"}
 
 
 def test_there_are_measured_profiles():
@@ -31,9 +30,7 @@ def test_every_shipped_record_is_recomputed_from_its_counts(folder):
         for key, r in rec.items():
             if key.split(":")[0] in ("beam", "dvts") and not ("calls" in r and "prm_reads" in r):
                 without.add(key.split(":")[0])
-    # the one exception, until it is re-run (calibrate --redo beam --redo dvts): SmolLM2's tree
-    # cells predate kept counts and carry the FLOPs stored with them
-    assert without <= (PENDING if folder.name == "cpu_arith_smollm2" else set())
+    assert not without
     shipped = load_profile(folder).records
     source = shipped["source"].iloc[0]
     records, _, _ = derive(grid, folder, source)
