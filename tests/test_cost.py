@@ -308,6 +308,27 @@ def test_decode_is_bandwidth_bound_at_batch_one():
     assert many.shape == (2,) and many[1] > many[0]
 
 
+def test_problems_decoded_together_share_weight_reads():
+    from dataclasses import replace
+
+    from planner.executor.runner import DEFAULT_BATCH_SIZE
+
+    spec = resolve("Llama-3.1-8B-Instruct")
+    w = workload_for("math500")
+    alone = get_hardware("h100")
+    assert alone.batch_problems == 1 and alone.utilisation == 0.5
+    eight = replace(alone, batch_problems=8)
+    one, shared = time_breakdown(spec, None, "cot", 1, 1, w, alone), time_breakdown(spec, None, "cot", 1, 1, w, eight)
+    # the weights' share of a decode step falls 8x; the KV cache reads and prefill do not change
+    assert shared["decode"] < one["decode"] / 4 and shared["prefill"] == one["prefill"]
+    # the CPU profile prices what `ttsplan run` does by default: its batch of problems together
+    assert get_hardware("cpu-2core").batch_problems == DEFAULT_BATCH_SIZE
+    cpu = get_hardware("cpu-2core")
+    assert time_breakdown(spec, None, "cot", 1, 1, w, cpu)["prefill"] == pytest.approx(
+        prefill_flops(spec, w.prompt_tokens) / (cpu.utilisation * cpu.peak_flops)
+    )
+
+
 # ---------------------------------------------------------------- CLI
 
 

