@@ -6,6 +6,7 @@ Pareto frontier of predicted accuracy against FLOPs per problem among those with
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -546,6 +547,7 @@ class _Grid:
 
 GRID_CACHE = 16  # priced candidate tables kept (they depend on the models, dataset and filters)
 _GRIDS: dict[tuple, _Grid] = {}
+_GRIDS_LOCK = threading.Lock()  # ttsplan serve plans from several threads
 
 
 def _priced_grid(request: PlanRequest, difficulty: str | None) -> tuple[_Grid, dict, str, str]:
@@ -570,15 +572,17 @@ def _priced_grid(request: PlanRequest, difficulty: str | None) -> tuple[_Grid, d
         tuple(r.selections or SELECTIONS),
     )
     try:
-        grid = _GRIDS.get(key)
+        with _GRIDS_LOCK:
+            grid = _GRIDS.get(key)
     except TypeError:  # an unhashable hardware object: not kept
         key, grid = None, None
     if grid is None:
         grid = _Grid(_price_request(r, policy_specs, prm_specs, by_name, feature_dataset), by_name)
         if key is not None:
-            if len(_GRIDS) >= GRID_CACHE:
-                _GRIDS.pop(next(iter(_GRIDS)))
-            _GRIDS[key] = grid
+            with _GRIDS_LOCK:
+                if len(_GRIDS) >= GRID_CACHE:
+                    _GRIDS.pop(next(iter(_GRIDS)))
+                _GRIDS[key] = grid
     return grid, by_name, feature_dataset, difficulty
 
 

@@ -21,6 +21,8 @@ elsewhere; the same `assess(rows)` interface as planner.predict.regressor.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 
@@ -46,6 +48,7 @@ class ScalingPredictor:
         self._tree: dict[tuple, dict] = {}
         self._models: dict[tuple[str, str], ProblemModel] = {}
         self._memo: dict[tuple[str, str], _Memo] = {}
+        self._lock = threading.Lock()  # ttsplan serve plans from several threads
         self._grid = {int(n) for n in doc.get("table_n", TABLE_N)}  # N not tabulated here: not predicted
         for e in doc["sets"]:
             pd_key = (e["policy"], e["dataset"])
@@ -153,6 +156,10 @@ class ScalingPredictor:
         """(accuracy, low, high, extrapolated, covered) per row of one calibrated set: `_one` of
         each distinct (method, prm, aggregation, selection, difficulty, N), remembered under an
         integer key so that a candidate asked again costs an array lookup."""
+        with self._lock:
+            return self._lookup_locked(key, cols, n)
+
+    def _lookup_locked(self, key: tuple[str, str], cols: list[Column], n: np.ndarray):
         memo = self._memo.setdefault(key, _Memo())
         names = [np.array([*c.uniques, "None"], dtype=object) for c in cols]  # missing: str(None)
         codes = [memo.codes(i, c) for i, c in enumerate(cols)]
