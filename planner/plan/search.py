@@ -523,7 +523,7 @@ def priced_candidates(
     difficulty). Cost does not depend on difficulty, so one table serves every bin; `difficulty`
     overrides the request's."""
     grid, by_name, feature_dataset, difficulty = _priced_grid(request, difficulty)
-    return grid.priced, by_name, feature_dataset, difficulty
+    return grid.priced.copy(deep=False), by_name, feature_dataset, difficulty  # the kept one stays as is
 
 
 @dataclass
