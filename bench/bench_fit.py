@@ -1,14 +1,25 @@
-"""Fit time of AccuracyRegressor on 100,000 synthetic configuration rows (target <= 10 s).
+"""Fit times: AccuracyRegressor on 100,000 synthetic configuration rows (target <= 10 s), and
+`ttsplan fit` on every shipped profile (target <= 30 s on 2 cores).
 
-Rows draw policy, PRM, method, aggregation, selection, N, difficulty and dataset at random
-(seed 0); accuracy follows a logistic law plus noise. The time covers `fit` (features, the
-tree model and the grouped-fold interval calibration). Prints one line.
+Synthetic rows draw policy, PRM, method, aggregation, selection, N, difficulty and dataset at
+random (seed 0); accuracy follows a logistic law plus noise. That time covers `fit` (features,
+the tree model and the grouped-fold interval calibration).
+
+`ttsplan fit --profiles <shipped profiles> --out <temp folder>` runs as a child process (the
+regressor, its leave-one-policy-out CV, the per-problem scaling models with their tables,
+saving): wall time, and CPU time of the command and of the table workers it starts (on a shared
+machine the wall time depends on the other jobs; the load average is printed). Prints two lines.
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +29,7 @@ from planner.models import specs
 from planner.predict.regressor import AccuracyRegressor
 
 TARGET_S = 10.0
+PROFILES_TARGET_S = 30.0
 ROWS = 100_000
 
 
@@ -64,6 +76,29 @@ def main() -> None:
         f"fit: {ROWS} rows in {seconds:.2f} s on {os.cpu_count()} cores "
         f"(interval from {model.interval_groups_} policy groups); target {TARGET_S:.0f} s, "
         f"ratio {seconds / TARGET_S:.2f}"
+    )
+    profiles_fit()
+
+
+def profiles_fit() -> None:
+    """`ttsplan fit` on every shipped profile into a temp folder, timed from outside."""
+    from planner.core.profiles import default_profile_dirs
+
+    dirs = [str(d) for d in default_profile_dirs()]
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        command = [sys.executable, "-m", "planner.cli.main", "fit", "--profiles", *dirs]
+        command += ["--out", str(Path(tmp) / "model.skops"), "--json"]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(
+        f"ttsplan fit on {len(dirs)} shipped profiles: {seconds:.1f} s wall, {cpu:.1f} s CPU (command "
+        f"and its workers) on {os.cpu_count()} cores, load average {load[0]:.1f} at the start; "
+        f"target {PROFILES_TARGET_S:.0f} s, ratio {seconds / PROFILES_TARGET_S:.2f}"
     )
 
 

@@ -6,6 +6,7 @@ Pareto frontier of predicted accuracy against FLOPs per problem among those with
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ DIFFICULTY_DATASET = "math500"
 MAX_BUDGET = 1e30  # samples, FLOPs or seconds per problem
 
 CANDIDATE_COLUMNS = ("policy", "prm", "method", "aggregation", "selection", "n", "beam_width")
+SCORE_COLUMNS = ("predicted_accuracy", "accuracy_low", "accuracy_high", "in_calibrated_range", "extrapolated")
 
 PLAN_FIELDS = (
     "policy",
@@ -244,8 +246,12 @@ def resolve_target(dataset: str | None, difficulty: str | None) -> tuple[str, st
     return DIFFICULTY_DATASET, difficulty
 
 
-def spec_frame(candidates: pd.DataFrame, by_name: dict[str, specs.ModelSpec]) -> pd.DataFrame:
-    """Candidates with the policy/PRM params and family columns the features read."""
+def spec_frame(
+    candidates: pd.DataFrame, by_name: dict[str, specs.ModelSpec], categorical: bool = False
+) -> pd.DataFrame:
+    """Candidates with the policy/PRM params and family columns the features read. categorical:
+    the policy, PRM and family columns as pandas categoricals (the same values; they factorize
+    in microseconds)."""
     out = candidates.copy(deep=False)
     for role in ("policy", "prm"):
         names = Column(candidates[role])
@@ -253,8 +259,17 @@ def spec_frame(candidates: pd.DataFrame, by_name: dict[str, specs.ModelSpec]) ->
         sizes = [k.params if k and k.head != "rule" else np.nan for k in known]  # a checker has no size
         out[f"{role}_params"] = names.per_row(np.array(sizes), np.nan)
         families = [family_of(k) if k else u for k, u in zip(known, names.uniques, strict=True)]
-        out[f"{role}_family"] = _objects(names.per_row(np.array(families, dtype=object), None), out.index)
+        if categorical:
+            out[role] = _categorical(names.codes, names.uniques, out.index)
+            codes, uniques = pd.factorize(np.array(families, dtype=object))
+            out[f"{role}_family"] = _categorical(np.append(codes, -1)[names.codes], list(uniques), out.index)
+        else:
+            out[f"{role}_family"] = _objects(names.per_row(np.array(families, dtype=object), None), out.index)
     return out
+
+
+def _categorical(codes: np.ndarray, categories: list, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.Categorical.from_codes(codes, categories), index=index, copy=False)
 
 
 def _objects(values: np.ndarray, index: pd.Index) -> pd.Series:
@@ -344,6 +359,21 @@ def plan_record(row: pd.Series, hardware: bool) -> dict:
     return out
 
 
+def _records(frame: pd.DataFrame, hardware: bool) -> list[dict]:
+    """plan_record of each row (read from column lists: no Series built per row)."""
+    columns = {c: frame[c].tolist() for c in frame.columns if c in RECORD_COLUMNS}
+    return [plan_record({c: v[i] for c, v in columns.items()}, hardware) for i in range(len(frame))]
+
+
+RECORD_COLUMNS = (
+    *CANDIDATE_COLUMNS,
+    *SCORE_COLUMNS,
+    "flops_per_problem",
+    "seconds_per_problem",
+    "dollars_per_problem",
+)
+
+
 @dataclass
 class Plan:
     """The chosen configuration, its runners-up and the accuracy/FLOPs frontier."""
@@ -380,32 +410,35 @@ class Plan:
 
 
 def score(
-    model: object, candidates: pd.DataFrame, by_name: dict, dataset: str, difficulty: str
+    model: object,
+    candidates: pd.DataFrame,
+    by_name: dict,
+    dataset: str,
+    difficulty: str,
+    rows: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Candidates with predicted_accuracy, accuracy_low/high, in_calibrated_range and
-    extrapolated (true where a per-problem model predicts past the samples it saw)."""
-    rows = spec_frame(candidates, by_name)
-    rows["difficulty"] = _objects(np.full(len(rows), difficulty, dtype=object), rows.index)
-    rows["dataset"] = _objects(np.full(len(rows), dataset.partition(":")[0], dtype=object), rows.index)
-    out = candidates.copy(deep=False)
+    extrapolated (true where a per-problem model predicts past the samples it saw).
+    rows: spec_frame(candidates, by_name) when already built (same index)."""
+    rows = spec_frame(candidates, by_name) if rows is None else rows
+    rows = rows.assign(
+        difficulty=_constant(difficulty, rows.index), dataset=_constant(dataset.partition(":")[0], rows.index)
+    )
     if hasattr(model, "assess_frame"):
         f = model.assess_frame(rows)
-        for col in (
-            "predicted_accuracy",
-            "accuracy_low",
-            "accuracy_high",
-            "in_calibrated_range",
-            "extrapolated",
-        ):
-            out[col] = f[col].to_numpy()
-        return out
-    pred, low, high, in_range = model.assess(rows)
-    out["predicted_accuracy"] = pred
-    out["accuracy_low"] = low
-    out["accuracy_high"] = high
-    out["in_calibrated_range"] = in_range
-    out["extrapolated"] = False
-    return out
+        got = {col: f[col].to_numpy() for col in SCORE_COLUMNS}
+    else:
+        pred, low, high, in_range = model.assess(rows)
+        got = dict(zip(SCORE_COLUMNS[:4], (pred, low, high, in_range), strict=True))
+        got["extrapolated"] = np.zeros(len(candidates), dtype=bool)
+    added = pd.DataFrame(got, index=candidates.index, copy=False)
+    return pd.concat([candidates.drop(columns=[c for c in SCORE_COLUMNS if c in candidates]), added], axis=1)
+
+
+def _constant(value: str, index: pd.Index) -> pd.Series:
+    """One category repeated (a categorical column costs nothing to build or factorize)."""
+    codes = np.zeros(len(index), dtype=np.int8)
+    return pd.Series(pd.Categorical.from_codes(codes, [value]), index=index, copy=False)
 
 
 RANK_RULE = (
@@ -435,20 +468,31 @@ def rank_value(scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def rank(scored: pd.DataFrame, cost: str = "flops_per_problem") -> tuple[pd.DataFrame, dict]:
     """Candidates best first by `rank_value` (cheaper on ties), and how the rule acted: the
     rule, whether it applied, and the point estimate's choice when it differs."""
+    order, value, info = _ranking(scored, cost)
+    return scored.iloc[order].assign(rank_value=value[order]), info
+
+
+def _ranking(scored: pd.DataFrame, cost: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(row order best first, rank values, rank's info) without building the ranked table."""
     value, by_low = rank_value(scored)
-    ranked = scored.assign(rank_value=value).sort_values(
-        ["rank_value", cost], ascending=[False, True], kind="mergesort"
-    )
-    by_point = scored.sort_values(["predicted_accuracy", cost], ascending=[False, True], kind="mergesort")
-    changed = len(scored) > 0 and (
-        ranked["predicted_accuracy"].iloc[0] < by_point["predicted_accuracy"].iloc[0] - 1e-12
-    )
+    costs = scored[cost].to_numpy(dtype=float)
+    point = scored["predicted_accuracy"].to_numpy(dtype=float)
+    order = _descending(value, costs)
+    best_point = _descending(point, costs)[:1]
+    changed = len(scored) > 0 and point[order[0]] < point[best_point[0]] - 1e-12
     info = {
         "rule": RANK_RULE,
         "lower_bound_candidates": int(by_low.sum()),
         "changed_choice": bool(changed),
     }
-    return ranked, info | ({"point_estimate_choice": by_point.index[0]} if changed else {})
+    return order, value, info | ({"point_estimate_choice": scored.index[best_point[0]]} if changed else {})
+
+
+def _descending(value: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Row order by value (highest first), then cost (lowest first), ties in table order; NaN
+    last (as DataFrame.sort_values with kind="mergesort")."""
+    v_nan, c_nan = np.isnan(value), np.isnan(cost)
+    return np.lexsort((np.where(c_nan, 0.0, cost), c_nan, np.where(v_nan, 0.0, -value), v_nan))
 
 
 def budget_column(budget: Budget) -> str:
@@ -478,12 +522,71 @@ def priced_candidates(
     """Every candidate with its cost, not yet scored: (table, specs by name, feature dataset,
     difficulty). Cost does not depend on difficulty, so one table serves every bin; `difficulty`
     overrides the request's."""
+    grid, by_name, feature_dataset, difficulty = _priced_grid(request, difficulty)
+    return grid.priced.copy(deep=False), by_name, feature_dataset, difficulty  # the kept one stays as is
+
+
+@dataclass
+class _Grid:
+    """A priced candidate table and, built when first scored, its spec frame with categorical
+    columns (what the features read; a categorical factorizes in microseconds)."""
+
+    priced: pd.DataFrame
+    by_name: dict
+    _rows: pd.DataFrame | None = None
+
+    def rows(self) -> pd.DataFrame:
+        if self._rows is None:
+            rows = spec_frame(self.priced, self.by_name, categorical=True)
+            for col in ("method", "aggregation", "selection"):
+                column = Column(rows[col])
+                rows[col] = _categorical(column.codes, column.uniques, rows.index)
+            self._rows = rows
+        return self._rows
+
+
+GRID_CACHE = 16  # priced candidate tables kept (they depend on the models, dataset and filters)
+_GRIDS: dict[tuple, _Grid] = {}
+_GRIDS_LOCK = threading.Lock()  # ttsplan serve plans from several threads
+
+
+def _priced_grid(request: PlanRequest, difficulty: str | None) -> tuple[_Grid, dict, str, str]:
+    """priced_candidates' work, kept for requests that differ only in budget and difficulty
+    (the table depends on neither): a repeated or re-budgeted query skips enumeration and
+    pricing. Keyed by the resolved specs, so an edited model config is priced afresh."""
     r = request
     if r.budget.kind == "seconds" and r.hardware is None:
         raise UserError("hardware: a budget in seconds needs a hardware profile")
     feature_dataset, difficulty = resolve_target(r.dataset, difficulty or r.difficulty)
     policy_specs, prm_specs = resolve_models(r.policies, r.prms)
     by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
+    key = (
+        tuple(policy_specs),
+        tuple(prm_specs),
+        feature_dataset,
+        r.hardware,
+        r.beam_width,
+        tuple(r.methods),
+        tuple(r.n_values),
+        tuple(r.aggregations or AGGREGATIONS),
+        tuple(r.selections or SELECTIONS),
+    )
+    try:
+        with _GRIDS_LOCK:
+            grid = _GRIDS.get(key)
+    except TypeError:  # an unhashable hardware object: not kept
+        key, grid = None, None
+    if grid is None:
+        grid = _Grid(_price_request(r, policy_specs, prm_specs, by_name, feature_dataset), by_name)
+        if key is not None:
+            with _GRIDS_LOCK:
+                if len(_GRIDS) >= GRID_CACHE:
+                    _GRIDS.pop(next(iter(_GRIDS)))
+                _GRIDS[key] = grid
+    return grid, by_name, feature_dataset, difficulty
+
+
+def _price_request(r: PlanRequest, policy_specs, prm_specs, by_name, feature_dataset) -> pd.DataFrame:
     candidates = enumerate_candidates(
         policy_specs,
         prm_specs,
@@ -501,22 +604,26 @@ def priced_candidates(
             ~is_orm | ((candidates["method"] == "best_of_n") & (candidates["aggregation"] == "last"))
         ]
     candidates = candidates.reset_index(drop=True)
-    return price(candidates, by_name, feature_dataset, r.hardware), by_name, feature_dataset, difficulty
+    return price(candidates, by_name, feature_dataset, r.hardware)
 
 
 def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict | None = None) -> Plan:
     """Best configuration within the budget (highest predicted accuracy, cheaper on ties)."""
     checks.integer(top, "top", 0, checks.MAX_TOP)
-    priced, by_name, feature_dataset, difficulty = priced_candidates(request)
+    grid, by_name, feature_dataset, difficulty = _priced_grid(request, None)
+    priced = grid.priced
     budget, hardware = request.budget, request.hardware
     fits = within_budget(priced, budget)
-    inside = score(model, priced[fits], by_name, feature_dataset, difficulty)
-    ranked, ranking = rank(inside)
+    if fits.all():
+        inside = score(model, priced, by_name, feature_dataset, difficulty, rows=grid.rows())
+    else:
+        inside = score(model, priced[fits], by_name, feature_dataset, difficulty, rows=grid.rows()[fits])
+    order, _, ranking = _ranking(inside, "flops_per_problem")  # as rank(inside), top rows only
     with_hw = hardware is not None
-    records = [plan_record(row, with_hw) for _, row in ranked.head(top + 1).iterrows()]
+    records = _records(inside.iloc[order[: top + 1]], with_hw)
     if ranking["changed_choice"]:
         ranking["point_estimate_choice"] = plan_record(inside.loc[ranking["point_estimate_choice"]], with_hw)
-    frontier = [plan_record(row, with_hw) for _, row in pareto_frontier(inside).iterrows()]
+    frontier = _records(pareto_frontier(inside), with_hw)
     return Plan(
         best=records[0],
         alternatives=records[1:],

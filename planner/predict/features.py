@@ -162,10 +162,12 @@ def _model_columns(rows: pd.DataFrame, role: str, lookup: Lookup) -> tuple[np.nd
         given = pd.to_numeric(rows[f"{role}_params"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         params = np.where(np.isnan(given), params, given)
     if f"{role}_family" in rows:
-        given = rows[f"{role}_family"].to_numpy(dtype=object, na_value=None)
-        missing = pd.isna(given)
-        if not missing.all():
-            family = Column(np.where(missing, family.values(), given))
+        given = rows[f"{role}_family"]
+        missing = given.isna().to_numpy()
+        if not missing.any():  # every row has one (the planner's candidates): as given
+            family = Column(given)
+        elif not missing.all():
+            family = Column(np.where(missing, family.values(), given.to_numpy(dtype=object, na_value=None)))
     return params, family
 
 

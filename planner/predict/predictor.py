@@ -21,10 +21,13 @@ elsewhere; the same `assess(rows)` interface as planner.predict.regressor.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 
 from planner.core.vocab import TREE_METHODS
+from planner.predict.features import Column
 from planner.predict.scaling import ProblemModel
 from planner.predict.scalingfit import TABLE_N, apply_tree, check_doc, widen
 
@@ -44,6 +47,8 @@ class ScalingPredictor:
         self._sets: dict[tuple[str, str], dict] = {}
         self._tree: dict[tuple, dict] = {}
         self._models: dict[tuple[str, str], ProblemModel] = {}
+        self._memo: dict[tuple[str, str], _Memo] = {}
+        self._lock = threading.Lock()  # ttsplan serve plans from several threads
         self._grid = {int(n) for n in doc.get("table_n", TABLE_N)}  # N not tabulated here: not predicted
         for e in doc["sets"]:
             pd_key = (e["policy"], e["dataset"])
@@ -98,57 +103,43 @@ class ScalingPredictor:
     def assess_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """predicted_accuracy, accuracy_low/high, in_calibrated_range, extrapolated and source
         (per-problem model or regressor) for each row of X."""
-        method = X["method"].astype(object).to_numpy()
+        method = Column(X["method"]).values()
         n = pd.to_numeric(X["n"]).to_numpy(dtype=float)
         pass1 = np.isin(method, SAMPLED) & (n == 1)
         base = X
         if pass1.any():  # the regressor answers N = 1 sampled rows as majority@1
-            base = X.copy()
-            idx = base.index[pass1]
-            base.loc[idx, ["prm", "method", "aggregation", "selection"]] = [
-                "none",
-                "majority",
-                "none",
-                "vote",
-            ]
-            if "prm_params" in base:
-                base.loc[idx, "prm_params"] = np.nan
-            if "prm_family" in base:
-                base.loc[idx, "prm_family"] = "none"
+            values = {"prm": "none", "method": "majority", "aggregation": "none", "selection": "vote"}
+            values |= {"prm_params": np.nan, "prm_family": "none"}
+            base = X.assign(**{col: _replace(X[col], pass1, v) for col, v in values.items() if col in X})
         pred, low, high, in_range = (np.array(a, copy=True) for a in self.regressor.assess(base))
         in_range = in_range.astype(bool)
         extrapolated = np.zeros(len(X), dtype=bool)
         source = np.full(len(X), "regressor", dtype=object)
-        policy = X["policy"].astype(object).to_numpy()
-        dataset = X["dataset"].astype(object).to_numpy() if "dataset" in X else np.full(len(X), "")
-        pairs = {(str(p), str(d).partition(":")[0]) for p, d in set(zip(policy, dataset, strict=True))}
-        mine = [p for p in pairs if p in self._sets]
-        if mine:
-            ds = np.array([str(d).partition(":")[0] for d in dataset], dtype=object)
-            hit = np.zeros(len(X), dtype=bool)
-            for p, d in mine:
-                hit |= (policy == p) & (ds == d)
-            cols = [X[c].astype(object).to_numpy() for c in ("prm", "aggregation", "selection")]
-            diff = X["difficulty"].astype(object).to_numpy() if "difficulty" in X else np.full(len(X), "all")
-            for i in np.flatnonzero(hit):
-                got = self._one(
-                    (str(policy[i]), ds[i]),
-                    method[i],
-                    str(cols[0][i]),
-                    str(cols[1][i]),
-                    str(cols[2][i]),
-                    str(diff[i]),
-                    int(n[i]),
-                )
-                if got is None:
-                    # a sampling or tree row of a calibrated policy that its samples do not cover
-                    # (a verifier that never scored them, N above n_max): the regressor's guess,
-                    # outside this policy's calibrated range
-                    in_range[i] = in_range[i] and method[i] not in (*SAMPLED, *TREE_METHODS)
+        policy = Column(X["policy"])
+        dataset = Column(X["dataset"]) if "dataset" in X else Column(np.full(len(X), ""))
+        sets = [(p, str(d).partition(":")[0]) for p in policy.uniques for d in dataset.uniques]
+        if any(key in self._sets for key in sets):
+            cols = [Column(X[c]) for c in ("method", "prm", "aggregation", "selection")]
+            cols.append(Column(X["difficulty"]) if "difficulty" in X else Column(np.full(len(X), "all")))
+            pair = policy.codes * len(dataset.uniques) + dataset.codes
+            pair[(policy.codes < 0) | (dataset.codes < 0)] = -1
+            for code, key in enumerate(sets):
+                if key not in self._sets:
                     continue
-                (pred[i], low[i], high[i]), extrapolated[i] = got
-                in_range[i] = True
-                source[i] = "per-problem model"
+                rows = np.flatnonzero(pair == code)
+                acc, lo, hi, extra, covered = self._lookup(
+                    key, [Column.from_codes(c.codes[rows], c.uniques) for c in cols], n[rows]
+                )
+                # a sampling or tree row of a calibrated policy that its samples do not cover
+                # (a verifier that never scored them, N above n_max): the regressor's guess,
+                # outside this policy's calibrated range
+                miss = rows[~covered]
+                in_range[miss] &= ~np.isin(method[miss], (*SAMPLED, *TREE_METHODS))
+                hit = rows[covered]
+                pred[hit], low[hit], high[hit] = acc[covered], lo[covered], hi[covered]
+                extrapolated[hit] = extra[covered]
+                in_range[hit] = True
+                source[hit] = "per-problem model"
         return pd.DataFrame(
             {
                 "predicted_accuracy": pred,
@@ -160,6 +151,35 @@ class ScalingPredictor:
             },
             index=X.index,
         )
+
+    def _lookup(self, key: tuple[str, str], cols: list[Column], n: np.ndarray):
+        """(accuracy, low, high, extrapolated, covered) per row of one calibrated set: `_one` of
+        each distinct (method, prm, aggregation, selection, difficulty, N), remembered under an
+        integer key so that a candidate asked again costs an array lookup."""
+        with self._lock:
+            return self._lookup_locked(key, cols, n)
+
+    def _lookup_locked(self, key: tuple[str, str], cols: list[Column], n: np.ndarray):
+        memo = self._memo.setdefault(key, _Memo())
+        names = [np.array([*c.uniques, "None"], dtype=object) for c in cols]  # missing: str(None)
+        codes = [memo.codes(i, c) for i, c in enumerate(cols)]
+        ok = np.isfinite(n) & (n >= 1) & (n < 2**_Memo.N_BITS) & memo.small()
+        keys = memo.keys_of(codes, np.where(ok, n, 1).astype(np.int64))
+
+        def one(r: int) -> list[float]:
+            got = self._one(key, *(nm[c.codes[r]] for nm, c in zip(names, cols, strict=True)), int(n[r]))
+            return [np.nan, np.nan, np.nan, 0.0, 0.0] if got is None else [*got[0], float(got[1]), 1.0]
+
+        new = ok & ~memo.has(keys)
+        if new.any():
+            _, first = np.unique(keys[new], return_index=True)
+            rows = np.flatnonzero(new)[first]
+            memo.add(keys[rows], np.array([one(r) for r in rows], dtype=float).reshape(-1, 5))
+        out = np.empty((len(n), 5))
+        out[ok] = memo.values[np.searchsorted(memo.keys, keys[ok])]
+        for r in np.flatnonzero(~ok):  # N outside the key's range: as asked, one by one
+            out[r] = one(r)
+        return out[:, 0], out[:, 1], out[:, 2], out[:, 3] == 1.0, out[:, 4] == 1.0
 
     def assess(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, low, high, in_calibrated_range), as AccuracyRegressor.assess."""
@@ -176,3 +196,52 @@ class ScalingPredictor:
         drop = {str(p) for p in policies}
         doc = {**self.doc, "sets": [e for e in self.doc["sets"] if e["policy"] not in drop]}
         return ScalingPredictor(self.regressor, doc)
+
+
+def _replace(column: pd.Series, where: np.ndarray, value: object) -> pd.Series:
+    """The column with `value` in the rows `where` (a categorical stays one: cheap to factorize)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cat = column.cat.add_categories([value]) if value not in column.cat.categories else column
+        codes = np.where(where, cat.cat.categories.get_loc(value), cat.cat.codes)
+        return pd.Series(pd.Categorical.from_codes(codes, dtype=cat.dtype), index=column.index)
+    if pd.api.types.is_float_dtype(column.dtype):
+        return pd.Series(np.where(where, value, column.to_numpy()), index=column.index)
+    return pd.Series(np.where(where, value, column.to_numpy(dtype=object)), index=column.index, dtype=object)
+
+
+class _Memo:
+    """Results of one calibrated set's rows under integer keys: five category codes (method,
+    prm, aggregation, selection, difficulty; 8 bits each) and N."""
+
+    N_BITS = 20  # N below 2**20 (checks.MAX_N is 2**16)
+
+    def __init__(self) -> None:
+        self.vocab: list[dict[str, int]] = [{} for _ in range(5)]
+        self.keys = np.empty(0, dtype=np.int64)
+        self.values = np.empty((0, 5))  # accuracy, low, high, extrapolated, covered
+
+    def codes(self, i: int, col: Column) -> np.ndarray:
+        """Per row: the code of its value in this memo's vocabulary (missing as "None")."""
+        vocab = self.vocab[i]
+        per_unique = [vocab.setdefault(u, len(vocab)) for u in [*col.uniques, "None"]]
+        return np.array(per_unique, dtype=np.int64)[col.codes]
+
+    def small(self) -> bool:
+        return all(len(v) <= 256 for v in self.vocab)
+
+    def keys_of(self, codes: list[np.ndarray], n: np.ndarray) -> np.ndarray:
+        key = np.zeros(len(n), dtype=np.int64)
+        for c in codes:
+            key = key * 256 + c
+        return key * 2**self.N_BITS + n
+
+    def has(self, keys: np.ndarray) -> np.ndarray:
+        if not len(self.keys):
+            return np.zeros(len(keys), dtype=bool)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return self.keys[pos] == keys
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        keys = np.concatenate([self.keys, keys])
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.values = keys[order], np.concatenate([self.values, values])[order]

@@ -14,8 +14,12 @@ The result is one plain JSON document (no pickle).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,20 +52,36 @@ def curves(model: ProblemModel) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def tabulate(model: ProblemModel, ns=TABLE_N) -> list[list]:
+def tabulate(model: ProblemModel, ns=TABLE_N, pool=None) -> list[list]:
     """Rows [method, prm, aggregation, selection, bin, n, accuracy, low, high]. Weighted vote
-    (Monte Carlo time in proportion to N) up to VOTE_N_MAX and over all problems only."""
-    rows = []
+    (Monte Carlo time in proportion to N) up to VOTE_N_MAX and over all problems only.
+    pool: an executor to spread the curves over (each is seeded: the same rows either way)."""
+    tasks = _curves_and_bins(model)
+    if pool is None:
+        parts = [_curve_rows(model, ns, task) for task in tasks]
+    else:
+        parts = [f.result() for f in [pool.submit(_curve_rows, model, ns, task) for task in tasks]]
+    return [row for part in parts for row in part]
+
+
+def _curves_and_bins(model: ProblemModel) -> list[tuple[str, str, str, str, str]]:
+    out = []
     for method, prm, agg, sel in curves(model):
         vote = method == "best_of_n" and sel == "vote"
-        for b in ["all"] if vote else ["all", *sorted(model.bins)]:
-            grid = [n for n in ns if n <= model.n_max and (not vote or n <= VOTE_N_MAX)]
-            kw = {} if method == "majority" else {"verifier": prm, "aggregation": agg, "selection": sel}
-            preds = model.predict_many(
-                method=method, ns=grid, bin=None if b == "all" else b, sims=SIMS, boot_sims=BOOT_SIMS, **kw
-            )
-            rows += [[method, prm, agg, sel, b, n, *widen(r)] for n, r in zip(grid, preds, strict=True)]
-    return rows
+        out += [(method, prm, agg, sel, b) for b in (["all"] if vote else ["all", *sorted(model.bins)])]
+    return out
+
+
+def _curve_rows(model: ProblemModel, ns, task: tuple[str, str, str, str, str]) -> list[list]:
+    """The table rows of one curve in one bin."""
+    method, prm, agg, sel, b = task
+    vote = method == "best_of_n" and sel == "vote"
+    grid = [n for n in ns if n <= model.n_max and (not vote or n <= VOTE_N_MAX)]
+    kw = {} if method == "majority" else {"verifier": prm, "aggregation": agg, "selection": sel}
+    preds = model.predict_many(
+        method=method, ns=grid, bin=None if b == "all" else b, sims=SIMS, boot_sims=BOOT_SIMS, **kw
+    )
+    return [[method, prm, agg, sel, b, n, *widen(r)] for n, r in zip(grid, preds, strict=True)]
 
 
 def widen(r: dict) -> tuple[float, float, float]:
@@ -129,6 +149,12 @@ def tree_corrections(model: ProblemModel, cells: pd.DataFrame) -> list[dict]:
 
 def fit_set(s: SampleSet, records: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0, ns=TABLE_N) -> dict:
     """One sample set's entry: the fitted model, its table and its tree corrections."""
+    return _finish(*_start_set(s, records, n_boot, seed, ns, None))
+
+
+def _start_set(s: SampleSet, records: pd.DataFrame, n_boot: int, seed: int, ns, pool) -> tuple:
+    """Fit the set's model, hand its table's curves to the pool (when given), and fit its tree
+    corrections meanwhile; _finish collects the entry."""
     started = time.perf_counter()
     frame = s.frame
     bins = "difficulty" if frame["difficulty"].notna().all() else None
@@ -138,6 +164,10 @@ def fit_set(s: SampleSet, records: pd.DataFrame, n_boot: int = N_BOOT, seed: int
         model = ProblemModel.fit(frame[keep], bins=bins, n_boot=n_boot, seed=seed)
     except UserError as exc:
         raise UserError(f"samples: {s.source}: {str(exc).removeprefix('samples: ')}") from None
+    if pool is None:
+        table = tabulate(model, ns)
+    else:
+        table = [pool.submit(_curve_rows, model, ns, task) for task in _curves_and_bins(model)]
     entry = {
         "policy": s.policy,
         "dataset": s.dataset,
@@ -145,21 +175,32 @@ def fit_set(s: SampleSet, records: pd.DataFrame, n_boot: int = N_BOOT, seed: int
         "problems": int(frame["problem_id"].nunique()),
         "samples_per_problem": s.samples_per_problem,
         "model": model.to_dict(),
-        "table": tabulate(model, ns),
+        "table": table,
         "tree": tree_corrections(model, tree_cells(records, s.policy, s.dataset)),
     }
+    return entry, started
+
+
+def _finish(entry: dict, started: float) -> dict:
+    if entry["table"] and not isinstance(entry["table"][0], list):  # the pool's curves
+        entry["table"] = [row for part in entry["table"] for row in part.result()]
     entry["fit_seconds"] = round(time.perf_counter() - started, 2)
-    return entry
+    return {k: entry[k] for k in (*list(entry)[:6], "table", "tree", "fit_seconds")}
 
 
-def fit_scaling(dirs: list[Path], records: pd.DataFrame, n_boot: int = N_BOOT, ns=TABLE_N) -> dict:
+def fit_scaling(
+    dirs: list[Path], records: pd.DataFrame, n_boot: int = N_BOOT, ns=TABLE_N, workers: int | None = None
+) -> dict:
     """The scaling document of every sample set in the profile folders (records: their records,
-    with a `profile` column as load_profiles gives)."""
+    with a `profile` column as load_profiles gives). workers: processes that compute the tables
+    (default: the usable cores, at most MAX_WORKERS; 1: none); the document is the same for any
+    number (every curve is seeded on its own)."""
     from threadpoolctl import threadpool_limits
 
     entries = []
     with threadpool_limits(limits=1):  # L-BFGS on a shared 2-core machine: one BLAS thread
-        entries = _fit_all(dirs, records, n_boot, ns)
+        with _pool(workers) as pool:
+            entries = _fit_all(dirs, records, n_boot, ns, pool)
     keys = [(e["policy"], e["dataset"]) for e in entries]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
@@ -174,14 +215,33 @@ def fit_scaling(dirs: list[Path], records: pd.DataFrame, n_boot: int = N_BOOT, n
     }
 
 
-def _fit_all(dirs: list[Path], records: pd.DataFrame, n_boot: int, ns) -> list[dict]:
-    entries = []
+MAX_WORKERS = 8
+
+
+@contextlib.contextmanager
+def _pool(workers: int | None):
+    """A process pool for the tables' curves, or None for one process. Forked where the system
+    can (the workers start at once and run NumPy/SciPy only)."""
+    if workers is None:
+        workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, MAX_WORKERS)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UserError(f"workers must be a whole number >= 1, got {workers!r}")
+    if workers == 1:
+        yield None
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        yield pool
+
+
+def _fit_all(dirs: list[Path], records: pd.DataFrame, n_boot: int, ns, pool=None) -> list[dict]:
+    started = []
     for folder in dirs:
         folder = Path(folder)
         mine = records[records["profile"] == folder.name] if "profile" in records else records
         for s in profile_sample_sets(folder, mine):
-            entries.append(fit_set(s, mine, n_boot=n_boot, ns=ns))
-    return entries
+            started.append(_start_set(s, mine, n_boot, 0, ns, pool))
+    return [_finish(*one) for one in started]
 
 
 def check_doc(doc: object, where: str) -> dict:
