@@ -78,6 +78,10 @@ def _config(rec: dict) -> str:
     """Compact configuration: "beam n=128 w=4 last/max", "majority n=8", "cot"."""
     if rec["method"] == "cot":
         return "cot"
+    if rec.get("stop"):
+        from planner.plan.stopping import describe
+
+        return describe(rec)
     text = f"{rec['method']} n={rec['n']}"
     if rec["beam_width"] is not None:
         text += f" w={rec['beam_width']}"
@@ -270,6 +274,12 @@ def plan_command(
     selection: list[str] = typer.Option(
         None, "--selection", help="Only these selections, max or vote (repeatable)"
     ),
+    stop: list[str] = typer.Option(
+        None,
+        "--stop",
+        help="Also adaptive candidates: majority stopping by this rule up to a cap, beta:C or esc:W "
+        "(repeatable; needs --predictor scaling)",
+    ),
 ) -> None:
     """The best configuration within a budget, its alternatives and the accuracy/FLOPs frontier."""
     from planner.plan.search import PlanRequest, plan
@@ -288,6 +298,19 @@ def plan_command(
     only = {"aggregations": aggregation or None, "selections": selection or None}
     if method:
         only["methods"] = method
+    if stop:
+        from planner.core.stopping import parse_rule
+
+        if per_bin:
+            raise UserError("--stop cannot be combined with --per-bin")
+        if predictor != "scaling":
+            raise UserError(
+                "--stop needs --predictor scaling (adaptive candidates come from per-problem models)"
+            )
+        try:
+            only["stop_rules"] = [str(parse_rule(text)) for text in stop]
+        except UserError as exc:
+            raise UserError(f"--{exc}") from None
     request = PlanRequest(
         policies=policies,
         budget=budget,

@@ -3,7 +3,8 @@
 A plan document is a JSON object {"format": "ttsplan-plan", "version": 1, "kind": ..., ...}:
 - kind "single": one configuration (policy, prm, method, n, beam_width, aggregation, selection,
   predicted_accuracy, accuracy_interval, flops_per_problem, in_calibrated_range, dataset) at the
-  top level, plus the planner's alternatives and frontier;
+  top level, plus the planner's alternatives and frontier; an adaptive configuration adds "stop"
+  (its early-stopping rule, n being the cap) and "expected_samples";
 - kind "per_bin": one such configuration per difficulty bin under "bins", the probe settings
   under "probe", and the best static configuration under "static".
 A document of another format, of an older or newer version, or of the wrong kind is refused in
@@ -237,6 +238,8 @@ def plan_from_dict(obj: object, where: str = "plan") -> RunPlan:
     for key in ("aggregation", "selection"):
         if obj.get(key) is not None:
             fields[key] = str(obj[key])
+    if obj.get("stop") is not None:  # an adaptive plan: n is the cap, run with early stopping
+        fields["stop"] = str(obj["stop"])
     try:
         config = MethodConfig(**fields)
     except UserError as exc:

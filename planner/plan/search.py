@@ -88,6 +88,7 @@ class PlanRequest:
     n_values: Sequence[int] = N_VALUES
     aggregations: Sequence[str] | None = None
     selections: Sequence[str] | None = None
+    stop_rules: Sequence[str] = ()  # also adaptive candidates: majority with each rule (plan/stopping.py)
 
     def __post_init__(self) -> None:
         checks.integer(self.beam_width, "beam_width", 1, checks.MAX_N)
@@ -337,6 +338,10 @@ def plan_record(row: pd.Series, hardware: bool) -> dict:
         "in_calibrated_range": bool(row["in_calibrated_range"]),
         "extrapolated": bool(row.get("extrapolated", False)),
     }
+    stop = row.get("stop")
+    if isinstance(stop, str) and stop:  # an adaptive candidate: n is its cap
+        out["stop"] = stop
+        out["expected_samples"] = float(row["expected_samples"])
     if hardware:
         out["seconds_per_problem"] = float(row["seconds_per_problem"])
         dollars = row["dollars_per_problem"]
@@ -511,6 +516,14 @@ def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict 
     budget, hardware = request.budget, request.hardware
     fits = within_budget(priced, budget)
     inside = score(model, priced[fits], by_name, feature_dataset, difficulty)
+    adaptive = 0
+    if request.stop_rules:
+        from planner.plan.stopping import stopping_candidates
+
+        extra = stopping_candidates(model, request, by_name, feature_dataset, difficulty)
+        adaptive = len(extra)
+        if adaptive:
+            inside = pd.concat([inside, extra], ignore_index=True)
     ranked, ranking = rank(inside)
     with_hw = hardware is not None
     records = [plan_record(row, with_hw) for _, row in ranked.head(top + 1).iterrows()]
@@ -525,8 +538,8 @@ def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict 
         difficulty=difficulty,
         budget=budget,
         hardware=getattr(hardware, "name", None),
-        candidates=len(priced),
-        within_budget=int(fits.sum()),
+        candidates=len(priced) + adaptive,
+        within_budget=int(fits.sum()) + adaptive,
         model=model_info or {},
         ranking=ranking,
     )

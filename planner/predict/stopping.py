@@ -1,0 +1,119 @@
+"""Expected accuracy and samples of majority vote with early stopping, from the per-problem model.
+
+For a fitted ProblemModel (planner.predict.scaling) each simulated problem draws its success rate
+p from the Beta mixture (or one bin's posterior mix), its unanswered share and the split of its
+wrong answers (the Dirichlet-process sticks), then a sequence of `cap` samples. The stopping rule
+(planner.core.stopping) is checked after every round, as the live loop and the replay check it:
+beta:C after each sample, esc:W after each window, the last round cut at the cap. The answer is
+the majority of the samples drawn (ties split evenly, as the model's fixed-N majority). Returns
+the expected accuracy and the expected number of samples; a bootstrap over the model's refits
+gives their 80% intervals. Seeded Monte Carlo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import betainc
+
+from planner.core.errors import UserError
+from planner.core.stopping import StopRule
+from planner.predict.scaling import LEVEL, ProblemModel, _category_probs, _draw_p, _posterior_mix
+
+SIMS = 8000  # simulated problems for the point estimate
+BOOT_SIMS = 1000  # for each bootstrap refit
+MAX_DRAWS = 2**22  # simulated problems x cap: fewer problems at large caps
+
+
+def _beta_table(confidence: float, cap: int) -> np.ndarray:
+    """settled[v1, v2] of the beta rule for vote counts up to cap."""
+    v = np.arange(cap + 1, dtype=float)
+    prob = 1.0 - betainc(v[:, None] + 1, v[None, :] + 1, 0.5)
+    table = prob >= confidence
+    table[0, :] = False  # no answered vote: never settled
+    return table
+
+
+def _checks(rule: StopRule, cap: int) -> list[int]:
+    """Sample counts after which the rule is checked (the last round cut at the cap)."""
+    step = rule.round_size
+    return sorted({*range(step, cap + 1, step), cap})
+
+
+def simulate(params: dict, dist: dict, rule: StopRule, cap: int, sims: int, rng) -> tuple[float, float]:
+    """(expected accuracy, expected samples) of majority with `rule` up to `cap`."""
+    probs = _category_probs(_draw_p(dist, sims, rng), params, rng)
+    width = probs.shape[1]  # 0 correct, 1 unanswered, 2..width-2 wrong answers, width-1 all distinct
+    cum = np.cumsum(probs, axis=1)
+    cum[:, -1] = 1.0
+    u = rng.random((sims, cap))
+    cats = np.minimum((u[:, :, None] > cum[:, None, :]).sum(axis=2), width - 1)  # (sims, cap)
+    onehot = cats[:, :, None] == np.arange(width)[None, None, :]
+    counts = np.cumsum(onehot, axis=1, dtype=np.int32)  # counts after t + 1 samples
+    grouped = counts[:, :, : width - 1].copy()
+    grouped[:, :, 1] = 0  # unanswered samples never vote
+    singles = counts[:, :, width - 1]  # answers seen once each
+    top2 = -np.sort(-grouped, axis=2)[:, :, :2]
+    a1, a2 = top2[:, :, 0], top2[:, :, 1]
+    v1 = np.maximum(a1, (singles > 0).astype(np.int32))
+    v2 = np.where(singles == 0, a2, np.where(a1 >= 1, np.maximum(a2, 1), (singles >= 2).astype(np.int32)))
+    if rule.kind == "beta":
+        settled = _beta_table(rule.value, cap)[v1, v2]
+    else:
+        w = int(rule.value)
+        settled = np.zeros((sims, cap), dtype=bool)
+        if w <= cap:
+            same = np.ones((sims, cap - w + 1), dtype=bool)
+            for j in range(1, w):
+                same &= cats[:, j : cap - w + 1 + j] == cats[:, : cap - w + 1]
+            votes = (cats[:, : cap - w + 1] != 1) & (cats[:, : cap - w + 1] != width - 1)
+            settled[:, w - 1 :] = same & votes
+    at = np.zeros((sims, cap), dtype=bool)
+    at[:, [t - 1 for t in _checks(rule, cap)]] = True
+    stop = settled & at
+    stop[:, cap - 1] = True
+    t = stop.argmax(axis=1)  # index of the last sample drawn
+    rows = np.arange(sims)
+    final = grouped[rows, t]
+    c = final[:, 0]
+    wrong_top = np.maximum(final[:, 2:].max(axis=1), (singles[rows, t] > 0).astype(np.int32))
+    ties = (final[:, 2:] == c[:, None]).sum(axis=1) + np.where(c == 1, singles[rows, t], 0)
+    win = np.where((c > 0) & (c >= wrong_top), 1.0 / (1 + ties), 0.0)
+    return float(win.mean()), float((t + 1).mean())
+
+
+def predict_stopping(
+    model: ProblemModel,
+    rule: StopRule,
+    cap: int,
+    *,
+    bin: str | None = None,
+    sims: int = SIMS,
+    boot_sims: int = BOOT_SIMS,
+    interval: bool = True,
+) -> dict:
+    """Majority with `rule` up to `cap` samples: {"accuracy", "low", "high", "samples",
+    "samples_low", "samples_high", "level"}, over all problems or one bin's."""
+    if not isinstance(rule, StopRule):
+        raise UserError(f"rule: must be a StopRule, got {type(rule).__name__}")
+    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or not 1 <= cap <= model.n_max:
+        raise UserError(f"cap: must be a whole number from 1 to {model.n_max}, got {cap!r}")
+    if bin is not None and bin not in model.bins:
+        raise UserError(f"bin must be one of {', '.join(model.bins)}, got {bin!r}")
+    cap = int(cap)
+
+    def one(params: dict, draws: int, replicate: int) -> tuple[float, float]:
+        dist = params["success"] if bin is None else _posterior_mix(params["success"], model.bins[bin])
+        rng = np.random.default_rng([model.seed, cap, int(rule.value * 1000), replicate])
+        return simulate(params, dist, rule, cap, max(100, min(draws, MAX_DRAWS // cap)), rng)
+
+    acc, used = one(model.params, sims, 0)
+    out = {"accuracy": acc, "samples": used, "level": LEVEL}
+    reps = [one(b, boot_sims, i + 1) for i, b in enumerate(model.boot)] if interval else []
+    if reps:
+        q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
+        lo, hi = np.percentile(np.array(reps), q, axis=0)
+        out.update(low=min(float(lo[0]), acc), high=max(float(hi[0]), acc))
+        out.update(samples_low=min(float(lo[1]), used), samples_high=max(float(hi[1]), used))
+    else:
+        out.update(low=acc, high=acc, samples_low=used, samples_high=used)
+    return out
