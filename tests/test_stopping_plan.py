@@ -21,7 +21,7 @@ from planner.predict.stopping import predict_stopping
 from tests.fake_engine import FakeEngine
 
 
-def _samples(problems: int, k: int, seed: int) -> pd.DataFrame:
+def _samples(problems: int, k: int, seed: int, with_p: bool = False) -> pd.DataFrame:
     """Problems with p from a two-part mix (mean 0.85 or 0.15) and wrong answers from a Chinese
     restaurant process (concentration 1: the model's assumption about how wrong answers split)."""
     rng = np.random.default_rng(seed)
@@ -38,8 +38,9 @@ def _samples(problems: int, k: int, seed: int) -> pd.DataFrame:
             else:
                 answer = wrong[rng.integers(len(wrong))]
                 wrong.append(answer)
-            rows.append({"problem_id": f"p{i}", "correct": answer == "A", "answer": answer})
-    return pd.DataFrame(rows)
+            rows.append({"problem_id": f"p{i}", "correct": answer == "A", "answer": answer, "p": p})
+    frame = pd.DataFrame(rows)
+    return frame if with_p else frame.drop(columns=["p"])
 
 
 @pytest.mark.parametrize("text", ["beta:0.95", "esc:4"])

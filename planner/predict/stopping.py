@@ -117,3 +117,51 @@ def predict_stopping(
     else:
         out.update(low=acc, high=acc, samples_low=used, samples_high=used)
     return out
+
+
+# ---------------------------------------------------------------- the probe's posterior
+
+PROBE_SIMS = 100_000
+
+
+def probe_posterior(model: ProblemModel, k: int, *, sims: int = PROBE_SIMS) -> dict[str, dict]:
+    """What k probe samples say about a problem, by how their answers split (core.scoring
+    .answer_signature): per signature its probability, the posterior mean success rate p and the
+    posterior share of each difficulty bin (by p: easy > 0.5, hard < 0.1), simulated from the
+    model's prior over problems. Seeded."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 64:
+        raise UserError(f"k: must be a whole number from 1 to 64, got {k!r}")
+    rng = np.random.default_rng([model.seed, int(k), 7])
+    params = model.params
+    p = _draw_p(params["success"], sims, rng)
+    probs = _category_probs(p, params, rng)
+    width = probs.shape[1]
+    counts = rng.multinomial(int(k), probs)  # (sims, width); the draws' order does not matter
+    singles = counts[:, -1]
+    groups = np.concatenate(
+        [
+            counts[:, :1],
+            counts[:, 2 : width - 1],
+            (np.arange(k)[None, :] < singles[:, None]).astype(np.int64),
+        ],
+        axis=1,
+    )
+    sizes = -np.sort(-groups, axis=1)[:, :k]
+    keys = np.concatenate([sizes, counts[:, 1:2]], axis=1)  # group sizes, then the unanswered count
+    code = keys @ (int(k) + 1) ** np.arange(keys.shape[1], dtype=np.int64)  # one integer per split
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    uniq = keys[first]
+    inverse = inverse.reshape(-1)
+    total = np.bincount(inverse, minlength=len(uniq)).astype(float)
+    mean_p = np.bincount(inverse, weights=p, minlength=len(uniq)) / total
+    easy = np.bincount(inverse, weights=(p > 0.5).astype(float), minlength=len(uniq)) / total
+    hard = np.bincount(inverse, weights=(p < 0.1).astype(float), minlength=len(uniq)) / total
+    out = {}
+    for row, n, m, e, h in zip(uniq, total, mean_p, easy, hard, strict=True):
+        answered = "+".join(str(int(x)) for x in row[:-1] if x > 0) or "0"
+        out[f"{answered}/{int(row[-1])}"] = {
+            "probability": float(n / sims),
+            "pass1": float(m),
+            "bins": {"easy": float(e), "medium": float(1 - e - h), "hard": float(h)},
+        }
+    return out
