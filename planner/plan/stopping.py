@@ -18,7 +18,7 @@ from planner.core.stopping import parse_rule
 from planner.predict.features import NO_MODEL
 from planner.predict.stopping import predict_stopping
 
-MAX_CAP = 256  # simulated stopping time costs in proportion to the cap
+MAX_CAP = 64  # simulated stopping time costs in proportion to the cap (about 2 s per rule at 64)
 
 
 def stopping_candidates(model: object, request, by_name: dict, dataset: str, difficulty: str) -> pd.DataFrame:

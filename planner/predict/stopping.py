@@ -21,7 +21,7 @@ from planner.predict.scaling import LEVEL, ProblemModel, _category_probs, _draw_
 
 SIMS = 8000  # simulated problems for the point estimate
 BOOT_SIMS = 1000  # for each bootstrap refit
-MAX_DRAWS = 2**22  # simulated problems x cap: fewer problems at large caps
+MAX_DRAWS = 2**23  # simulated problems x cap: fewer problems at large caps
 
 
 def _beta_table(confidence: float, cap: int) -> np.ndarray:
@@ -39,46 +39,65 @@ def _checks(rule: StopRule, cap: int) -> list[int]:
     return sorted({*range(step, cap + 1, step), cap})
 
 
+def _top_two(counts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(v1, v2): the two largest vote counts; unanswered samples never vote, and answers of the
+    all-distinct category count one each."""
+    grouped = counts[:, : width - 1].copy()
+    grouped[:, 1] = 0
+    singles = counts[:, width - 1]
+    top = -np.partition(-grouped, 1, axis=1)[:, :2]
+    a1, a2 = top.max(axis=1), top.min(axis=1)
+    v1 = np.maximum(a1, (singles > 0).astype(counts.dtype))
+    v2 = np.where(singles == 0, a2, np.where(a1 >= 1, np.maximum(a2, 1), (singles >= 2).astype(counts.dtype)))
+    return v1, v2
+
+
+def _majority_win(counts: np.ndarray, width: int) -> np.ndarray:
+    """Share of the win that goes to the correct answer (ties split evenly)."""
+    c, wrong, singles = counts[:, 0], counts[:, 2 : width - 1], counts[:, width - 1]
+    top = np.maximum(wrong.max(axis=1), (singles > 0).astype(counts.dtype))
+    ties = (wrong == c[:, None]).sum(axis=1) + np.where(c == 1, singles, 0)
+    return np.where((c > 0) & (c >= top), 1.0 / (1 + ties), 0.0)
+
+
 def simulate(params: dict, dist: dict, rule: StopRule, cap: int, sims: int, rng) -> tuple[float, float]:
-    """(expected accuracy, expected samples) of majority with `rule` up to `cap`."""
+    """(expected accuracy, expected samples) of majority with `rule` up to `cap`: samples drawn one
+    at a time for every simulated problem still open, the rule checked after each round."""
     probs = _category_probs(_draw_p(dist, sims, rng), params, rng)
     width = probs.shape[1]  # 0 correct, 1 unanswered, 2..width-2 wrong answers, width-1 all distinct
     cum = np.cumsum(probs, axis=1)
     cum[:, -1] = 1.0
-    u = rng.random((sims, cap))
-    cats = np.minimum((u[:, :, None] > cum[:, None, :]).sum(axis=2), width - 1)  # (sims, cap)
-    onehot = cats[:, :, None] == np.arange(width)[None, None, :]
-    counts = np.cumsum(onehot, axis=1, dtype=np.int32)  # counts after t + 1 samples
-    grouped = counts[:, :, : width - 1].copy()
-    grouped[:, :, 1] = 0  # unanswered samples never vote
-    singles = counts[:, :, width - 1]  # answers seen once each
-    top2 = -np.sort(-grouped, axis=2)[:, :, :2]
-    a1, a2 = top2[:, :, 0], top2[:, :, 1]
-    v1 = np.maximum(a1, (singles > 0).astype(np.int32))
-    v2 = np.where(singles == 0, a2, np.where(a1 >= 1, np.maximum(a2, 1), (singles >= 2).astype(np.int32)))
-    if rule.kind == "beta":
-        settled = _beta_table(rule.value, cap)[v1, v2]
-    else:
-        w = int(rule.value)
-        settled = np.zeros((sims, cap), dtype=bool)
-        if w <= cap:
-            same = np.ones((sims, cap - w + 1), dtype=bool)
-            for j in range(1, w):
-                same &= cats[:, j : cap - w + 1 + j] == cats[:, : cap - w + 1]
-            votes = (cats[:, : cap - w + 1] != 1) & (cats[:, : cap - w + 1] != width - 1)
-            settled[:, w - 1 :] = same & votes
-    at = np.zeros((sims, cap), dtype=bool)
-    at[:, [t - 1 for t in _checks(rule, cap)]] = True
-    stop = settled & at
-    stop[:, cap - 1] = True
-    t = stop.argmax(axis=1)  # index of the last sample drawn
+    counts = np.zeros((sims, width), dtype=np.int32)
     rows = np.arange(sims)
-    final = grouped[rows, t]
-    c = final[:, 0]
-    wrong_top = np.maximum(final[:, 2:].max(axis=1), (singles[rows, t] > 0).astype(np.int32))
-    ties = (final[:, 2:] == c[:, None]).sum(axis=1) + np.where(c == 1, singles[rows, t], 0)
-    win = np.where((c > 0) & (c >= wrong_top), 1.0 / (1 + ties), 0.0)
-    return float(win.mean()), float((t + 1).mean())
+    checks = set(_checks(rule, cap))
+    w = rule.round_size
+    window = np.zeros((sims, w), dtype=np.int64)  # the last w categories (esc)
+    table = _beta_table(rule.value, cap) if rule.kind == "beta" else None
+    open_ = np.ones(sims, dtype=bool)
+    win = np.zeros(sims)
+    used = np.full(sims, float(cap))
+    for t in range(1, cap + 1):
+        cats = np.minimum((rng.random(sims)[:, None] > cum).sum(axis=1), width - 1)
+        counts[rows, cats] += 1
+        window[:, (t - 1) % w] = cats
+        if t not in checks:
+            continue
+        if t == cap:
+            settled = np.ones(sims, dtype=bool)
+        elif table is not None:
+            v1, v2 = _top_two(counts, width)
+            settled = table[v1, v2]
+        else:
+            first = window[:, :1]
+            settled = (window == first).all(axis=1) & (first[:, 0] != 1) & (first[:, 0] != width - 1)
+        done = open_ & settled
+        if done.any():
+            win[done] = _majority_win(counts[done], width)
+            used[done] = t
+            open_ &= ~done
+        if not open_.any():
+            break
+    return float(win.mean()), float(used.mean())
 
 
 def predict_stopping(
