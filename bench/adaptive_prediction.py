@@ -33,10 +33,12 @@ from planner.predict.stopping import predict_stopping  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "adaptive_prediction.json"
 RULES = ("beta:0.9", "beta:0.95", "beta:0.99", "esc:2", "esc:4", "esc:8")
+NEVER = parse_rule("esc:1024")  # never stops before the cap
 ORDERS = 100
 
 
-def problems(df) -> list[tuple[list, dict]]:
+def problems(df, score: str | None = None) -> list[tuple[list, dict, object]]:
+    """Per problem: (answers in recorded order, correct-by-answer, scores or None)."""
     out = []
     for _, g in df.sort_values(["problem_id", "sample"]).groupby("problem_id", sort=True):
         answers = [a if isinstance(a, str) and a else None for a in g["answer"]]
@@ -44,25 +46,36 @@ def problems(df) -> list[tuple[list, dict]]:
         for a, ok in zip(answers, g["correct"], strict=True):
             if a is not None:
                 table[a] = max(table.get(a, 0.0), float(ok))
-        out.append((answers, table))
+        out.append((answers, table, None if score is None else g[score].to_numpy(dtype=float)))
     return out
 
 
 def replay(probs, rule, cap: int, orders: int, seed: int = 0) -> tuple[float, float, float, float]:
     """(accuracy, samples) in recorded order and (accuracy, samples) averaged over random orders."""
-    rec = [replay_stopping(a, t, cap, rule) for a, t in probs]
+    rec = [replay_stopping(a, t, cap, rule, s) for a, t, s in probs]
     rng = np.random.default_rng(seed)
     shuffled = []
-    for a, t in probs:
+    for a, t, s in probs:
         for _ in range(orders):
-            order = [a[i] for i in rng.permutation(len(a))]
-            shuffled.append(replay_stopping(order, t, cap, rule))
+            idx = rng.permutation(len(a))
+            shuffled.append(replay_stopping([a[i] for i in idx], t, cap, rule, None if s is None else s[idx]))
     return (
         float(np.mean([c for c, _ in rec])),
         float(np.mean([u for _, u in rec])),
         float(np.mean([c for c, _ in shuffled])),
         float(np.mean([u for _, u in shuffled])),
     )
+
+
+def acc_cap(probs, cap: int, orders: int = ORDERS, seed: int = 1) -> float:
+    """Weighted vote over `cap` samples, averaged over random orders (the subset drawn)."""
+    rng = np.random.default_rng(seed)
+    got = []
+    for a, t, s in probs:
+        for _ in range(orders):
+            idx = rng.permutation(len(a))
+            got.append(replay_stopping([a[i] for i in idx], t, cap, NEVER, s[idx])[0])
+    return float(np.mean(got))
 
 
 def shipped_sets():
@@ -87,9 +100,15 @@ def art_sets():
         yield label, ProblemModel.fit(df, n_boot=0), df
 
 
-def evaluate(label: str, model: ProblemModel, df, rules=RULES) -> list[dict]:
-    probs = problems(df)
-    k = min(len(a) for a, _ in probs)
+def evaluate(label: str, model: ProblemModel, df, rules=RULES, score: str | None = None) -> list[dict]:
+    """Rows per cap and rule: majority, or with `score` (a score:<verifier>:<aggregation> column
+    the model has) Best-of-N with the score-weighted vote."""
+    probs = problems(df, score)
+    k = min(len(a) for a, _, _ in probs)
+    kw = {}
+    if score is not None:
+        verifier, aggregation = score.removeprefix("score:").rsplit(":", 1)
+        kw = {"verifier": verifier, "aggregation": aggregation}
     rows = []
     for cap in sorted({k, 8} & set(range(2, k + 1))):
         for text in rules:
@@ -97,14 +116,22 @@ def evaluate(label: str, model: ProblemModel, df, rules=RULES) -> list[dict]:
             if rule.round_size > cap:
                 continue
             t0 = time.perf_counter()
-            pred = predict_stopping(model, rule, cap, interval=False)
+            pred = predict_stopping(model, rule, cap, interval=False, **kw)
             seconds = time.perf_counter() - t0
             acc, used, acc_mean, used_mean = replay(probs, rule, cap, ORDERS)
-            model_fixed = model.predict(method="majority", n=cap, interval=False)["accuracy"]
-            exact_fixed = float(np.mean([majority_expectation(a, t, cap) for a, t in probs]))
+            if score is None:
+                model_fixed = model.predict(method="majority", n=cap, interval=False)["accuracy"]
+                exact_fixed = float(np.mean([majority_expectation(a, t, cap) for a, t, _ in probs]))
+            else:
+                fixed = model.predict(method="best_of_n", n=cap, selection="vote", interval=False, **kw)
+                model_fixed = fixed["accuracy"]
+                exact_fixed = acc_cap(probs, cap)
             rows.append(
                 {
                     "source": label,
+                    "method": "majority"
+                    if score is None
+                    else "weighted vote " + score.removeprefix("score:"),
                     "rule": text,
                     "cap": cap,
                     "problems": len(probs),
@@ -131,17 +158,21 @@ def main() -> None:
     rows = []
     for label, model, df in shipped_sets():
         rows += evaluate(label, model, df)
+        if "score:arith-check:min" in df and ("arith-check", "min") in model.scores:
+            rows += evaluate(label, model, df, ("beta:0.95", "esc:4"), "score:arith-check:min")
     for label, model, df in art_sets():
         rows += evaluate(label, model, df, ("beta:0.95", "esc:4"))
     print(
-        "| source | rule | cap | samples predicted | replayed (recorded order) | replayed (mean of 100 orders) | ratio | accuracy predicted % | replayed % (recorded) | replayed % (mean order) | diff (points) |"
+        "| source | method | rule | cap | samples predicted | replayed (recorded order) | replayed (mean of 100 orders) "
+        "| ratio | accuracy predicted % | replayed % (recorded) | replayed % (mean order) | diff (points) "
+        "| change vs cap, predicted | replayed |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if r["source"].startswith("art_of_tts/"):
             continue
         print(
-            f"| {r['source']} | {r['rule']} | {r['cap']} | {r['predicted_samples']:.2f} | {r['replayed_samples']:.2f} "
+            f"| {r['source']} | {r['method']} | {r['rule']} | {r['cap']} | {r['predicted_samples']:.2f} | {r['replayed_samples']:.2f} "
             f"| {r['replayed_samples_mean_order']:.2f} | {r['samples_ratio']:.3f} | {r['predicted_accuracy']:.1f} "
             f"| {r['replayed_accuracy']:.1f} | {r['replayed_accuracy_mean_order']:.1f} | {r['accuracy_diff_points']:+.1f} "
             f"| {r['predicted_change_points']:+.1f} | {r['replayed_change_points']:+.1f} |"

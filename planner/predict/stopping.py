@@ -17,10 +17,11 @@ from scipy.special import betainc
 
 from planner.core.errors import UserError
 from planner.core.stopping import StopRule
-from planner.predict.scaling import LEVEL, ProblemModel, _category_probs, _draw_p, _posterior_mix
+from planner.predict.scaling import LEVEL, ProblemModel, _category_probs, _draw_p, _posterior_mix, _to_score
 
 SIMS = 8000  # simulated problems for the point estimate
 BOOT_SIMS = 1000  # for each bootstrap refit
+NEVER = StopRule("esc", 1024)  # a rule that never stops before a cap of at most 1024
 MAX_DRAWS = 2**23  # simulated problems x cap: fewer problems at large caps
 
 
@@ -60,9 +61,49 @@ def _majority_win(counts: np.ndarray, width: int) -> np.ndarray:
     return np.where((c > 0) & (c >= top), 1.0 / (1 + ties), 0.0)
 
 
-def simulate(params: dict, dist: dict, rule: StopRule, cap: int, sims: int, rng) -> tuple[float, float]:
-    """(expected accuracy, expected samples) of majority with `rule` up to `cap`: samples drawn one
-    at a time for every simulated problem still open, the rule checked after each round."""
+class _Vote:
+    """Running score sums per answer of each simulated problem (Best-of-N, weighted vote), drawn
+    from the model's latent-normal score model of one verifier and aggregation."""
+
+    def __init__(self, sc: dict, sims: int, width: int, rng) -> None:
+        self.sc, self.width, self.rng = sc, width, rng
+        self.u = sc["u_mean"] + sc["u_sd"] * rng.standard_normal(sims)
+        self.sums = np.zeros((sims, width))
+        self.single = np.full(sims, -np.inf)  # the best score among answers seen once
+        self.single_ties = np.zeros(sims, dtype=np.int64)
+
+    def add(self, cats: np.ndarray) -> None:
+        sc, rows = self.sc, np.arange(len(cats))
+        right = cats == 0
+        sigma = np.where(right, sc["sigma_correct"], sc["sigma_wrong"])
+        t = self.u + sc["delta"] * right + sigma * self.rng.standard_normal(len(cats))
+        score = np.round(_to_score(t, sc), 9)
+        grouped = (cats != 1) & (cats != self.width - 1)
+        self.sums[rows[grouped], cats[grouped]] += score[grouped]
+        alone = cats == self.width - 1
+        better = alone & (score > self.single)
+        same = alone & (score == self.single)
+        self.single = np.where(better, score, self.single)
+        self.single_ties = np.where(better, 1, self.single_ties + same)
+
+    def win(self, done: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        sums = np.round(self.sums[done], 9)
+        present = counts > 0
+        present[:, 1] = present[:, -1] = False
+        sums = np.where(present, sums, -np.inf)
+        single = self.single[done]
+        top = np.maximum(sums.max(axis=1), single)
+        tied = (sums == top[:, None]).sum(axis=1) + np.where(single == top, self.single_ties[done], 0)
+        ok = present[:, 0] & (sums[:, 0] == top)
+        return np.where(ok, 1.0 / np.maximum(tied, 1), 0.0)
+
+
+def simulate(
+    params: dict, dist: dict, rule: StopRule, cap: int, sims: int, rng, scores: dict | None = None
+) -> tuple[float, float]:
+    """(expected accuracy, expected samples) of majority (or, with `scores`, the score-weighted
+    vote of Best-of-N) with `rule` up to `cap`: samples drawn one at a time for every simulated
+    problem still open, the rule (on answers alone) checked after each round."""
     probs = _category_probs(_draw_p(dist, sims, rng), params, rng)
     width = probs.shape[1]  # 0 correct, 1 unanswered, 2..width-2 wrong answers, width-1 all distinct
     cum = np.cumsum(probs, axis=1)
@@ -73,12 +114,15 @@ def simulate(params: dict, dist: dict, rule: StopRule, cap: int, sims: int, rng)
     w = rule.round_size
     window = np.zeros((sims, w), dtype=np.int64)  # the last w categories (esc)
     table = _beta_table(rule.value, cap) if rule.kind == "beta" else None
+    vote = _Vote(scores, sims, width, rng) if scores is not None else None
     open_ = np.ones(sims, dtype=bool)
     win = np.zeros(sims)
     used = np.full(sims, float(cap))
     for t in range(1, cap + 1):
         cats = np.minimum((rng.random(sims)[:, None] > cum).sum(axis=1), width - 1)
         counts[rows, cats] += 1
+        if vote is not None:
+            vote.add(cats)
         window[:, (t - 1) % w] = cats
         if t not in checks:
             continue
@@ -92,7 +136,7 @@ def simulate(params: dict, dist: dict, rule: StopRule, cap: int, sims: int, rng)
             settled = (window == first).all(axis=1) & (first[:, 0] != 1) & (first[:, 0] != width - 1)
         done = open_ & settled
         if done.any():
-            win[done] = _majority_win(counts[done], width)
+            win[done] = _majority_win(counts[done], width) if vote is None else vote.win(done, counts[done])
             used[done] = t
             open_ &= ~done
         if not open_.any():
@@ -106,12 +150,19 @@ def predict_stopping(
     cap: int,
     *,
     bin: str | None = None,
+    verifier: str | None = None,
+    aggregation: str | None = None,
     sims: int = SIMS,
     boot_sims: int = BOOT_SIMS,
     interval: bool = True,
+    boot: int | None = None,
 ) -> dict:
-    """Majority with `rule` up to `cap` samples: {"accuracy", "low", "high", "samples",
-    "samples_low", "samples_high", "level"}, over all problems or one bin's."""
+    """Majority (or, given a verifier and aggregation the model has scores of, Best-of-N with
+    the score-weighted vote) with `rule` up to `cap` samples: {"accuracy", "low", "high",
+    "samples", "samples_low", "samples_high", "level", "at_cap", "change"}, over all problems or
+    one bin's; "change" is the rule's effect against the same method at the cap, measured on the
+    same simulated problems and samples (so its Monte Carlo noise is small). boot: how
+    many of the model's bootstrap refits make the interval (default all)."""
     if not isinstance(rule, StopRule):
         raise UserError(f"rule: must be a StopRule, got {type(rule).__name__}")
     if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or not 1 <= cap <= model.n_max:
@@ -119,15 +170,26 @@ def predict_stopping(
     if bin is not None and bin not in model.bins:
         raise UserError(f"bin must be one of {', '.join(model.bins)}, got {bin!r}")
     cap = int(cap)
+    name = None
+    if verifier is not None or aggregation is not None:
+        name = f"{verifier}:{aggregation}"
+        if name not in model.params["scores"]:
+            known = ", ".join(f"{v}/{a}" for v, a in model.scores) or "none"
+            raise UserError(f"verifier/aggregation {verifier}/{aggregation} was not fitted (fitted: {known})")
 
-    def one(params: dict, draws: int, replicate: int) -> tuple[float, float]:
+    def one(params: dict, draws: int, replicate: int, stop: StopRule = rule) -> tuple[float, float]:
         dist = params["success"] if bin is None else _posterior_mix(params["success"], model.bins[bin])
-        rng = np.random.default_rng([model.seed, cap, int(rule.value * 1000), replicate])
-        return simulate(params, dist, rule, cap, max(100, min(draws, MAX_DRAWS // cap)), rng)
+        rng = np.random.default_rng([model.seed, cap, int(rule.value * 1000), replicate, name is not None])
+        sc = None if name is None else params["scores"][name]
+        return simulate(params, dist, stop, cap, max(100, min(draws, MAX_DRAWS // cap)), rng, sc)
 
     acc, used = one(model.params, sims, 0)
-    out = {"accuracy": acc, "samples": used, "level": LEVEL}
-    reps = [one(b, boot_sims, i + 1) for i, b in enumerate(model.boot)] if interval else []
+    # the same simulated problems and samples without stopping: the rule's effect, with the
+    # Monte Carlo noise of the two runs shared (common random numbers)
+    at_cap, _ = one(model.params, sims, 0, NEVER)
+    out = {"accuracy": acc, "samples": used, "level": LEVEL, "at_cap": at_cap, "change": acc - at_cap}
+    refits = model.boot if boot is None else model.boot[: max(int(boot), 0)]
+    reps = [one(b, boot_sims, i + 1) for i, b in enumerate(refits)] if interval else []
     if reps:
         q = [50 * (1 - LEVEL), 50 * (1 + LEVEL)]
         lo, hi = np.percentile(np.array(reps), q, axis=0)
