@@ -150,3 +150,31 @@ def test_per_bin_plan_with_reuse_counts_the_probe_and_prices_n_minus_k():
             probe={"k": 4, "reuse": True},
         )
     assert isinstance(pd.DataFrame([plan["with_probe"]]), pd.DataFrame)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--per-bin", "--probe-score", "posterior"],
+            "--probe-score: score posterior needs a per-problem model",
+        ),
+        (
+            ["--per-bin", "--probe-score", "vibes"],
+            "--probe-score: score must be agreement, verifier or posterior",
+        ),
+        (["--per-bin", "--probe-reuse", "--probe-k", "4"], "--budget-n: the probe alone"),
+        (["--probe-reuse"], "--probe-reuse and --probe-score need --per-bin"),
+        (
+            ["--per-bin", "--stop", "beta:0.95", "--predictor", "scaling"],
+            "--stop cannot be combined with --per-bin",
+        ),
+    ],
+)
+def test_cli_probe_errors_are_one_line(extra, message, capsys):
+    from planner.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", "--policy", "google/gemma-3-270m", "--dataset", "arith", "--budget-n", "4", *extra])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1

@@ -415,7 +415,12 @@ def _per_bin(request, regressor, info: dict, mix: str | None, probe: dict, as_js
         )
     except UserError as exc:
         text = str(exc)
-        for name, flag in (("probe: score", "--probe-score"), ("probe_k", "--probe-k")):
+        budget_flag = "--budget-" + request.budget.kind
+        for name, flag in (
+            ("probe: score", "--probe-score"),
+            ("probe_k", "--probe-k"),
+            ("budget:", budget_flag),
+        ):
             if text.startswith(name):
                 raise UserError(flag + text.removeprefix(name.split(":")[0])) from None
         raise
