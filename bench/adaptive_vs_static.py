@@ -10,6 +10,10 @@ per-problem records go to --work-dir (re-running resumes).
     ttsplan plan --policy google/gemma-3-270m --prm none --dataset arith --budget-n 4 \\
         --per-bin --out bins.json
     .venv/bin/python bench/adaptive_vs_static.py --plan bins.json --problems 50
+
+With probe reuse (`ttsplan plan --per-bin --probe-reuse`, or --probe-reuse here) majority /
+Best-of-N bins start from the probe's samples. The report adds the paired accuracy difference
+(adaptive - static) with its 95% interval.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 OUT = HERE / "results" / "adaptive_vs_static.json"
 WORK = HERE / "results" / "adaptive_vs_static"
 
@@ -45,6 +51,7 @@ def main() -> None:
     parser.add_argument("--engine", default="auto", help="auto, vllm or transformers")
     parser.add_argument("--verifier", default="arith-check", help="for configurations with a PRM")
     parser.add_argument("--probe-k", type=int, default=None, help="override the plan's probe k")
+    parser.add_argument("--probe-reuse", action="store_true", help="the probe's samples count toward the bin")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--max-step-tokens", type=int, default=None)
     parser.add_argument("--max-total-tokens", type=int, default=None)
@@ -62,7 +69,7 @@ def main() -> None:
     from planner.executor import embedded
     from planner.executor.adaptive import load_adaptive_plan, run_adaptive
     from planner.executor.engines import make_engine
-    from planner.executor.runner import run_plan
+    from planner.executor.runner import read_records, run_plan
     from planner.executor.verifiers import make_verifier
 
     limits = dict(
@@ -71,6 +78,8 @@ def main() -> None:
     adaptive = load_adaptive_plan(args.plan)
     if args.probe_k is not None:
         adaptive = replace(adaptive, probe={**adaptive.probe, "k": args.probe_k}, probe_flops=None)
+    if args.probe_reuse:
+        adaptive = replace(adaptive, probe={**adaptive.probe, "reuse": True})
     if args.static is not None:
         static = load_plan(args.static)
     else:
@@ -93,6 +102,12 @@ def main() -> None:
     s = run_plan(static, problems, engine, verifier, args.work_dir / "static.jsonl", args.batch_size)
     if hasattr(engine, "close"):
         engine.close()
+
+    from bench.stopping_live import paired
+
+    def correct(path: Path) -> list[bool]:
+        by_id = {r["problem_id"]: r for r in read_records(path)[0]}
+        return [bool(by_id[p.id]["correct"]) for p in problems]
 
     def ratio(x, y):
         return None if x is None or not y else x / y
@@ -131,6 +146,7 @@ def main() -> None:
         },
         "accuracy_difference": None if a.accuracy is None or s.accuracy is None else a.accuracy - s.accuracy,
         "flops_ratio": ratio(a.mean_flops, s.mean_flops),  # adaptive / static
+        "paired": paired(correct(args.work_dir / "adaptive.jsonl"), correct(args.work_dir / "static.jsonl")),
     }
     print(json.dumps(report, indent=2))
     write_json(args.out, report)

@@ -67,6 +67,11 @@ def persample(
         "score", "--vote-weight", help="score or sigmoid (for unbounded RM scores)"
     ),
     source: str = typer.Option(None, "--source", help="source note (default: the CSV's source column)"),
+    stop: list[str] = typer.Option(
+        None,
+        "--stop",
+        help="also replay early stopping: beta:CONFIDENCE or esc:WINDOW, each k the cap (repeat)",
+    ),
 ) -> None:
     """Replay per-sample results (one row per sampled solution) into a profile."""
     from calibration.importers import import_persample
@@ -86,8 +91,22 @@ def persample(
         ks=_ks(ks),
         vote_weight=vote_weight,
         source=source,
+        stops=_stops(stop),
     )
     _done(write_profile(out, records, meta).path, len(records))
+
+
+def _stops(texts: list[str] | None) -> list[str]:
+    """--stop values, checked (one line naming the flag for a bad rule)."""
+    from planner.core.stopping import parse_rule
+
+    out = []
+    for text in texts or []:
+        try:
+            out.append(str(parse_rule(text)))
+        except UserError as exc:
+            raise UserError(f"--{exc}") from None
+    return out
 
 
 @import_app.command("sal")

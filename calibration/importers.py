@@ -21,6 +21,7 @@ from calibration.replay import replay_table
 from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, validate_records, write_profile
 from planner.core.scoring import aggregate, answer_key
+from planner.core.stopping import parse_rule
 from planner.core.vocab import AGGREGATIONS
 
 PUBLISHED_DIR = Path(__file__).resolve().parent / "data" / "published"
@@ -475,6 +476,8 @@ def read_persample(path: Path) -> pd.DataFrame:
         raise UserError(f"{path}: column 'correct' must be 0 or 1")
     if "tokens" in df.columns:
         out["policy_tokens"] = pd.to_numeric(df["tokens"], errors="coerce")
+    if "flops" in df.columns:  # what each sample cost (generation and scoring), when the file has it
+        out["flops"] = pd.to_numeric(df["flops"], errors="coerce")
     return out
 
 
@@ -501,9 +504,14 @@ def import_persample(
     note: str = "",
     description: str | None = None,
     assumptions: Sequence[str] = (),
+    stops: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict]:
-    """Replay a per-sample CSV (problem_id/idx, answer/pred, correct, score/rm_score, level)."""
+    """Replay a per-sample CSV (problem_id/idx, answer/pred, correct, score/rm_score, level;
+    optional tokens and flops per sample). stops: early-stopping rules ("beta:0.95", "esc:4"),
+    each replayed at every k as its cap on the samples in the file's order (rows with `stop`
+    and `samples_used`)."""
     path = Path(path)
+    rules = [parse_rule(text) for text in stops]
     samples = read_persample(path)
     if vote_weight not in ("score", "sigmoid"):
         raise UserError(f"vote_weight must be 'score' or 'sigmoid', got {vote_weight!r}")
@@ -524,7 +532,17 @@ def import_persample(
         samples["vote_weight"] = _sigmoid(samples["score"].to_numpy(dtype="float64"))
     k_max = int(samples.groupby("problem_id").size().max())
     ks = list(ks) if ks else list(range(1, k_max + 1))
-    records = replay_table(samples, ks)
+    records = replay_table(samples, ks, stops=rules)
+    replay = {"ks": ks, "samples_per_problem": k_max, "problems": int(samples["problem_id"].nunique())}
+    if rules:
+        replay["stops"] = [str(r) for r in rules]
+        assumptions = [
+            *assumptions,
+            "Early-stopping rows (column stop): the rule replayed on each problem's samples in the file's "
+            "order, n is the cap, samples_used the samples drawn before it stopped, accuracy the "
+            "correctness of the method's own selection over them (one order, not a mean over orders); "
+            "tokens and FLOPs are those of the samples drawn.",
+        ]
     meta = _meta(
         name,
         description or f"Exact replay of the per-sample file {path.name}.",
@@ -532,7 +550,7 @@ def import_persample(
         records,
         [source],
         list(assumptions),
-        replay={"ks": ks, "samples_per_problem": k_max, "problems": int(samples["problem_id"].nunique())},
+        replay=replay,
     )
     return records, meta
 

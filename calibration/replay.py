@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from planner.core.errors import UserError
-from planner.core.profiles import SCHEMA, validate_records
+from planner.core.profiles import NO_STOP, OPTIONAL, SCHEMA, validate_records
 from planner.core.stopping import StopRule, samples_needed
 from planner.core.vocab import difficulty_from_pass1
 from planner.executor.methods.common import majority_vote, weighted_vote
@@ -392,16 +392,31 @@ def _mean_times(values: pd.Series | None, k: int) -> float:
     return float(k * arr.mean()) if np.isfinite(arr).all() else math.nan
 
 
+def _used_sum(values: pd.Series | None, used: int) -> float:
+    if values is None:
+        return math.nan
+    arr = values.to_numpy(dtype="float64")[:used]
+    return float(arr.sum()) if np.isfinite(arr).all() else math.nan
+
+
 def replay_problem(
-    samples: pd.DataFrame, ks: Iterable[int], methods: Sequence[str] = METHODS
+    samples: pd.DataFrame,
+    ks: Iterable[int],
+    methods: Sequence[str] = METHODS,
+    stops: Sequence[StopRule] = (),
 ) -> pd.DataFrame:
     """Profile rows (one per method x k) for the K recorded samples of one problem.
 
     samples columns: answer, correct (0/1 or in [0, 1]), score (verifier score of the whole
     solution; NaN or absent: only majority), optional vote_weight (weight for the weighted
-    vote, default score), policy_tokens / prm_tokens (per sample; a row gets k times their
-    mean, the exact expected total of k samples), and the per-problem columns of
+    vote, default score), policy_tokens / prm_tokens / flops (per sample; a row gets k times
+    their mean, the exact expected total of k samples), and the per-problem columns of
     SAMPLE_CONTEXT. k values above K are skipped.
+
+    stops: early-stopping rules; each adds, per k (the cap), a majority row (and a weighted-vote
+    row when scored) replayed on the samples in their recorded order (replay_stopping), with
+    `stop`, `samples_used` and the tokens and FLOPs of the samples drawn. With stops every row
+    has the OPTIONAL columns (fixed-N rows: stop "", samples_used NaN).
     """
     for method in methods:
         if method not in METHODS:
@@ -423,6 +438,7 @@ def replay_problem(
     pass1 = float(correct.mean())
     policy_tok = samples["policy_tokens"] if "policy_tokens" in samples.columns else None
     prm_tok = samples["prm_tokens"] if "prm_tokens" in samples.columns else None
+    flops = samples["flops"] if "flops" in samples.columns else None
     base = {
         "dataset": ctx["dataset"],
         "problem_id": ctx["problem_id"],
@@ -442,7 +458,13 @@ def replay_problem(
         note = f"exact mean over all {k}-subsets of {K} recorded samples"
         if ctx["note"]:
             note = f"{note}; {ctx['note']}"
-        common = {**base, "n": k, "policy_tokens": _mean_times(policy_tok, k), "note": note}
+        common = {
+            **base,
+            "n": k,
+            "policy_tokens": _mean_times(policy_tok, k),
+            "flops": _mean_times(flops, k),
+            "note": note,
+        }
         if "majority" in methods:
             rows.append(
                 {
@@ -465,11 +487,46 @@ def replay_problem(
         if "weighted_vote" in methods:
             acc = weighted_vote_expectation(answers, vote_w, table, k)
             rows.append({**scored_row, "selection": "vote", "accuracy": acc})
-    frame = pd.DataFrame(rows, columns=list(SCHEMA))
-    return frame
+    if not stops:
+        return pd.DataFrame(rows, columns=list(SCHEMA))
+    for row in rows:
+        row.update(stop=NO_STOP, samples_used=math.nan)
+    for rule in stops:
+        for k in sorted({int(k) for k in ks}):
+            if k > K:
+                continue
+            note = f"{rule} with cap {k}, replayed on the {K} recorded samples in their order"
+            common = {
+                **base,
+                "n": k,
+                "stop": str(rule),
+                "note": f"{note}; {ctx['note']}" if ctx["note"] else note,
+            }
+            picks = [("majority", None)] + ([("best_of_n", vote_w)] if scored else [])
+            for method, weights in picks:
+                right, used = replay_stopping(answers, table, k, rule, weights)
+                row = {
+                    **common,
+                    "method": method,
+                    "selection": "vote",
+                    "accuracy": right,
+                    "samples_used": float(used),
+                    "policy_tokens": _used_sum(policy_tok, used),
+                    "flops": _used_sum(flops, used),
+                }
+                if method == "majority":
+                    row.update(prm="none", aggregation="none", prm_tokens=0.0)
+                else:
+                    row.update(
+                        prm=ctx["prm"], aggregation=ctx["aggregation"], prm_tokens=_used_sum(prm_tok, used)
+                    )
+                rows.append(row)
+    return pd.DataFrame(rows, columns=[*SCHEMA, *OPTIONAL])
 
 
-def replay_table(df: pd.DataFrame, ks: Iterable[int], methods: Sequence[str] = METHODS) -> pd.DataFrame:
+def replay_table(
+    df: pd.DataFrame, ks: Iterable[int], methods: Sequence[str] = METHODS, stops: Sequence[StopRule] = ()
+) -> pd.DataFrame:
     """Replay every problem of a samples table (see replay_problem); validated profile records.
 
     Problems are grouped by dataset, problem_id, policy, prm and aggregation; identical rows
@@ -484,7 +541,8 @@ def replay_table(df: pd.DataFrame, ks: Iterable[int], methods: Sequence[str] = M
             if default is None:
                 raise UserError(f"samples: column '{col}' is missing")
             frame[col] = default
-    parts = [replay_problem(g, ks, methods) for _, g in frame.groupby(GROUP_KEYS, sort=True, dropna=False)]
+    groups = frame.groupby(GROUP_KEYS, sort=True, dropna=False)
+    parts = [replay_problem(g, ks, methods, stops) for _, g in groups]
     if not parts:
         raise UserError("samples: no rows to replay")
     out = pd.concat(parts, ignore_index=True)

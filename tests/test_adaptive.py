@@ -289,7 +289,7 @@ def test_per_bin_plan_round_trip(tmp_path):
         ({"probe": {"k": 0}}, "probe_k: must be an integer in [1, 65536]"),
         ({"probe": {"easy_above": 0.05}}, "must not exceed"),
         ({"probe": {"rounds": 2}}, "unknown setting 'rounds'"),
-        ({"probe": {"score": "vibes"}}, "agreement or verifier"),
+        ({"probe": {"score": "vibes"}}, "agreement, verifier or posterior"),
     ],
 )
 def test_bad_plans(change, pattern):

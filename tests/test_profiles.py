@@ -11,6 +11,7 @@ import pytest
 from planner.core import profiles
 from planner.core.errors import UserError
 from planner.core.profiles import (
+    OPTIONAL,
     SCHEMA,
     default_profile_dirs,
     fingerprint,
@@ -257,7 +258,7 @@ def test_load_profiles_adds_profile_column(tmp_path):
     write_profile(tmp_path / "two", _records().iloc[:2], {**META, "name": "other"})
     both = load_profiles([tmp_path / "one", tmp_path / "two"])
     assert both["profile"].value_counts().to_dict() == {"unit": 3, "other": 2}
-    assert list(both.columns) == [*SCHEMA, "profile"]
+    assert list(both.columns) == [*SCHEMA, "profile", *OPTIONAL]  # the optional columns filled in
     with pytest.raises(UserError, match="loaded twice"):
         load_profiles([tmp_path / "one", tmp_path / "one"])
     assert load_profiles([]).empty

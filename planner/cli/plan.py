@@ -78,6 +78,10 @@ def _config(rec: dict) -> str:
     """Compact configuration: "beam n=128 w=4 last/max", "majority n=8", "cot"."""
     if rec["method"] == "cot":
         return "cot"
+    if rec.get("stop"):
+        from planner.plan.stopping import describe
+
+        return describe(rec)
     text = f"{rec['method']} n={rec['n']}"
     if rec["beam_width"] is not None:
         text += f" w={rec['beam_width']}"
@@ -262,6 +266,18 @@ def plan_command(
         None, "--mix", help="With --per-bin: fractions per bin, easy=0.3,medium=0.4,hard=0.3"
     ),
     probe_k: int = typer.Option(4, "--probe-k", help="With --per-bin: probe samples per problem at run time"),
+    probe_reuse: bool = typer.Option(
+        False,
+        "--probe-reuse",
+        help="With --per-bin: the probe's samples count toward majority / Best-of-N bins, and the "
+        "probe toward the mean budget",
+    ),
+    probe_score: str = typer.Option(
+        "agreement",
+        "--probe-score",
+        help="With --per-bin: how the probe estimates pass@1: agreement, verifier, or posterior (the "
+        "per-problem model's posterior; needs --predictor scaling)",
+    ),
     predictor: str = typer.Option(None, "--predictor", help=PREDICTOR_HELP),
     method: list[str] = typer.Option(None, "--method", help="Only these methods (repeatable)"),
     aggregation: list[str] = typer.Option(
@@ -269,6 +285,12 @@ def plan_command(
     ),
     selection: list[str] = typer.Option(
         None, "--selection", help="Only these selections, max or vote (repeatable)"
+    ),
+    stop: list[str] = typer.Option(
+        None,
+        "--stop",
+        help="Also adaptive candidates: majority stopping by this rule up to a cap, beta:C or esc:W "
+        "(repeatable; needs --predictor scaling)",
     ),
 ) -> None:
     """The best configuration within a budget, its alternatives and the accuracy/FLOPs frontier."""
@@ -288,6 +310,19 @@ def plan_command(
     only = {"aggregations": aggregation or None, "selections": selection or None}
     if method:
         only["methods"] = method
+    if stop:
+        from planner.core.stopping import parse_rule
+
+        if per_bin:
+            raise UserError("--stop cannot be combined with --per-bin")
+        if predictor != "scaling":
+            raise UserError(
+                "--stop needs --predictor scaling (adaptive candidates come from per-problem models)"
+            )
+        try:
+            only["stop_rules"] = [str(parse_rule(text)) for text in stop]
+        except UserError as exc:
+            raise UserError(f"--{exc}") from None
     request = PlanRequest(
         policies=policies,
         budget=budget,
@@ -300,8 +335,13 @@ def plan_command(
     )
     regressor, info = load_planner_model(model, **({"predictor": predictor} if predictor else {}))
     if per_bin:
-        _per_bin(request, regressor, info, mix, probe_k, as_json, out)
+        probe = {"k": probe_k, "reuse": probe_reuse, "score": probe_score}
+        if probe_score == "posterior":
+            probe["posterior"] = {}  # filled in by the planner from the per-problem model
+        _per_bin(request, regressor, info, mix, probe, as_json, out)
         return
+    if probe_reuse or probe_score != "agreement":
+        raise UserError("--probe-reuse and --probe-score need --per-bin")
     result = plan(regressor, request, top=top, model_info=info)
     obj = result.to_dict()
     if out is not None:
@@ -358,20 +398,32 @@ def _profile_records():
         return None
 
 
-def _per_bin(request, regressor, info: dict, mix: str | None, probe_k: int, as_json: bool, out) -> None:
+def _per_bin(request, regressor, info: dict, mix: str | None, probe: dict, as_json: bool, out) -> None:
     """`ttsplan plan --per-bin`: per-bin table, the static comparison, or the JSON."""
     from planner.core.vocab import BINS
     from planner.plan.binplan import parse_mix, plan_by_difficulty
 
     given = parse_mix(mix) if mix is not None else None
-    result = plan_by_difficulty(
-        regressor,
-        request,
-        mix=given,
-        records=None if given is not None else _profile_records(),
-        probe={"k": probe_k},
-        model_info=info,
-    )
+    try:
+        result = plan_by_difficulty(
+            regressor,
+            request,
+            mix=given,
+            records=None if given is not None else _profile_records(),
+            probe=probe,
+            model_info=info,
+        )
+    except UserError as exc:
+        text = str(exc)
+        budget_flag = "--budget-" + request.budget.kind
+        for name, flag in (
+            ("probe: score", "--probe-score"),
+            ("probe_k", "--probe-k"),
+            ("budget:", budget_flag),
+        ):
+            if text.startswith(name):
+                raise UserError(flag + text.removeprefix(name.split(":")[0])) from None
+        raise
     obj = result.to_dict()
     if out is not None:
         write_json_atomic(out, obj)
@@ -422,10 +474,27 @@ def _per_bin(request, regressor, info: dict, mix: str | None, probe_k: int, as_j
     )
     probe = obj["probe_cost"]
     extra = f" (about {probe['flops_per_problem']:.3g} FLOPs per problem)" if probe else ""
-    console.print(
-        f"mix: {obj['mix_source']}. At run time (ttsplan run --adaptive) a probe of "
-        f"{obj['probe']['k']} samples{extra} sorts each problem into a bin; not in the means above."
-    )
+    if obj["with_probe"]:
+        w = obj["with_probe"]
+        console.print(
+            f"mix: {obj['mix_source']}. At run time (ttsplan run --adaptive) a probe of "
+            f"{obj['probe']['k']} samples{extra} sorts each problem into a bin; its samples count toward "
+            f"majority / Best-of-N bins ({w['reused_samples']:.2g} per problem on average), so the bins' "
+            f"costs above overstate what they add: with the probe, {w['flops_per_problem']:.3g} FLOPs and "
+            f"{w['n']:.3g} samples per problem."
+        )
+    else:
+        console.print(
+            f"mix: {obj['mix_source']}. At run time (ttsplan run --adaptive) a probe of "
+            f"{obj['probe']['k']} samples{extra} sorts each problem into a bin; not in the means above."
+        )
+    if obj["routed"]:
+        r = obj["routed"]
+        shares = ", ".join(f"{b} {100 * v:.0f}%" for b, v in r["routed_share"].items())
+        console.print(
+            f"Routed by the probe ({r['score']}; the per-problem model's posterior over how its answers "
+            f"split): predicted {100 * r['predicted_accuracy']:.1f}% (problems sent to {shares})."
+        )
     if out is not None:
         console.print(f"wrote {out}")
 

@@ -3,7 +3,8 @@
 A plan document is a JSON object {"format": "ttsplan-plan", "version": 1, "kind": ..., ...}:
 - kind "single": one configuration (policy, prm, method, n, beam_width, aggregation, selection,
   predicted_accuracy, accuracy_interval, flops_per_problem, in_calibrated_range, dataset) at the
-  top level, plus the planner's alternatives and frontier;
+  top level, plus the planner's alternatives and frontier; an adaptive configuration adds "stop"
+  (its early-stopping rule, n being the cap) and "expected_samples";
 - kind "per_bin": one such configuration per difficulty bin under "bins", the probe settings
   under "probe", and the best static configuration under "static".
 A document of another format, of an older or newer version, or of the wrong kind is refused in
@@ -45,10 +46,14 @@ DEFAULT_PROBE = {
     "k": 4,
     "temperature": TEMPERATURE,
     "max_tokens": None,  # None: the bins' max_total_tokens
-    "score": "agreement",  # or "verifier": mean aggregated verifier score of the probe samples
+    "score": "agreement",  # or "verifier": mean aggregated verifier score of the probe samples,
+    # or "posterior": the per-problem model's posterior mean success rate given how the k answers
+    # split (the table under "posterior", keyed by core.scoring.answer_signature)
     "aggregation": "last",  # how step scores make one score when score is "verifier"
     "easy_above": EASY_ABOVE,
     "hard_below": HARD_BELOW,
+    "reuse": False,  # the probe's samples count toward a majority / Best-of-N bin's n
+    "posterior": None,
 }
 
 # Fields a plan file must have: always, for methods with a verifier, for beam/dvts.
@@ -117,8 +122,20 @@ def check_probe(probe: dict | None) -> dict:
     checks.integer(out["k"], "probe_k", 1, checks.MAX_N)
     checks.number(out["temperature"], "probe: temperature", 0, checks.MAX_TEMPERATURE)
     checks.optional_integer(out["max_tokens"], "probe: max_tokens", 1, checks.MAX_TOKENS)
-    if out["score"] not in ("agreement", "verifier"):
-        raise UserError(f"probe: score must be agreement or verifier, got {out['score']!r}")
+    if out["score"] not in ("agreement", "verifier", "posterior"):
+        raise UserError(f"probe: score must be agreement, verifier or posterior, got {out['score']!r}")
+    if not isinstance(out["reuse"], bool):
+        raise UserError(f"probe: reuse must be true or false, got {out['reuse']!r}")
+    table = out["posterior"]
+    if out["score"] == "posterior" and table is None:
+        raise UserError("probe: score posterior needs the table under 'posterior' (ttsplan plan writes it)")
+    if table is not None:
+        ok = isinstance(table, dict) and all(
+            isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
+            for k, v in table.items()
+        )
+        if not ok:
+            raise UserError("probe: posterior must map answer signatures to success rates in [0, 1]")
     if out["aggregation"] not in AGGREGATIONS:
         raise UserError(
             f"probe: aggregation must be one of {', '.join(AGGREGATIONS)}, got {out['aggregation']!r}"
@@ -237,6 +254,8 @@ def plan_from_dict(obj: object, where: str = "plan") -> RunPlan:
     for key in ("aggregation", "selection"):
         if obj.get(key) is not None:
             fields[key] = str(obj[key])
+    if obj.get("stop") is not None:  # an adaptive plan: n is the cap, run with early stopping
+        fields["stop"] = str(obj["stop"])
     try:
         config = MethodConfig(**fields)
     except UserError as exc:

@@ -23,6 +23,7 @@ import pandas as pd
 from planner.core import checks
 from planner.core.errors import UserError
 from planner.core.files import atomic_paths, check_output_folder, finish_moves, read_bounded
+from planner.core.stopping import parse_rule
 from planner.core.vocab import AGGREGATIONS, BINS, METHODS, NONE, SELECTIONS
 
 RECORDS_FILE = "records.parquet"
@@ -50,6 +51,12 @@ SCHEMA: dict[str, str] = {
     "source": "str",
     "note": "str",
 }
+
+# Optional columns (absent from profiles written before them; a table loaded by load_profiles
+# always has them): an early-stopping cell names its rule in `stop` ("beta:0.95", "esc:4"; "" for
+# a fixed-N cell), `n` is its cap and `samples_used` the mean samples it drew per problem.
+OPTIONAL: dict[str, str] = {"stop": "str", "samples_used": "float64"}
+NO_STOP = ""
 
 # Allowed values of the categorical columns.
 UNSTATED = "unstated"  # a published cell whose method, N or policy the source does not state
@@ -162,7 +169,8 @@ def _check_range(df: pd.DataFrame, col: str, where: str, lo: float, hi: float, a
 def validate_records(df: pd.DataFrame, where: str = "records") -> pd.DataFrame:
     """Check a records table against `SCHEMA` and return a copy with the schema's dtypes.
 
-    Columns come out in schema order; extra columns are kept after them. Raises UserError
+    Columns come out in schema order, then the OPTIONAL ones that are present (both or neither);
+    extra columns are kept after them. Raises UserError
     naming `where` and the column for a missing column, a wrong type, an out-of-range value
     or a value not allowed.
     """
@@ -180,7 +188,14 @@ def validate_records(df: pd.DataFrame, where: str = "records") -> pd.DataFrame:
             out[col] = _coerce_float(series, col, where)
         else:
             out[col] = _coerce_int(series, col, where, nullable=dtype == "Int64")
-    extras = [c for c in df.columns if c not in SCHEMA]
+    present = [c for c in OPTIONAL if c in df.columns]
+    if len(present) == 1:
+        missing = next(c for c in OPTIONAL if c not in present)
+        raise UserError(f"{where}: column '{missing}' is missing (it comes with '{present[0]}')")
+    if present:
+        out["stop"] = _coerce_str(df["stop"].reset_index(drop=True), "stop", where)
+        out["samples_used"] = _coerce_float(df["samples_used"].reset_index(drop=True), "samples_used", where)
+    extras = [c for c in df.columns if c not in SCHEMA and c not in OPTIONAL]
     for col in extras:
         out[col] = df[col].reset_index(drop=True)
     result = pd.DataFrame(out)
@@ -204,7 +219,41 @@ def validate_records(df: pd.DataFrame, where: str = "records") -> pd.DataFrame:
     for col, hi in (("n", checks.MAX_N), ("beam_width", checks.MAX_N), ("n_problems", checks.MAX_PROBLEMS)):
         _check_range(result, col, where, 1, hi, allow_nan=True)
     _check_methods(result, where)
+    if present:
+        _check_stopping(result, where)
     return result
+
+
+def _check_stopping(df: pd.DataFrame, where: str) -> None:
+    """An early-stopping row: a known rule, majority or Best-of-N vote, a cap, and 1 <= samples_used
+    <= n; a fixed-N row has no samples_used."""
+    stop = df["stop"] != NO_STOP
+    for row in np.flatnonzero(stop.to_numpy()):
+        try:
+            parse_rule(df["stop"].iloc[row])
+        except UserError as exc:
+            raise UserError(f"{where}: column 'stop' (row {row}): {exc}") from None
+    used = df["samples_used"].astype("float64")
+    n = pd.to_numeric(df["n"]).astype("float64")
+    rules = [
+        (stop & ~df["method"].isin(("majority", "best_of_n")), "stop", "is for majority and best_of_n only"),
+        (stop & (df["method"] == "best_of_n") & (df["selection"] != "vote"), "stop", "needs selection vote"),
+        (stop & n.isna(), "n", "must give the cap of an early-stopping row"),
+        (stop & (~(used >= 1) | (used > n)), "samples_used", "must be in [1, n] with a stop rule"),
+        (~stop & used.notna(), "samples_used", "must be empty without a stop rule"),
+    ]
+    for mask, col, message in rules:
+        mask = mask.fillna(False).astype(bool)
+        if mask.any():
+            row = _first_bad(mask)
+            raise UserError(f"{where}: column '{col}' value {df[col].iloc[row]!r} {message} (row {row})")
+
+
+def static_rows(records: pd.DataFrame) -> pd.DataFrame:
+    """The fixed-N rows of a records table (early-stopping rows left out)."""
+    if "stop" not in records.columns:
+        return records
+    return records[records["stop"].fillna(NO_STOP).astype(str) == NO_STOP]
 
 
 def _check_methods(df: pd.DataFrame, where: str) -> None:
@@ -362,13 +411,19 @@ def load_profiles(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
         profile = load_profile(path)
         frames.append(profile.records.assign(profile=profile.name))
     if not frames:
-        return empty_records().assign(profile=pd.Series([], dtype="str"))
+        return empty_records().assign(
+            profile=pd.Series([], dtype="str"),
+            stop=pd.Series([], dtype="str"),
+            samples_used=pd.Series([], dtype="float64"),
+        )
     names = [f["profile"].iloc[0] for f in frames if len(f)]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise UserError(f"profile name {dup!r} is loaded twice")
     out = pd.concat(frames, ignore_index=True)
     out["profile"] = out["profile"].astype("str")
+    out["stop"] = out["stop"].fillna(NO_STOP).astype("str") if "stop" in out else NO_STOP
+    out["samples_used"] = out["samples_used"].astype("float64") if "samples_used" in out else np.nan
     return out
 
 

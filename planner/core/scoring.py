@@ -49,3 +49,15 @@ def answer_key(answer: str) -> str:
         value = float(plain)
         key = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     return key
+
+
+def answer_signature(keys: Sequence[str | None]) -> str:
+    """How a handful of samples' answers split, order and values aside: the sizes of the groups of
+    equal answers, largest first, and the unanswered count ("3+1/0": three agree, one differs, none
+    unanswered; "0/4": none answered). The probe's posterior table is keyed by it."""
+    counts: dict[str, int] = {}
+    for k in keys:
+        if k is not None:
+            counts[k] = counts.get(k, 0) + 1
+    sizes = "+".join(str(c) for c in sorted(counts.values(), reverse=True)) or "0"
+    return f"{sizes}/{sum(1 for k in keys if k is None)}"

@@ -2,9 +2,12 @@
 
 A per-bin plan (`ttsplan plan --per-bin --json`) holds one configuration per bin (easy, medium,
 hard) and the probe settings. Per problem, the probe draws k full samples (same engine); the
-estimated pass@1 is the fraction of them whose answer equals their majority answer (or, with
-score "verifier", the mean aggregated verifier score), and the paper's thresholds map it to a
-bin. Problems of a batch are grouped by bin and each bin's method is called once.
+estimated pass@1 is the fraction of them whose answer equals their majority answer (score
+"agreement"), the mean aggregated verifier score ("verifier"), or the per-problem model's
+posterior mean success rate given how the k answers split ("posterior", a table the planner
+wrote into the plan), and the paper's thresholds map it to a bin. Problems of a batch are
+grouped by bin and each bin's method is called once. With probe "reuse", a majority or
+Best-of-N bin starts from the probe's k samples and draws only the rest of its n.
 
 Records are the run loop's (runner.make_record) plus bin, probe_answers, probe_pass1, probe
 tokens and probe_flops, and bin_config; the probe's tokens and FLOPs are included in the
@@ -28,10 +31,10 @@ from planner.core.planfile import (
     plan_from_dict,
     read_document,
 )
-from planner.core.scoring import aggregate, answer_key
+from planner.core.scoring import aggregate, answer_key, answer_signature
 from planner.core.vocab import BINS
 from planner.executor.base import Engine, SamplingOptions, Verifier
-from planner.executor.methods import run_method
+from planner.executor.methods import SAMPLING, run_method
 from planner.executor.methods.common import (
     Result,
     Usage,
@@ -178,6 +181,7 @@ class Probe:
     pass1: float
     bin: str
     result: Result
+    texts: list[str] = field(default_factory=list)
 
 
 def agreement(answers: Sequence[str]) -> float:
@@ -232,11 +236,24 @@ def run_probe(
     out = []
     for ts, usage, sc in zip(texts, usages, scores, strict=True):
         answers = [extract(t) for t in ts]
-        pass1 = sum(sc) / len(sc) if probe["score"] == "verifier" else agreement(answers)
+        if probe["score"] == "verifier":
+            pass1 = sum(sc) / len(sc)
+        elif probe["score"] == "posterior":
+            pass1 = posterior_pass1(answers, probe["posterior"])
+        else:
+            pass1 = agreement(answers)
         candidates = [{"answer": a, "score": None, "text": t} for a, t in zip(answers, ts, strict=True)]
         result = make_result("", "", candidates, usage, steps=1)
-        out.append(Probe(answers, pass1, bin_of(pass1, probe), result))
+        out.append(Probe(answers, pass1, bin_of(pass1, probe), result, list(ts)))
     return out
+
+
+def posterior_pass1(answers: Sequence[str], table: dict) -> float:
+    """The posterior mean success rate for how these answers split (the plan's table); the
+    agreement estimate for a split the table does not hold."""
+    signature = answer_signature([answer_key(a) if a else None for a in answers])
+    value = table.get(signature)
+    return float(value) if value is not None else agreement(answers)
 
 
 # ---------------------------------------------------------------- records and summary
@@ -244,9 +261,13 @@ def run_probe(
 
 def adaptive_key(plan: AdaptivePlan, engine: Engine, verifier: Verifier | None) -> dict:
     """What makes two adaptive runs the same: the probe and every bin's config key."""
+    probe = {**plan.probe, "max_tokens": plan.probe_max_tokens(), "seed": plan.seed}
+    for key, off in (("reuse", False), ("posterior", None)):  # keys of runs before these settings stay
+        if probe.get(key) == off:
+            del probe[key]
     return {
         "adaptive": {
-            "probe": {**plan.probe, "max_tokens": plan.probe_max_tokens(), "seed": plan.seed},
+            "probe": probe,
             "probe_verifier": verifier.name if verifier and plan.probe["score"] == "verifier" else None,
             "bins": {b: config_key(p, engine, verifier) for b, p in plan.bins.items()},
         }
@@ -391,7 +412,10 @@ def run_adaptive(
         for b in BINS:
             idx = [j for j, pr in enumerate(probes) if pr.bin == b]
             if idx:
-                solved = run_method(engine, verifier, [batch[j] for j in idx], plan.bins[b].config)
+                config = plan.bins[b].config
+                reuse = plan.probe["reuse"] and config.method in SAMPLING
+                prior = [probes[j].texts for j in idx] if reuse else None
+                solved = run_method(engine, verifier, [batch[j] for j in idx], config, prior=prior)
                 for j, r in zip(idx, solved, strict=True):
                     results[j] = r
         per_problem = (time.perf_counter() - t0) / len(batch)

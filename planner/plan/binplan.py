@@ -211,10 +211,13 @@ class BinPlan:
     candidates: int = 0
     notes: list[str] = field(default_factory=list)
     model: dict = field(default_factory=dict)
+    with_probe: dict | None = None  # probe reuse: the mean cost per problem, probe included
+    routed: dict | None = None  # the split's accuracy when the probe routes (per-problem model)
 
     @property
     def gain(self) -> float:
-        """Mean predicted accuracy of the split minus that of the static plan (>= 0)."""
+        """Mean predicted accuracy of the split minus that of the static plan (>= 0 unless the
+        probe is reused and so counted in the budget, which the static plan does not pay)."""
         return self.mean_predicted_accuracy - self.static["predicted_accuracy"]
 
     def to_dict(self) -> dict:
@@ -233,6 +236,8 @@ class BinPlan:
                 "gain": self.gain,
                 "probe": self.probe,
                 "probe_cost": self.probe_cost,
+                "with_probe": self.with_probe,
+                "routed": self.routed,
                 "candidates": self.candidates,
                 "notes": self.notes,
                 "model": self.model,
@@ -270,18 +275,42 @@ def plan_by_difficulty(
     within_budget(priced, budget)  # nothing fits: the same error as a static plan
     column = budget_column(budget)
     costs = priced[column].to_numpy(dtype=float)
+    split_budget = budget.value
+    probe_price = None
+    if probe["reuse"]:
+        # the probe is spent first and counts toward the mean budget; a majority / Best-of-N bin
+        # then draws only n - k more samples (its verifier still scores all n)
+        policy, probe_price, per_sample = _probe_prices(priced, probe, by_name, feature_dataset, hardware)
+        split_budget = budget.value - probe_price[column]
+        if split_budget <= 0:
+            raise UserError(
+                f"budget: the probe alone ({probe['k']} samples, {probe_price[column]:.4g} per problem) "
+                "uses the whole budget"
+            )
+        reused = np.where(
+            priced["method"].isin(SAMPLING).to_numpy(),
+            np.minimum(priced["n"].to_numpy(dtype=float), probe["k"]),
+            0.0,
+        )
+        costs = costs - reused * per_sample[column]
     cheapest = float(costs.min())
     tables: dict[str, pd.DataFrame] = {}
     for b in BINS:
         w = mix[b]
         # a bin can take at most what the others leave at their cheapest
-        cap = budget.value if w == 0 else (budget.value - (1 - w) * cheapest) / w
-        rows = priced[costs <= cap * (1 + 1e-9)]
+        cap = split_budget if w == 0 else (split_budget - (1 - w) * cheapest) / w
+        # rows the split can use, and every row the static plan can use (its cost is the full one)
+        keep = (costs <= cap * (1 + 1e-9)) | (
+            priced[column].to_numpy(dtype=float) <= budget.value * (1 + 1e-9)
+        )
+        rows = priced[keep].assign(split_cost=costs[keep])
         tables[b] = score(model, rows, by_name, feature_dataset, b)
-    split = best_split(tables, mix, budget.value, cost=column)
+    split = best_split(tables, mix, split_budget, cost="split_cost")
     static = best_static(tables, mix, budget.value, cost=column)
-    assert split is not None and static is not None  # within_budget passed: the cheapest fits
-    choice, mean_acc, _ = split
+    if split is None:
+        raise UserError("budget: after the probe, no configuration per bin fits the budget")
+    assert static is not None  # within_budget passed: the cheapest fits
+    choice, mean_acc, mean_split = split
     with_hw = hardware is not None
     target = None if dataset is None else feature_dataset
     bins = {}
@@ -299,6 +328,39 @@ def plan_by_difficulty(
     }
     columns = [c for c in ("flops_per_problem", "n", "seconds_per_problem") if c in priced]
     mean_cost = {c: sum(mix[b] * float(tables[b].loc[choice[b], c]) for b in BINS) for c in columns}
+    with_probe = None
+    if probe_price is not None:
+        with_probe = {
+            c: probe_price[c]
+            + sum(
+                mix[b] * (float(tables[b].loc[choice[b], c]) - _reused(bins[b], probe) * per_sample[c])
+                for b in BINS
+            )
+            for c in columns
+        }
+        with_probe["reused_samples"] = sum(mix[b] * _reused(bins[b], probe) for b in BINS)
+    routed = None
+    found = _problem_model(model, request, feature_dataset)
+    if probe["score"] == "posterior" and found is None:
+        raise UserError(
+            "probe: score posterior needs a per-problem model of the policy on this dataset (predictor scaling)"
+        )
+    if found is not None and probe["score"] in ("posterior", "agreement"):
+        from planner.predict.stopping import probe_posterior
+
+        table = probe_posterior(found, int(probe["k"]))
+        if probe["score"] == "posterior":
+            probe = {**probe, "posterior": {sig: round(v["pass1"], 6) for sig, v in table.items()}}
+
+        def accuracy(label, b: str) -> float:
+            if label in tables[b].index:
+                return float(tables[b].loc[label, "predicted_accuracy"])
+            return float(
+                score(model, priced.loc[[label]], by_name, feature_dataset, b)["predicted_accuracy"].iloc[0]
+            )
+
+        routed = _routed(table, probe, choice, accuracy)
+
     return BinPlan(
         bins=bins,
         mix=mix,
@@ -314,7 +376,80 @@ def plan_by_difficulty(
         candidates=len(priced),
         notes=notes,
         model=model_info or {},
+        with_probe=with_probe,
+        routed=routed,
     )
+
+
+SAMPLING = ("majority", "best_of_n")  # bins that can start from the probe's samples
+
+
+def _reused(rec: dict, probe: dict) -> float:
+    return float(min(rec["n"], probe["k"])) if probe["reuse"] and rec["method"] in SAMPLING else 0.0
+
+
+def _one_policy(priced: pd.DataFrame) -> str:
+    names = sorted(set(priced["policy"]))
+    if len(names) != 1:
+        raise UserError(f"policy: probe reuse needs one policy (the probe's), got {', '.join(names)}")
+    return names[0]
+
+
+def _sampling_rows(policy: str, ns: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "policy": [policy] * len(ns),
+            "prm": ["none"] * len(ns),
+            "method": ["majority"] * len(ns),
+            "aggregation": ["none"] * len(ns),
+            "selection": ["vote"] * len(ns),
+            "n": ns,
+            "beam_width": pd.array([None] * len(ns), dtype="Int64"),
+        }
+    )
+
+
+def _probe_prices(priced, probe, by_name, dataset, hardware) -> tuple[str, dict, dict]:
+    """(policy, the probe's cost, one more sample's cost) per cost column: the probe as
+    majority@k, one sample as majority@2 - majority@1 (its generation)."""
+    policy = _one_policy(priced)
+    rows = price(_sampling_rows(policy, [int(probe["k"]), 1, 2]), by_name, dataset, hardware)
+    cols = [c for c in ("flops_per_problem", "seconds_per_problem") if c in rows]
+    probe_cost = {c: float(rows[c].iloc[0]) for c in cols} | {"n": float(probe["k"])}
+    per_sample = {c: float(rows[c].iloc[2] - rows[c].iloc[1]) for c in cols} | {"n": 1.0}
+    return policy, probe_cost, per_sample
+
+
+def _problem_model(model: object, request: PlanRequest, dataset: str):
+    """The per-problem model of the request's one policy on this dataset, else None."""
+    if not hasattr(model, "problem_model") or len(request.policies) != 1:
+        return None
+    policy = request.policies[0]
+    name = policy.name if isinstance(policy, specs.ModelSpec) else specs.resolve(policy).name
+    found = model.problem_model(name, dataset)
+    return None if found is None else found[0]
+
+
+def _routed(table: dict, probe: dict, choice: dict, accuracy) -> dict:
+    """The split's expected accuracy when the probe routes each problem: over how the k probe
+    answers split (the model's probability of each), the posterior share of each true bin times
+    the accuracy there of the configuration the probe's bin runs. Also how often each bin is
+    chosen. The per-bin accuracies are not conditioned on the probe's answers (an approximation)."""
+    k = int(probe["k"])
+    total, chosen = 0.0, {b: 0.0 for b in BINS}
+    for signature, entry in table.items():
+        if probe["score"] == "posterior":
+            pass1 = entry["pass1"]
+        else:  # agreement: the largest group of equal answers over k
+            pass1 = int(signature.split("/")[0].split("+")[0]) / k
+        routed_to = (
+            "easy" if pass1 > probe["easy_above"] else "hard" if pass1 < probe["hard_below"] else "medium"
+        )
+        chosen[routed_to] += entry["probability"]
+        total += entry["probability"] * sum(
+            share * accuracy(choice[routed_to], b) for b, share in entry["bins"].items()
+        )
+    return {"predicted_accuracy": total, "routed_share": chosen, "score": probe["score"]}
 
 
 def _probe_cost(bins: dict, probe: dict, by_name: dict, dataset: str, hardware: object | None) -> dict | None:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from planner.core import checks
 from planner.core.errors import UserError
+from planner.core.profiles import static_rows
 from planner.core.vocab import METHODS, TREE_METHODS
 from planner.models import specs
 from planner.predict.features import NO_MODEL
@@ -52,7 +53,7 @@ def _source_rows(records: pd.DataFrame) -> pd.DataFrame:
     """The rows each cell's accuracy comes from, per profile: its difficulty "all" rows where
     the profile has them, else its per-problem rows, else its rows per difficulty bin (which
     split the problems between them)."""
-    rows = records.copy()
+    rows = static_rows(records).copy()  # early-stopping cells are not the fixed-N cells of a plan
     problem = rows["problem_id"].fillna("").astype(str) != ""
     whole = (rows["difficulty"] == "all") & ~problem
     rows["_rank"] = np.where(whole, 0, np.where(problem, 1, 2))

@@ -90,6 +90,7 @@ class PlanRequest:
     n_values: Sequence[int] = N_VALUES
     aggregations: Sequence[str] | None = None
     selections: Sequence[str] | None = None
+    stop_rules: Sequence[str] = ()  # also adaptive candidates: majority with each rule (plan/stopping.py)
 
     def __post_init__(self) -> None:
         checks.integer(self.beam_width, "beam_width", 1, checks.MAX_N)
@@ -352,6 +353,10 @@ def plan_record(row: pd.Series, hardware: bool) -> dict:
         "in_calibrated_range": bool(row["in_calibrated_range"]),
         "extrapolated": bool(row.get("extrapolated", False)),
     }
+    stop = row.get("stop")
+    if isinstance(stop, str) and stop:  # an adaptive candidate: n is its cap
+        out["stop"] = stop
+        out["expected_samples"] = float(row["expected_samples"])
     if hardware:
         out["seconds_per_problem"] = float(row["seconds_per_problem"])
         dollars = row["dollars_per_problem"]
@@ -371,6 +376,8 @@ RECORD_COLUMNS = (
     "flops_per_problem",
     "seconds_per_problem",
     "dollars_per_problem",
+    "stop",
+    "expected_samples",
 )
 
 
@@ -618,6 +625,14 @@ def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict 
         inside = score(model, priced, by_name, feature_dataset, difficulty, rows=grid.rows())
     else:
         inside = score(model, priced[fits], by_name, feature_dataset, difficulty, rows=grid.rows()[fits])
+    adaptive = 0
+    if request.stop_rules:
+        from planner.plan.stopping import stopping_candidates
+
+        extra = stopping_candidates(model, request, by_name, feature_dataset, difficulty)
+        adaptive = len(extra)
+        if adaptive:
+            inside = pd.concat([inside, extra], ignore_index=True)
     order, _, ranking = _ranking(inside, "flops_per_problem")  # as rank(inside), top rows only
     with_hw = hardware is not None
     records = _records(inside.iloc[order[: top + 1]], with_hw)
@@ -632,8 +647,8 @@ def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict 
         difficulty=difficulty,
         budget=budget,
         hardware=getattr(hardware, "name", None),
-        candidates=len(priced),
-        within_budget=int(fits.sum()),
+        candidates=len(priced) + adaptive,
+        within_budget=int(fits.sum()) + adaptive,
         model=model_info or {},
         ranking=ranking,
     )

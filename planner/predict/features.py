@@ -388,6 +388,8 @@ def prepare_training(
             dropped[reason] = dropped.get(reason, 0) + count
             rows = rows[~mask]
 
+    if "stop" in rows:
+        drop(rows["stop"].fillna("").astype(str) != "", "early stopping (samples_used, not a fixed N)")
     drop(~rows["method"].isin(METHODS), "method unstated or unknown")
     drop(pd.to_numeric(rows["n"], errors="coerce").isna(), "N unstated")
     drop(pd.to_numeric(rows["accuracy"], errors="coerce").isna(), "accuracy missing")

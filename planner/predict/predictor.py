@@ -63,6 +63,14 @@ class ScalingPredictor:
         """(policy, dataset) pairs with a per-problem model."""
         return sorted(self._sets)
 
+    def problem_model(self, policy: str, dataset: str) -> tuple[ProblemModel, int] | None:
+        """(the per-problem model, samples per problem it was fitted on) of a calibrated
+        (policy, dataset), else None."""
+        key = (str(policy), str(dataset).partition(":")[0])
+        if key not in self._sets:
+            return None
+        return self._model(key), int(self._sets[key]["samples_per_problem"])
+
     def _model(self, key: tuple[str, str]) -> ProblemModel:
         if key not in self._models:
             self._models[key] = ProblemModel.from_dict(self._sets[key]["model"])

@@ -16,9 +16,17 @@ RUNNERS: dict[str, Callable] = {
 }
 
 
-def run_method(engine, verifier, problems, config: MethodConfig) -> list[Result]:
-    """Run config.method on a batch of problems."""
-    return RUNNERS[config.method](engine, verifier, problems, config)
+SAMPLING = ("majority", "best_of_n")  # methods that can start from samples already drawn
 
 
-__all__ = ["RUNNERS", "run_method"]
+def run_method(engine, verifier, problems, config: MethodConfig, prior=None) -> list[Result]:
+    """Run config.method on a batch of problems. prior (majority and Best-of-N only): per problem,
+    full solutions already drawn from the same policy (a probe's), which count toward the n."""
+    if prior is None:
+        return RUNNERS[config.method](engine, verifier, problems, config)
+    if config.method not in SAMPLING:
+        raise ValueError(f"prior: samples can be reused by majority and best_of_n, not {config.method}")
+    return RUNNERS[config.method](engine, verifier, problems, config, prior=prior)
+
+
+__all__ = ["RUNNERS", "SAMPLING", "run_method"]

@@ -21,10 +21,13 @@ from planner.executor.methods.common import (
 from planner.executor.methods.majority import sample
 
 
-def run(engine: Engine, verifier: Verifier | None, problems: Sequence, config: MethodConfig) -> list[Result]:
-    """One generate call and one verifier call for the whole batch."""
+def run(
+    engine: Engine, verifier: Verifier | None, problems: Sequence, config: MethodConfig, prior=None
+) -> list[Result]:
+    """One generate call and one verifier call for the whole batch. prior: solutions already drawn
+    (majority.sample); the verifier scores them with the rest."""
     verifier = need_verifier(verifier, config.method)
-    sampled = sample(engine, problems, config)
+    sampled = sample(engine, problems, config, prior)
     # a stop rule can leave fewer than n samples for a problem: one verifier call for all of them
     questions = [question_of(p) for p, (ts, _) in zip(problems, sampled, strict=True) for _ in ts]
     texts = [t for ts, _ in sampled for t in ts]
