@@ -52,8 +52,8 @@ from calibration.samples import SHARED_PUBLISHED, art_samples, profile_samples, 
 from planner.predict.scaling import ProblemModel  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "extrapolation.json"
-N_BOOT = 20
-DRAWS = 5  # random draws of K samples per problem, per source
+N_BOOT = 10
+DRAWS = 3  # random draws of K samples per problem, per source
 SEED = 0
 
 
