@@ -158,6 +158,11 @@ def intervals_markdown(iv: dict) -> str:
             lines.append(
                 f"| {kind} | {name} | {r['cells']} | {r['coverage']:.2f} | {r['median_width']:.1f} |"
             )
+            for one in r.get("per_set", []):  # a set's cells move together by split: 6 splits each
+                lines.append(
+                    f"| calibrated, one set | {one['set']} | {one['cells']} | {one['coverage']:.2f} "
+                    f"| {one['median_width']:.1f} |"
+                )
     return "\n".join(lines) + "\n"
 
 
