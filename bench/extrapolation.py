@@ -26,7 +26,7 @@ with 4-5), and smollm2's first 4 samples hold 1.0% correct against 2.3% over all
 "naive (acc@K of all samples)" and "pass@1 first K minus all" columns show how much of an error
 comes from the fitted samples themselves rather than from the model.
 
-    PYTHONPATH=. python bench/extrapolation.py     # prints a markdown table, writes results/extrapolation.json
+    PYTHONPATH=. python bench/extrapolation.py     # writes results/extrapolation.json and .md
 """
 
 from __future__ import annotations
@@ -204,6 +204,7 @@ def main() -> None:
     print(markdown(table))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"summary": table, "cells": rows}, indent=1, allow_nan=True) + "\n")
+    OUT.with_suffix(".md").write_text(markdown(table) + "\n")
 
 
 def markdown(table: dict) -> str:
