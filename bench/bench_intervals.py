@@ -15,6 +15,7 @@ FOLDS = 2
 REPEATS = 3  # 2-fold splits with different seeds: one split's cells all move together
 N_BOOT = 20
 SEED = 0
+CELLS: list[dict] = []  # every calibrated cell checked, for diagnostics
 
 
 def _stats(acc: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict:
@@ -61,10 +62,10 @@ def calibrated_intervals(dirs, records: pd.DataFrame, regressor) -> dict:
     """Per sample set, REPEATS x 2 folds over problems: per-problem model fitted on one half, the
     other half's measured cells checked; the regressor (fitted on everything) on the same cells.
 
-    The interval is for the expected accuracy over the problem population; the other half's
-    measured accuracy also carries its own sampling noise over 50 problems, about as large, so
-    even a perfect 80% interval covers fewer than 80% of these cells (about 0.63 if both errors
-    are normal and equal)."""
+    The interval is asked for the held-out half's size (`problems`): it holds the fit's own
+    uncertainty (bootstrap over the training half's problems) and the draw of that many new
+    problems. Cells of one split move together (the halves differ in difficulty), so a set's
+    coverage rests on its REPEATS x FOLDS splits, not on its cell count."""
     rng = np.random.default_rng(SEED)
     acc, low, high, r_low, r_high, per_set = [], [], [], [], [], []
     for folder in dirs:
@@ -86,8 +87,12 @@ def calibrated_intervals(dirs, records: pd.DataFrame, regressor) -> dict:
                     kw = {}
                     if c.method == "best_of_n":
                         kw = {"verifier": c.prm, "aggregation": c.aggregation, "selection": c.selection}
-                    point, lo, hi = widen(
-                        model.predict(method=c.method, n=int(c.n), sims=SIMS, boot_sims=BOOT_SIMS, **kw)
+                    r = model.predict(
+                        method=c.method, n=int(c.n), sims=SIMS, boot_sims=BOOT_SIMS, problems=len(test), **kw
+                    )
+                    point, lo, hi = widen(r)
+                    CELLS.append(
+                        {"set": s.source, "method": c.method, "n": int(c.n), "measured": c.accuracy, **r}
                     )
                     set_acc.append(c.accuracy)
                     set_low.append(lo)

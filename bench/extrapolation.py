@@ -1,8 +1,16 @@
 """How well the per-problem scaling model (planner.predict.scaling) extrapolates from K to N samples.
 
-Per source: fit on the first K samples of every problem, predict N > K, and compare with the exact
-replay (calibration.replay: mean over all N-subsets) of every recorded sample. The naive baseline
-says "accuracy at N is accuracy at K": the replay at N = K of the same first K samples.
+Per source: fit on K samples of every problem, predict N > K, and compare with the exact replay
+(calibration.replay: mean over all N-subsets) of every recorded sample. Two ways to pick the K:
+
+  first K    the first K samples in recorded order (the issue's measurement: what a calibration
+             that stopped after K samples would have seen)
+  random K   K samples per problem drawn at random, DRAWS seeded draws; a cell's error is the
+             mean over draws of its absolute error. This isolates the model's error from the
+             order of the samples.
+
+The naive baseline says "accuracy at N is accuracy at K": the replay at N = K of the same K
+samples (first or drawn).
 
   cpu_* profiles    K = 4 of 16 (math500: of 8); majority and Best-of-N for every verifier,
                     aggregation and selection (max, weighted vote); N = 8, 16
@@ -18,7 +26,7 @@ with 4-5), and smollm2's first 4 samples hold 1.0% correct against 2.3% over all
 "naive (acc@K of all samples)" and "pass@1 first K minus all" columns show how much of an error
 comes from the fitted samples themselves rather than from the model.
 
-    PYTHONPATH=. python bench/extrapolation.py     # prints a markdown table, writes results/extrapolation.json
+    PYTHONPATH=. python bench/extrapolation.py     # writes results/extrapolation.json and .md
 """
 
 from __future__ import annotations
@@ -44,7 +52,9 @@ from calibration.samples import SHARED_PUBLISHED, art_samples, profile_samples, 
 from planner.predict.scaling import ProblemModel  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "extrapolation.json"
-N_BOOT = 30
+N_BOOT = 10
+DRAWS = 3  # random draws of K samples per problem, per source
+SEED = 0
 
 
 def replay(df: pd.DataFrame, method: str, n: int, score: str | None, selection: str | None) -> float:
@@ -72,63 +82,94 @@ def replay(df: pd.DataFrame, method: str, n: int, score: str | None, selection: 
     return 100.0 * float(np.mean(accs))
 
 
-def evaluate(label: str, df: pd.DataFrame, k: int, ns: list[int], with_scores: bool = True) -> list[dict]:
-    """Cells (method x verifier x aggregation x selection x N) of one source."""
-    df = df.sort_values(["problem_id", "sample"])
-    first = df[df["sample"] < k] if "sample" in df else df.groupby("problem_id").head(k)
-    started = time.time()
-    model = ProblemModel.fit(first, n_boot=N_BOOT, seed=0)
-    fit_s = time.time() - started
-    cells = [("majority", None, None, None)]
+def _cells(df: pd.DataFrame, with_scores: bool) -> list[tuple]:
+    """(method, score column, verifier, aggregation, selection) of every cell of a source."""
+    cells = [("majority", None, None, None, None)]
     if with_scores:
         for col in [c for c in df.columns if c.startswith("score:")]:
             verifier, agg = col[len("score:") :].rsplit(":", 1)
             cells += [("best_of_n", col, verifier, agg, sel) for sel in ("max", "vote")]
+    return cells
+
+
+def first_k(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The first k samples of every problem in recorded order (what a calibration with K = k sees)."""
+    return df[df["sample"] < k] if "sample" in df else df.groupby("problem_id").head(k)
+
+
+def random_k(df: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    """k samples of every problem drawn at random (seeded): a fair draw whatever the order."""
+    rng = np.random.default_rng([SEED, seed])
+    shuffled = df.assign(_r=rng.random(len(df))).sort_values(["problem_id", "_r"])
+    return shuffled.groupby("problem_id").head(k).drop(columns="_r").sort_values(["problem_id", "sample"])
+
+
+def evaluate(label: str, df: pd.DataFrame, k: int, ns: list[int], with_scores: bool = True) -> list[dict]:
+    """Cells (method x verifier x aggregation x selection x N) of one source, fitted on the first K
+    samples (draw None) and on DRAWS random draws of K samples per problem (draw 0, 1, ...)."""
+    df = df.sort_values(["problem_id", "sample"])
+    cells = _cells(df, with_scores)
+    truth = {
+        cell: {n: replay(df, cell[0], n, cell[1], cell[4]) for n in [k, *ns]} for cell in cells
+    }  # n = k: the naive baseline from all samples
     rows = []
-    for cell in cells:
-        method, col = cell[0], cell[1]
-        verifier, agg, sel = (cell[2], cell[3], cell[4]) if method == "best_of_n" else (None, None, None)
-        naive = replay(first, method, k, col, sel)
-        naive_all = replay(df, method, k, col, sel)
-        for n in ns:
-            pred = model.predict(method=method, n=n, verifier=verifier, aggregation=agg, selection=sel)
-            measured = replay(df, method, n, col, sel)
-            rows.append(
-                {
-                    "source": label,
-                    "method": method,
-                    "verifier": verifier,
-                    "aggregation": agg,
-                    "selection": sel or "vote",
-                    "k": k,
-                    "n": n,
-                    "measured": measured,
-                    "predicted": 100 * pred["accuracy"],
-                    "low": 100 * pred["low"],
-                    "high": 100 * pred["high"],
-                    "naive": naive,
-                    "naive_all": naive_all,
-                    "fit_s": fit_s,
-                    "pass1_fit": 100 * float(first["correct"].mean()),
-                    "pass1_all": 100 * float(df["correct"].mean()),
-                }
-            )
+    for draw in [None, *range(DRAWS)]:
+        fitted = first_k(df, k) if draw is None else random_k(df, k, draw)
+        started = time.time()
+        model = ProblemModel.fit(fitted, n_boot=N_BOOT, seed=0)
+        fit_s = time.time() - started
+        for method, col, verifier, agg, sel in cells:
+            naive = replay(fitted, method, k, col, sel)
+            for n in ns:
+                pred = model.predict(method=method, n=n, verifier=verifier, aggregation=agg, selection=sel)
+                rows.append(
+                    {
+                        "source": label,
+                        "draw": draw,
+                        "method": method,
+                        "verifier": verifier,
+                        "aggregation": agg,
+                        "selection": sel or "vote",
+                        "k": k,
+                        "n": n,
+                        "measured": truth[(method, col, verifier, agg, sel)][n],
+                        "predicted": 100 * pred["accuracy"],
+                        "low": 100 * pred["low"],
+                        "high": 100 * pred["high"],
+                        "naive": naive,
+                        "naive_all": truth[(method, col, verifier, agg, sel)][k],
+                        "fit_s": fit_s,
+                        "pass1_fit": 100 * float(fitted["correct"].mean()),
+                        "pass1_all": 100 * float(df["correct"].mean()),
+                    }
+                )
     return rows
 
 
 def summary(rows: list[dict]) -> dict:
-    err = np.array([r["predicted"] - r["measured"] for r in rows])
-    naive = np.array([r["naive"] - r["measured"] for r in rows])
-    naive_all = np.array([r["naive_all"] - r["measured"] for r in rows])
+    """Errors in points; with several random draws of one cell, its error is the mean over draws
+    of the absolute error (what one random calibration of K samples gets wrong on average)."""
+    per_cell: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (r["source"], r["method"], r["verifier"], r["aggregation"], r["selection"], r["n"])
+        per_cell.setdefault(key, []).append(r)
+
+    def cell_errors(field: str) -> np.ndarray:
+        return np.array([np.mean([abs(r[field] - r["measured"]) for r in rs]) for rs in per_cell.values()])
+
+    err = cell_errors("predicted")
+    naive = cell_errors("naive")
+    bias = np.mean([r["predicted"] - r["measured"] for r in rows])
     inside = [r["low"] <= r["measured"] <= r["high"] for r in rows if not math.isnan(r["low"])]
     return {
-        "cells": len(rows),
-        "mae": float(np.abs(err).mean()),
-        "max": float(np.abs(err).max()),
-        "bias": float(err.mean()),
-        "naive_mae": float(np.abs(naive).mean()),
-        "naive_max": float(np.abs(naive).max()),
-        "naive_all_mae": float(np.abs(naive_all).mean()),
+        "cells": len(per_cell),
+        "fits": len({(r["source"], r["draw"]) for r in rows}),
+        "mae": float(err.mean()),
+        "max": float(err.max()),
+        "bias": float(bias),
+        "naive_mae": float(naive.mean()),
+        "naive_max": float(naive.max()),
+        "naive_all_mae": float(cell_errors("naive_all").mean()),
         "coverage": float(np.mean(inside)) if inside else math.nan,
         "pass1_gap": float(np.mean([r["pass1_fit"] - r["pass1_all"] for r in rows])),
     }
@@ -149,23 +190,37 @@ def main() -> None:
         rows += evaluate("art_of_tts/" + path.name.removesuffix(".csv.gz"), df, 4, [8], with_scores=False)
     print("done published", file=sys.stderr)
 
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        key = r["source"] if not r["source"].startswith("art_of_tts/") else "art_of_tts (32 sets, majority)"
-        groups.setdefault(key, []).append(r)
-    groups["all"] = rows
-    table = {key: summary(rs) for key, rs in groups.items()}
-    print(
-        "| source | cells | MAE | max | bias | naive MAE | naive max | naive (acc@K of all samples) MAE | 80% interval coverage | pass@1 first K minus all |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for key, s in table.items():
-        print(
-            f"| {key} | {s['cells']} | {s['mae']:.2f} | {s['max']:.2f} | {s['bias']:+.2f} | {s['naive_mae']:.2f} "
-            f"| {s['naive_max']:.2f} | {s['naive_all_mae']:.2f} | {s['coverage']:.2f} | {s['pass1_gap']:+.2f} |"
-        )
+    table = {}
+    for kind, pick in (
+        ("first K", lambda r: r["draw"] is None),
+        ("random K", lambda r: r["draw"] is not None),
+    ):
+        groups: dict[str, list[dict]] = {}
+        for r in filter(pick, rows):
+            art = r["source"].startswith("art_of_tts/")
+            groups.setdefault("art_of_tts (32 sets, majority)" if art else r["source"], []).append(r)
+        groups["all"] = [r for r in rows if pick(r)]
+        table[kind] = {key: summary(rs) for key, rs in groups.items()}
+    print(markdown(table))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"summary": table, "cells": rows}, indent=1, allow_nan=True) + "\n")
+    OUT.with_suffix(".md").write_text(markdown(table) + "\n")
+
+
+def markdown(table: dict) -> str:
+    lines = [
+        "| fitted on | source | cells | MAE | max | bias | naive MAE | naive max "
+        "| naive (acc@K of all samples) MAE | 80% interval coverage | pass@1 fitted minus all |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for kind, by in table.items():
+        for key, s in by.items():
+            lines.append(
+                f"| {kind} | {key} | {s['cells']} | {s['mae']:.2f} | {s['max']:.2f} | {s['bias']:+.2f} "
+                f"| {s['naive_mae']:.2f} | {s['naive_max']:.2f} | {s['naive_all_mae']:.2f} "
+                f"| {s['coverage']:.2f} | {s['pass1_gap']:+.2f} |"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ tables mostly give one or two cells per policy); the summary reports them separa
 Intervals: coverage and median width of the 80% intervals, separately for
   uncalibrated  held-out policies' cells (leave one policy out), both predictors;
   calibrated    per-problem models fitted on half of a sample set's problems, checked against the
-                measured majority / Best-of-N cells of the other half (2 folds), against the
-                regressor fitted on every profile (in-sample for it, so favourable to it).
+                measured majority / Best-of-N cells of the other half (2 folds, 3 repeats); the
+                interval is for the accuracy on that many new problems (fit uncertainty by
+                bootstrap + the new problems' draw, planner.predict.scaling.predictive_interval);
+                against the regressor fitted on every profile (in-sample for it, so favourable).
 
     .venv/bin/python bench/quality.py            # writes bench/results/quality.json and quality.md
 """
@@ -156,6 +158,11 @@ def intervals_markdown(iv: dict) -> str:
             lines.append(
                 f"| {kind} | {name} | {r['cells']} | {r['coverage']:.2f} | {r['median_width']:.1f} |"
             )
+            for one in r.get("per_set", []):  # a set's cells move together by split: 6 splits each
+                lines.append(
+                    f"| calibrated, one set | {one['set']} | {one['cells']} | {one['coverage']:.2f} "
+                    f"| {one['median_width']:.1f} |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -227,3 +227,32 @@ def test_bad_input(gemma, gemma_model):
         )
     with pytest.raises(UserError, match="method"):
         gemma_model.predict(method="beam", n=4)
+
+
+def test_interval_is_for_the_accuracy_on_new_problems(gemma):
+    """The interval adds the new problems' draw to the fit's uncertainty: fitted on half of
+    Gemma's problems, the pass@1 interval for the other 50 is sqrt(sd_fit^2 + a(1-a)/50) wide
+    on each side (times z), narrower for more problems, and the other half's measured pass@1
+    lies in it."""
+    from planner.predict.scaling import Z
+
+    ids = sorted(gemma["problem_id"].unique())
+    train, test = gemma[gemma["problem_id"].isin(ids[::2])], gemma[gemma["problem_id"].isin(ids[1::2])]
+    model = ProblemModel.fit(train, n_boot=8, seed=0)
+    r = model.predict(method="majority", n=1, problems=50)
+    a = r["accuracy"]
+    assert r["problems"] == 50 and r["sd_fit"] > 0
+    assert r["high"] - a == pytest.approx(Z * np.sqrt(r["sd_fit"] ** 2 + a * (1 - a) / 50))
+    assert r["low"] <= test["correct"].mean() <= r["high"]
+    wide = model.predict(method="majority", n=1, problems=10)
+    default = model.predict(method="majority", n=1)  # as many problems as fitted: 50
+    assert (
+        wide["high"] - wide["low"] > r["high"] - r["low"] == pytest.approx(default["high"] - default["low"])
+    )
+    many = model.predict_many(method="majority", ns=[1, 4], problems=50)
+    assert (
+        many[0]["low"] == pytest.approx(r["low"]) and many[1]["low"] < many[1]["accuracy"] < many[1]["high"]
+    )
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(UserError, match="problems must be"):
+            model.predict(method="majority", n=4, problems=bad)

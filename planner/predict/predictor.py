@@ -10,9 +10,9 @@ elsewhere; the same `assess(rows)` interface as planner.predict.regressor.
   aggregation and selection plus the tree correction learned from that policy's measured tree
   cells of that verifier (in range, extrapolated above the largest measured N); out of range
   (from the regressor) where there are none;
-- one sample is one answer whatever selects it: majority and Best-of-N at N = 1 are the
-  policy's pass@1, for calibrated policies (the model's mean success rate) and uncalibrated ones
-  (the regressor's majority@1) alike;
+- one sample is one answer whatever selects it: majority and Best-of-N at N = 1 are asked as
+  the majority@1 row (planner.predict.pass1), the policy's pass@1, for calibrated policies (the
+  model's mean success rate) and uncalibrated ones (the regressor's majority@1) alike;
 - everything else (cot, uncalibrated policies, verifiers without scores): the regressor; a
   sampling or tree row of a calibrated policy that its samples do not cover (a verifier that
   never scored them) is marked out of the calibrated range, so the plan's ranking rule does not
@@ -28,11 +28,9 @@ import pandas as pd
 
 from planner.core.vocab import TREE_METHODS
 from planner.predict.features import Column
+from planner.predict.pass1 import SAMPLED, as_pass1
 from planner.predict.scaling import ProblemModel
 from planner.predict.scalingfit import TABLE_N, apply_tree, check_doc, widen
-
-SAMPLED = ("majority", "best_of_n")
-PASS1 = ("majority", "none", "none", "vote")  # the curve every N = 1 sampled row reads
 
 
 class ScalingPredictor:
@@ -78,8 +76,6 @@ class ScalingPredictor:
 
     def _sampled(self, key, method, prm, agg, sel, b, n) -> tuple[float, float, float] | None:
         """Majority / Best-of-N from the table, else computed (N off the table's grid)."""
-        if n == 1:
-            method, prm, agg, sel = PASS1
         found = self._table.get((*key, method, prm, agg, sel, b, n))
         if found is not None or n in self._grid:
             return found  # on the grid but not tabulated: not predicted here
@@ -111,15 +107,10 @@ class ScalingPredictor:
     def assess_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """predicted_accuracy, accuracy_low/high, in_calibrated_range, extrapolated and source
         (per-problem model or regressor) for each row of X."""
+        X = as_pass1(X)  # majority and Best-of-N at N = 1: the majority@1 row, pass@1
         method = Column(X["method"]).values()
         n = pd.to_numeric(X["n"]).to_numpy(dtype=float)
-        pass1 = np.isin(method, SAMPLED) & (n == 1)
-        base = X
-        if pass1.any():  # the regressor answers N = 1 sampled rows as majority@1
-            values = {"prm": "none", "method": "majority", "aggregation": "none", "selection": "vote"}
-            values |= {"prm_params": np.nan, "prm_family": "none"}
-            base = X.assign(**{col: _replace(X[col], pass1, v) for col, v in values.items() if col in X})
-        pred, low, high, in_range = (np.array(a, copy=True) for a in self.regressor.assess(base))
+        pred, low, high, in_range = (np.array(a, copy=True) for a in self.regressor.assess(X))
         in_range = in_range.astype(bool)
         extrapolated = np.zeros(len(X), dtype=bool)
         source = np.full(len(X), "regressor", dtype=object)
@@ -204,17 +195,6 @@ class ScalingPredictor:
         drop = {str(p) for p in policies}
         doc = {**self.doc, "sets": [e for e in self.doc["sets"] if e["policy"] not in drop]}
         return ScalingPredictor(self.regressor, doc)
-
-
-def _replace(column: pd.Series, where: np.ndarray, value: object) -> pd.Series:
-    """The column with `value` in the rows `where` (a categorical stays one: cheap to factorize)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        cat = column.cat.add_categories([value]) if value not in column.cat.categories else column
-        codes = np.where(where, cat.cat.categories.get_loc(value), cat.cat.codes)
-        return pd.Series(pd.Categorical.from_codes(codes, dtype=cat.dtype), index=column.index)
-    if pd.api.types.is_float_dtype(column.dtype):
-        return pd.Series(np.where(where, value, column.to_numpy()), index=column.index)
-    return pd.Series(np.where(where, value, column.to_numpy(dtype=object)), index=column.index, dtype=object)
 
 
 class _Memo:

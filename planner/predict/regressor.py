@@ -33,6 +33,8 @@ coverage 0.86 averaged over policies (target 0.80). Why these choices:
   grouped folds). Quantile trees (10%/90%) in an earlier variant of this model covered about
   half (0.52) of the held-out policies' accuracies, hence this choice. 3 folds: the same CV
   as 5 here, and fewer fits.
+- N = 1: every sampled row (majority, Best-of-N with any verifier) is predicted as majority@1,
+  the policy's pass@1 (planner.predict.pass1): one sample is one answer whatever selects it.
 - 30 trees at learning rate 0.3: CV as good as 100 at 0.1 in an earlier variant (7.6 / 11.3
   against 7.8 / 11.3) at a third of the prediction time, which dominates a plan query.
 """
@@ -50,6 +52,7 @@ from threadpoolctl import ThreadpoolController
 
 from planner.core.errors import UserError
 from planner.predict.features import ConfigFeatures, check_config_frame, prepare_training
+from planner.predict.pass1 import as_pass1
 
 # Bumped when the fitted attributes change; a model file of another format is refused.
 FORMAT_VERSION = 1
@@ -214,7 +217,7 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "mean_")
         self._check_format()
-        Z = self.features_.transform(check_config_frame(X, "X"))
+        Z = self.features_.transform(as_pass1(check_config_frame(X, "X")))
         Z[:, self.empty_columns_] = 0.0
         return Z
 
@@ -240,13 +243,13 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
     def in_calibrated_range(self, X: pd.DataFrame) -> np.ndarray:
         """True where families, sizes, N, beam width and categories were all seen in fit."""
         check_is_fitted(self, "mean_")
-        return self.features_.in_range(check_config_frame(X, "X"))
+        return self.features_.in_range(as_pass1(check_config_frame(X, "X")))
 
     def assess(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, low, high, in_calibrated_range) from one pass over X (the planner's call)."""
         check_is_fitted(self, "mean_")
         self._check_format()
-        Z, in_range = self.features_.transform_with_range(check_config_frame(X, "X"))
+        Z, in_range = self.features_.transform_with_range(as_pass1(check_config_frame(X, "X")))
         Z[:, self.empty_columns_] = 0.0
         with _threads():
             mean = self.mean_.predict(Z)

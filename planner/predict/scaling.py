@@ -18,7 +18,9 @@ From K >= 2 recorded samples per problem of one (policy, dataset) it fits a few 
 Predictions: Best-of-N with max selection by a closed form integrated by quadrature; majority and
 weighted vote by seeded Monte Carlo. At N = 1 every method returns the mean of p (one sample is
 its own vote and its own pick). Unanswered samples never win a vote and are dropped before max
-selection. A bootstrap over problems (seeded) gives an 80% interval.
+selection. The 80% interval is for the accuracy measured on a set of new problems (as many as
+were fitted, unless told): the bootstrap over problems (seeded) gives the fit's uncertainty, the
+new problems' draw adds point (1 - point) / problems (see predictive_interval).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ N_MAX = 1024
 METHODS = ("majority", "best_of_n")
 SELECTIONS = ("max", "vote")
 SCORE_PREFIX = "score:"  # score columns are named score:<verifier>:<aggregation>
-LEVEL = 0.8  # interval: 10th to 90th percentile of the bootstrap
+LEVEL = 0.8  # central interval: point -/+ Z sd
+Z = float(stats.norm.ppf(0.5 + LEVEL / 2))
 STICKS = 24  # wrong answers tracked one by one; the rest are all distinct
 DISCRETE_MAX = 64  # a verifier with at most this many distinct scores keeps them exactly
 P_NODES, M_NODES, U_NODES = 24, 6, 8  # quadrature nodes for p, the missing share, u
@@ -457,6 +460,25 @@ def _accuracy(params: dict, dist: dict, method: str, n: int, name, selection, si
     return _weighted_vote(p, params, params["scores"][name], n, rng)
 
 
+# ---------------------------------------------------------------- intervals
+
+
+def predictive_interval(point: float, reps, problems: int) -> dict:
+    """The LEVEL interval of the accuracy measured on `problems` new problems, from two parts:
+    the fit's own uncertainty (sd of the bootstrap refits over problems) and the new problems'
+    draw: each new problem is right with probability `point` on the whole, so their mean has
+    variance point (1 - point) / problems. Normal, clipped to [0, 1]; NaN without refits."""
+    reps = np.asarray(reps, dtype=float)
+    out = {"accuracy": float(point), "low": math.nan, "high": math.nan, "level": LEVEL}
+    out.update(sd_fit=math.nan, problems=int(problems))
+    if len(reps) < 2:
+        return out
+    sd_fit = float(np.std(reps, ddof=1))
+    half = Z * math.sqrt(sd_fit**2 + point * (1 - point) / problems)
+    out.update(low=max(0.0, point - half), high=min(1.0, point + half), sd_fit=sd_fit)
+    return out
+
+
 # ---------------------------------------------------------------- the model
 
 
@@ -536,12 +558,15 @@ class ProblemModel:
         interval: bool = True,
         sims: int | None = None,
         boot_sims: int | None = None,
+        problems: int | None = None,
     ) -> dict:
         """Expected accuracy (0-1) of `method` at N = n, averaged over problems (or one bin's).
 
-        Returns {"accuracy", "low", "high", "level"}: low/high are the bootstrap's 10th and 90th
-        percentiles (NaN without bootstrap refits or with interval=False). sims / boot_sims:
-        Monte Carlo draws of the point / of each bootstrap replicate (default 20,000 / a tenth).
+        Returns {"accuracy", "low", "high", "level", "sd_fit", "problems"}: low/high bound the
+        accuracy measured on `problems` new problems of the same kind (default: as many as were
+        fitted, or as many as the bin held), see `predictive_interval`; NaN without bootstrap
+        refits or with interval=False. sims / boot_sims: Monte Carlo draws of the point / of each
+        bootstrap replicate (default 20,000 / a tenth).
         """
         if method not in METHODS:
             raise UserError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -563,6 +588,7 @@ class ProblemModel:
                 )
         if bin is not None and bin not in self.bins:
             raise UserError(f"bin must be one of {', '.join(self.bins)}, got {bin!r}")
+        problems = self._problems(problems, bin)
         code = (METHODS.index(method), SELECTIONS.index(selection) if selection else 0)
         for value, label in ((sims, "sims"), (boot_sims, "boot_sims")):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 100):
@@ -578,11 +604,8 @@ class ProblemModel:
             return _accuracy(params, dist, method, n, name, selection, sims, seed)
 
         point = one(self.params, 0, sims)
-        low = high = math.nan
-        if interval and self.boot:
-            reps = [one(b, 0, boot_sims) for b in self.boot]
-            low, high = (float(x) for x in np.percentile(reps, [50 * (1 - LEVEL), 50 * (1 + LEVEL)]))
-        return {"accuracy": point, "low": low, "high": high, "level": LEVEL}
+        reps = [one(b, 0, boot_sims) for b in self.boot] if interval else []
+        return predictive_interval(point, reps, problems)
 
     def predict_many(
         self,
@@ -595,6 +618,7 @@ class ProblemModel:
         bin: str | None = None,
         sims: int | None = None,
         boot_sims: int | None = None,
+        problems: int | None = None,
     ) -> list[dict]:
         """`predict` at several N at once (what a table of the plan's N axis needs): Best-of-N max
         integrates every N in one pass, majority draws each simulated problem's answer
@@ -603,8 +627,10 @@ class ProblemModel:
         ns = [int(n) for n in ns]
         first = dict(method=method, verifier=verifier, aggregation=aggregation, selection=selection, bin=bin)
         if (method == "best_of_n" and selection == "vote") or not ns:
-            return [self.predict(n=n, sims=sims, boot_sims=boot_sims, **first) for n in ns]
-        self.predict(n=1, interval=False, **first)  # predict's argument checks (N = 1 costs nothing)
+            return [self.predict(n=n, sims=sims, boot_sims=boot_sims, problems=problems, **first) for n in ns]
+        self.predict(
+            n=1, interval=False, problems=problems, **first
+        )  # predict's argument checks (N = 1 costs nothing)
         name = None if method == "majority" else f"{verifier}:{aggregation}"
         sims = sims or 20000
         boot_sims = boot_sims or max(sims // 10, 500)
@@ -630,14 +656,18 @@ class ProblemModel:
             return out
 
         point = curve(self.params, 0, sims)
-        low = high = np.full(len(arr), math.nan)
-        if self.boot:
-            reps = np.array([curve(b, 0, boot_sims) for b in self.boot])
-            low, high = np.percentile(reps, [50 * (1 - LEVEL), 50 * (1 + LEVEL)], axis=0)
-        return [
-            {"accuracy": float(a), "low": float(lo), "high": float(hi), "level": LEVEL}
-            for a, lo, hi in zip(point, low, high, strict=True)
-        ]
+        reps = np.array([curve(b, 0, boot_sims) for b in self.boot]).reshape(len(self.boot), len(arr))
+        m = self._problems(problems, bin)
+        return [predictive_interval(float(point[i]), reps[:, i], m) for i in range(len(arr))]
+
+    def _problems(self, problems, bin) -> int:
+        """The interval's number of new problems: given, else those fitted (in the bin)."""
+        if problems is not None:
+            if isinstance(problems, bool) or not isinstance(problems, (int, np.integer)) or problems < 1:
+                raise UserError(f"problems must be a whole number >= 1, got {problems!r}")
+            return int(problems)
+        table = self.bins[bin] if bin is not None else [row for rows in self.bins.values() for row in rows]
+        return max(1, sum(int(cnt) for _, _, cnt in table))
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable parameters (no pickle needed)."""
