@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.early_stopping import problems  # noqa: E402
 from calibration.replay import majority_expectation, replay_stopping  # noqa: E402
 from calibration.samples import SHARED_PUBLISHED, art_samples, profile_samples, qwen_math_samples  # noqa: E402
 from planner.core.stopping import parse_rule  # noqa: E402
@@ -35,19 +36,6 @@ OUT = ROOT / "bench" / "results" / "adaptive_prediction.json"
 RULES = ("beta:0.9", "beta:0.95", "beta:0.99", "esc:2", "esc:4", "esc:8")
 NEVER = parse_rule("esc:1024")  # never stops before the cap
 ORDERS = 100
-
-
-def problems(df, score: str | None = None) -> list[tuple[list, dict, object]]:
-    """Per problem: (answers in recorded order, correct-by-answer, scores or None)."""
-    out = []
-    for _, g in df.sort_values(["problem_id", "sample"]).groupby("problem_id", sort=True):
-        answers = [a if isinstance(a, str) and a else None for a in g["answer"]]
-        table: dict = {}
-        for a, ok in zip(answers, g["correct"], strict=True):
-            if a is not None:
-                table[a] = max(table.get(a, 0.0), float(ok))
-        out.append((answers, table, None if score is None else g[score].to_numpy(dtype=float)))
-    return out
 
 
 def replay(probs, rule, cap: int, orders: int, seed: int = 0) -> tuple[float, float, float, float]:

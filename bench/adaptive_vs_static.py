@@ -19,26 +19,14 @@ Best-of-N bins start from the probe's samples. The report adds the paired accura
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 OUT = HERE / "results" / "adaptive_vs_static.json"
 WORK = HERE / "results" / "adaptive_vs_static"
-
-
-def write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -65,6 +53,7 @@ def main() -> None:
     from dataclasses import replace
 
     from planner.core.datasets import load_dataset, stratified
+    from planner.core.files import write_json_atomic
     from planner.core.planfile import load_plan, plan_from_dict
     from planner.executor import embedded
     from planner.executor.adaptive import load_adaptive_plan, run_adaptive
@@ -103,7 +92,7 @@ def main() -> None:
     if hasattr(engine, "close"):
         engine.close()
 
-    from bench.stopping_live import paired
+    from bench.stopping_live import header, paired
 
     def correct(path: Path) -> list[bool]:
         by_id = {r["problem_id"]: r for r in read_records(path)[0]}
@@ -113,13 +102,7 @@ def main() -> None:
         return None if x is None or not y else x / y
 
     report = {
-        "date": dt.date.today().isoformat(),
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "policy": policy,
-        "engine": type(engine).__name__,
-        "dataset": args.dataset,
-        "problems": len(problems),
+        **header(policy, engine, args.dataset, len(problems)),
         "verifier": args.verifier if needs_verifier else None,
         "plan": str(args.plan),
         "limits": {k: v for k, v in limits.items() if v is not None},
@@ -149,7 +132,8 @@ def main() -> None:
         "paired": paired(correct(args.work_dir / "adaptive.jsonl"), correct(args.work_dir / "static.jsonl")),
     }
     print(json.dumps(report, indent=2))
-    write_json(args.out, report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out, report)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,19 @@ OUT = HERE / "results" / "stopping_live.json"
 WORK = HERE / "results" / "stopping_live"
 
 
+def header(policy: str, engine: object, dataset: str, problems: int) -> dict:
+    """What a live bench report starts with: when, where, which model, engine and problems."""
+    return {
+        "date": dt.date.today().isoformat(),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "policy": policy,
+        "engine": type(engine).__name__,
+        "dataset": dataset,
+        "problems": problems,
+    }
+
+
 def paired(a: list[bool], b: list[bool]) -> dict:
     """Mean of a - b over paired problems and its 95% interval (normal approximation)."""
     d = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
@@ -127,16 +140,7 @@ def main() -> None:
     arms = run_arms(base, rules, problems, engine, verifier, args.work_dir, args.batch_size)
     if hasattr(engine, "close"):
         engine.close()
-    report = {
-        "date": dt.date.today().isoformat(),
-        "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "policy": policy,
-        "engine": type(engine).__name__,
-        "dataset": args.dataset,
-        "problems": len(problems),
-        "arms": arms,
-    }
+    report = {**header(policy, engine, args.dataset, len(problems)), "arms": arms}
     print(json.dumps(report, indent=2))
     write_json_atomic(args.out, report)
 

@@ -49,26 +49,16 @@ def _run(args, capsys):
     return code, captured.out, captured.err
 
 
+def _persample(csv, source: str, *more: str) -> list[str]:
+    """`ttsplan import persample CSV --dataset toy --source SOURCE MORE...`."""
+    return ["import", "persample", str(csv), "--dataset", "toy", "--source", source, *more]
+
+
 def test_import_persample_with_stop_writes_samples_used_and_spent_cost(tmp_path, capsys):
     csv = tmp_path / "s.csv"
     _csv(csv)
-    args = [
-        "import",
-        "persample",
-        str(csv),
-        "--out",
-        str(tmp_path / "p"),
-        "--dataset",
-        "toy",
-        "--source",
-        "unit test",
-        "--ks",
-        "2,8",
-        "--stop",
-        "beta:0.95",
-        "--stop",
-        "esc:4",
-    ]
+    stops = ["--stop", "beta:0.95", "--stop", "esc:4"]
+    args = _persample(csv, "unit test", "--out", str(tmp_path / "p"), "--ks", "2,8", *stops)
     code, out, err = _run(args, capsys)
     assert code == 0, err
     profile = load_profile(tmp_path / "p")
@@ -95,19 +85,7 @@ def test_import_persample_with_stop_writes_samples_used_and_spent_cost(tmp_path,
 def test_early_stopping_rows_stay_out_of_fixed_n_cells_and_training(tmp_path, capsys):
     csv = tmp_path / "s.csv"
     _csv(csv)
-    base = [
-        "import",
-        "persample",
-        str(csv),
-        "--dataset",
-        "toy",
-        "--source",
-        "t",
-        "--ks",
-        "8",
-        "--policy",
-        "Qwen2.5-0.5B-Instruct",
-    ]
+    base = _persample(csv, "t", "--ks", "8", "--policy", "Qwen2.5-0.5B-Instruct")
     assert _run([*base, "--out", str(tmp_path / "plain")], capsys)[0] == 0
     assert _run([*base, "--out", str(tmp_path / "stop"), "--stop", "beta:0.95"], capsys)[0] == 0
     plain = load_profiles([tmp_path / "plain"])  # written without the optional columns: filled in
@@ -134,21 +112,7 @@ def test_bad_early_stopping_rows_are_refused(tmp_path, capsys, change, message):
     csv = tmp_path / "s.csv"
     _csv(csv)
     out = tmp_path / "p"
-    args = [
-        "import",
-        "persample",
-        str(csv),
-        "--out",
-        str(out),
-        "--dataset",
-        "toy",
-        "--source",
-        "t",
-        "--ks",
-        "8",
-        "--stop",
-        "esc:4",
-    ]
+    args = _persample(csv, "t", "--out", str(out), "--ks", "8", "--stop", "esc:4")
     assert _run(args, capsys)[0] == 0
     rec = load_profile(out).records
     row = rec[(rec["stop"] == "esc:4") & (rec["method"] == "majority")].index[0]
