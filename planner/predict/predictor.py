@@ -13,7 +13,13 @@ elsewhere; the same `assess(rows)` interface as planner.predict.regressor.
 - one sample is one answer whatever selects it: majority and Best-of-N at N = 1 are the
   policy's pass@1, for calibrated policies (the model's mean success rate) and uncalibrated ones
   (the regressor's majority@1) alike;
-- everything else (cot, uncalibrated policies, verifiers without scores): the regressor; a
+- a policy without samples (planner.predict.transfer, when the document has a `transfer`
+  part): the same curves from predicted parameters (mu from its published cells, else the
+  regressor's pass@1), for cot, majority, Best-of-N of verifiers measured on samples or in
+  published cells, and tree methods with a correction; intervals from the held-out transfer
+  error; rows it cannot answer (a verifier nothing measured, a tree method without correction)
+  stay with the regressor, marked out of the calibrated range;
+- everything else (cot of calibrated policies, verifiers without scores): the regressor; a
   sampling or tree row of a calibrated policy that its samples do not cover (a verifier that
   never scored them) is marked out of the calibrated range, so the plan's ranking rule does not
   let the regressor's guess beat the policy's measured curves on a point estimate.
@@ -27,6 +33,7 @@ import pandas as pd
 from planner.core.vocab import TREE_METHODS
 from planner.predict.scaling import ProblemModel
 from planner.predict.scalingfit import TABLE_N, apply_tree, check_doc, widen
+from planner.predict.transfer import TransferModel, transfer_interval
 
 SAMPLED = ("majority", "best_of_n")
 PASS1 = ("majority", "none", "none", "vote")  # the curve every N = 1 sampled row reads
@@ -45,6 +52,9 @@ class ScalingPredictor:
         self._tree: dict[tuple, dict] = {}
         self._models: dict[tuple[str, str], ProblemModel] = {}
         self._grid = {int(n) for n in doc.get("table_n", TABLE_N)}  # N not tabulated here: not predicted
+        self.transfer = doc.get("transfer")
+        self._anchor = {(p["policy"], p["dataset"]): p for p in (self.transfer or {}).get("policies", [])}
+        self._transferred: dict[tuple, TransferModel] = {}
         for e in doc["sets"]:
             pd_key = (e["policy"], e["dataset"])
             self._sets[pd_key] = e
@@ -149,6 +159,10 @@ class ScalingPredictor:
                 (pred[i], low[i], high[i]), extrapolated[i] = got
                 in_range[i] = True
                 source[i] = "per-problem model"
+        if self.transfer is not None:
+            others = [p for p in pairs if p not in self._sets]
+            if others:
+                self._transfer_rows(X, base, others, method, n, (pred, low, high, in_range), source)
         return pd.DataFrame(
             {
                 "predicted_accuracy": pred,
@@ -161,6 +175,71 @@ class ScalingPredictor:
             index=X.index,
         )
 
+    def _pair_model(self, key: tuple[str, str], mu_row: pd.DataFrame) -> tuple[TransferModel, bool]:
+        """The transferred model of a (policy, dataset) without samples, and whether published
+        cells anchor it (else its mu is the regressor's pass@1 for mu_row)."""
+        if key not in self._transferred:
+            a = self._anchor.get(key)
+            if a is not None:
+                model = TransferModel(self.transfer, key[1], a["mu"], a["kappa"])
+            else:
+                mu = float(np.asarray(self.regressor.assess(mu_row)[0])[0])
+                model = TransferModel(self.transfer, key[1], mu, self.transfer["kappa"])
+            self._transferred[key] = model
+        return self._transferred[key], key in self._anchor
+
+    def _transfer_rows(self, X, base, pairs, method, n, out, source) -> None:
+        """Rows of policies without samples through the transferred curves (in place)."""
+        pred, low, high, in_range = out
+        policy = X["policy"].astype(object).to_numpy()
+        ds = np.array([str(d).partition(":")[0] for d in X["dataset"].astype(object)], dtype=object)
+        cols = [X[c].astype(object).to_numpy() for c in ("prm", "aggregation", "selection")]
+        diff = X["difficulty"].astype(object).to_numpy() if "difficulty" in X else np.full(len(X), "all")
+        reg_half = float(getattr(self.regressor, "half_width_", 1.0))
+        for key in pairs:
+            rows = np.flatnonzero((policy == key[0]) & (ds == key[1]))
+            mu_row = base.iloc[[rows[0]]].copy()
+            mu_row.loc[:, ["prm", "method", "aggregation", "selection"]] = [
+                "none",
+                "majority",
+                "none",
+                "vote",
+            ]
+            mu_row.loc[:, "n"] = 1
+            if "difficulty" in mu_row:
+                mu_row.loc[:, "difficulty"] = "all"
+            for col, value in (("prm_params", np.nan), ("prm_family", "none")):
+                if col in mu_row:
+                    mu_row.loc[:, col] = value
+            model, anchored = self._pair_model(key, mu_row)
+            sub = pd.DataFrame(
+                {
+                    "m": method[rows],
+                    "prm": cols[0][rows],
+                    "agg": cols[1][rows],
+                    "sel": cols[2][rows],
+                    "b": diff[rows],
+                }
+            ).astype(str)
+            for (m, prm, agg, sel, b), idx in sub.groupby(
+                ["m", "prm", "agg", "sel", "b"], sort=False
+            ).indices.items():
+                if m not in ("cot", *SAMPLED, *TREE_METHODS):
+                    continue
+                i = rows[idx]
+                got = model.curve(m, prm, agg, sel, b, n[i].astype(np.int64))
+                ok = ~np.isnan(got)
+                if m in (*SAMPLED, *TREE_METHODS):
+                    in_range[i[~ok]] = False  # the regressor's guess for a row the curves cannot answer
+                i, got = i[ok], got[ok]
+                if not len(i):
+                    continue
+                half = transfer_interval(self.transfer, model.spread(m, prm), None if anchored else reg_half)
+                pred[i] = got
+                low[i], high[i] = half(got)
+                in_range[i] = in_range[i] | anchored  # its published cells anchor the curves
+                source[i] = "transferred model"
+
     def assess(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, low, high, in_calibrated_range), as AccuracyRegressor.assess."""
         f = self.assess_frame(X)
@@ -171,8 +250,18 @@ class ScalingPredictor:
             f["in_calibrated_range"].to_numpy(),
         )
 
-    def without(self, policies) -> ScalingPredictor:
-        """The same predictor without the per-problem models of these policies (held-out checks)."""
+    def without(self, policies, records: pd.DataFrame | None = None) -> ScalingPredictor:
+        """The same predictor without the per-problem models of these policies (held-out checks).
+        With `records` (the profile records without those policies) the transfer part is refitted
+        from what is left; its held-out error is re-measured only when a set with samples left."""
+        from planner.predict.transfer import fit_transfer
+
         drop = {str(p) for p in policies}
-        doc = {**self.doc, "sets": [e for e in self.doc["sets"] if e["policy"] not in drop]}
+        sets = [e for e in self.doc["sets"] if e["policy"] not in drop]
+        doc = {**self.doc, "sets": sets}
+        if records is not None and self.transfer is not None:
+            refit = len(sets) < len(self.doc["sets"])
+            doc["transfer"] = fit_transfer(sets, records, residuals=refit)
+            if not refit:
+                doc["transfer"]["half_width"] = self.transfer["half_width"]
         return ScalingPredictor(self.regressor, doc)

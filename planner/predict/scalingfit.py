@@ -164,6 +164,8 @@ def fit_scaling(dirs: list[Path], records: pd.DataFrame, n_boot: int = N_BOOT, n
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise UserError(f"profiles: two sample sets for policy {dup[0]} on {dup[1]}; keep one")
+    from planner.predict.transfer import fit_transfer
+
     return {
         "format": DOC_FORMAT,
         "version": DOC_VERSION,
@@ -171,6 +173,7 @@ def fit_scaling(dirs: list[Path], records: pd.DataFrame, n_boot: int = N_BOOT, n
         "table_n": [int(n) for n in ns],
         "vote_n_max": VOTE_N_MAX,
         "sets": entries,
+        "transfer": fit_transfer(entries, records),  # policies without samples
     }
 
 
