@@ -137,8 +137,9 @@ def _calibrated(rec: dict) -> str:
 
 
 PREDICTOR_HELP = (
-    "scaling: per-problem scaling models where the policy has sample-level calibration, the "
-    "regressor elsewhere; regressor: the regressor alone"
+    "scaling (default): per-problem scaling models where the policy has sample-level calibration, "
+    "the same curves with predicted parameters for other policies, the regressor for what neither "
+    "covers; regressor: the regressor alone (the baseline)"
 )
 
 
