@@ -53,6 +53,7 @@ MAJ_SD = 0.1  # logit spread allowed between a policy's majority cells
 DELTA_RANGE = (-3.0, 8.0)
 LEVEL = 0.8
 EPS = 1e-4
+VOTE_SIMS = 1000  # Monte Carlo draws per weighted-vote point of a transferred model
 CONT_GRID = np.linspace(0.0, 1.0, 129)  # a published verifier's scores: Phi(latent), on [0, 1]
 
 
@@ -474,7 +475,7 @@ class TransferModel:
     def _scores(self, prm: str, aggregation: str) -> str | None:
         name = f"{prm}:{aggregation}"
         if name not in self.params["scores"]:
-            sc = verifier_scores(self.doc, prm, aggregation)
+            sc = verifier_scores(self.doc, prm, aggregation)  # aggregation "*": published cells
             if sc is None:
                 return None
             self.params["scores"][name] = sc
@@ -491,6 +492,8 @@ class TransferModel:
     def curve(self, method: str, prm: str, aggregation: str, selection: str, b: str, ns) -> np.ndarray:
         """`predict` at several N at once (NaN where it returns None); cached per curve."""
         ns = np.asarray(ns, dtype=np.int64)
+        if method != "cot" and f"{prm}:{aggregation}" not in self.doc["verifiers"]:
+            aggregation = "*"  # a verifier known from published cells: one curve for every aggregation
         known = self._cache.setdefault((method, prm, aggregation, selection, b), {})
         todo = sorted({int(n) for n in ns} - set(known))
         if todo:
@@ -516,7 +519,7 @@ class TransferModel:
             corr = self.doc["trees"].get(f"{method}:{prm}")
             if corr is None:
                 return nan
-            bon = self._curve("best_of_n", prm, aggregation, selection, b, ns)
+            bon = self.curve("best_of_n", prm, aggregation, selection, b, ns)
             return [x if math.isnan(x) else float(expit(_lg(x) + corr["shift"])) for x in bon]
         name = self._scores(prm, aggregation)
         if name is None:
@@ -529,7 +532,7 @@ class TransferModel:
             aggregation=aggregation,
             selection=selection,
             bin=bin_,
-            sims=3000,
+            sims=VOTE_SIMS if selection == "vote" else 3000,
         )
         got = {n: x["accuracy"] for n, x in zip(ok, r, strict=True)}
         return [got.get(n, math.nan) for n in ns]
