@@ -384,7 +384,10 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
     by: dict = {}
     for s in sums:
         for t in s["tree"]:
-            by.setdefault(f"{t['method']}:{t['prm']}", []).append((t["shift"], t["spread"], t["n_measured"]))
+            aggs = t.get("aggregations", ["*"])
+            by.setdefault(f"{t['method']}:{t['prm']}", []).append(
+                (t["shift"], t["spread"], t["n_measured"], aggs)
+            )
     tree = records[records["method"].isin(TREE_METHODS) & records["n"].notna()]
     for r in tree.itertuples(index=False):
         key = (r.policy, r.dataset)
@@ -393,7 +396,8 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
             continue
         f = fitted[key]
         bon = _bon_max(beta(f["mu"], f["kappa"]), wrong_for(doc, r.dataset)["missing"], sc, int(r.n))
-        by.setdefault(f"{r.method}:{r.prm}", []).append((_lg(r.accuracy) - _lg(bon), 0.0, [int(r.n)]))
+        aggs = [str(r.aggregation)] if f"{r.prm}:{r.aggregation}" in doc["verifiers"] else ["*"]
+        by.setdefault(f"{r.method}:{r.prm}", []).append((_lg(r.accuracy) - _lg(bon), 0.0, [int(r.n)], aggs))
     out = {}
     for name, group in sorted(by.items()):
         shifts = np.array([g[0] for g in group])
@@ -405,6 +409,7 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
             "spread": spread,
             "sources": len(group),
             "n_measured": sorted({n for g in group for n in g[2]}),
+            "aggregations": sorted({a for g in group for a in g[3]}),  # "*": any (published verifier)
         }
     return out
 
@@ -517,8 +522,8 @@ class TransferModel:
             return [x["accuracy"] for x in r]
         if method in TREE_METHODS:
             corr = self.doc["trees"].get(f"{method}:{prm}")
-            if corr is None:
-                return nan
+            if corr is None or aggregation not in corr.get("aggregations", [aggregation]) + ["*"]:
+                return nan  # no tree cell of this verifier, or only of other aggregations
             bon = self.curve("best_of_n", prm, aggregation, selection, b, ns)
             return [x if math.isnan(x) else float(expit(_lg(x) + corr["shift"])) for x in bon]
         name = self._scores(prm, aggregation)
