@@ -99,8 +99,8 @@ class ScalingPredictor:
             return None if value is None else (value, n > k)
         if method in TREE_METHODS:
             corr = self._tree.get((*key, method, prm))
-            if corr is not None and agg not in corr.get("aggregations", [agg]):
-                corr = None  # measured tree cells of other aggregations only
+            if corr is not None and [agg, sel] not in corr.get("measured", [[agg, sel]]):
+                corr = None  # tree cells measured at other aggregations / selections only
             bon = None if corr is None else self._sampled(key, "best_of_n", prm, agg, sel, b, n)
             if bon is None:
                 return None

@@ -98,11 +98,11 @@ def tree_corrections(model: ProblemModel, cells: pd.DataFrame) -> list[dict]:
     """Per (method, prm): logit(measured tree accuracy) - logit(Best-of-N predicted), mean and spread."""
     out = []
     for (method, prm), g in cells.groupby(["method", "prm"], sort=True):
-        diffs, ns, aggs = [], [], set()
+        diffs, ns, configs = [], [], set()
         for row in g.itertuples(index=False):
             if (str(prm), str(row.aggregation)) not in model.scores:
                 continue
-            aggs.add(str(row.aggregation))
+            configs.add((str(row.aggregation), str(row.selection)))
             bon = model.predict(
                 method="best_of_n",
                 n=int(row.n),
@@ -123,7 +123,7 @@ def tree_corrections(model: ProblemModel, cells: pd.DataFrame) -> list[dict]:
                     "spread": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else abs(diffs[0]),
                     "cells": len(diffs),
                     "n_measured": sorted(set(ns)),
-                    "aggregations": sorted(aggs),  # the correction is not carried to others
+                    "measured": [list(c) for c in sorted(configs)],  # (aggregation, selection) it holds for
                 }
             )
     return out

@@ -384,9 +384,9 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
     by: dict = {}
     for s in sums:
         for t in s["tree"]:
-            aggs = t.get("aggregations", ["*"])
+            cfg = [tuple(c) for c in t.get("measured", [["*", "*"]])]
             by.setdefault(f"{t['method']}:{t['prm']}", []).append(
-                (t["shift"], t["spread"], t["n_measured"], aggs)
+                (t["shift"], t["spread"], t["n_measured"], cfg)
             )
     tree = records[records["method"].isin(TREE_METHODS) & records["n"].notna()]
     for r in tree.itertuples(index=False):
@@ -396,8 +396,9 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
             continue
         f = fitted[key]
         bon = _bon_max(beta(f["mu"], f["kappa"]), wrong_for(doc, r.dataset)["missing"], sc, int(r.n))
-        aggs = [str(r.aggregation)] if f"{r.prm}:{r.aggregation}" in doc["verifiers"] else ["*"]
-        by.setdefault(f"{r.method}:{r.prm}", []).append((_lg(r.accuracy) - _lg(bon), 0.0, [int(r.n)], aggs))
+        own = f"{r.prm}:{r.aggregation}" in doc["verifiers"]  # else a published verifier: any configuration
+        cfg = [(str(r.aggregation), str(r.selection))] if own else [("*", "*")]
+        by.setdefault(f"{r.method}:{r.prm}", []).append((_lg(r.accuracy) - _lg(bon), 0.0, [int(r.n)], cfg))
     out = {}
     for name, group in sorted(by.items()):
         shifts = np.array([g[0] for g in group])
@@ -409,7 +410,7 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
             "spread": spread,
             "sources": len(group),
             "n_measured": sorted({n for g in group for n in g[2]}),
-            "aggregations": sorted({a for g in group for a in g[3]}),  # "*": any (published verifier)
+            "measured": [list(c) for c in sorted({c for g in group for c in g[3]})],  # ["*", "*"]: any
         }
     return out
 
@@ -522,8 +523,11 @@ class TransferModel:
             return [x["accuracy"] for x in r]
         if method in TREE_METHODS:
             corr = self.doc["trees"].get(f"{method}:{prm}")
-            if corr is None or aggregation not in corr.get("aggregations", [aggregation]) + ["*"]:
-                return nan  # no tree cell of this verifier, or only of other aggregations
+            ok = corr is not None and any(
+                c in (["*", "*"], [aggregation, selection]) for c in corr["measured"]
+            )
+            if not ok:
+                return nan  # no tree cell of this verifier, or only at other aggregations / selections
             bon = self.curve("best_of_n", prm, aggregation, selection, b, ns)
             return [x if math.isnan(x) else float(expit(_lg(x) + corr["shift"])) for x in bon]
         name = self._scores(prm, aggregation)
