@@ -518,9 +518,11 @@ class TransferModel:
                 else _posterior_mix(self.params["success"], self.model.bins[bin_])
             )
             return [float(expit(_lg(_mean_p(dist)) - self.doc["offset"]))] * len(ns)
-        if method == "majority" or max(ns) == 1:
-            r = self.model.predict_many(method="majority", ns=ns, bin=bin_, sims=3000)
-            return [x["accuracy"] for x in r]
+        if method == "majority" or max(ns) == 1:  # one seeded draw per N: the same whatever else is asked
+            return [
+                self.model.predict(method="majority", n=n, bin=bin_, interval=False, sims=3000)["accuracy"]
+                for n in ns
+            ]
         if method in TREE_METHODS:
             corr = self.doc["trees"].get(f"{method}:{prm}")
             ok = corr is not None and any(
