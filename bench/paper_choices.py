@@ -48,6 +48,15 @@ def public_data(records, policy: str) -> list[str]:
     return out
 
 
+def prm_data(records) -> list[str]:
+    """Every cell of the asked PRM: what its separation and tree correction are fitted from."""
+    rows = records[records["prm"] == PRM]
+    return [
+        f"{r.policy} {r.dataset} {r.method} {r.aggregation}/{r.selection} n={r.n} {100 * r.accuracy:.1f}% ({r.profile})"
+        for r in rows.itertuples()
+    ]
+
+
 def main() -> None:
     records = load_profiles(default_profile_dirs())
     results = {}
@@ -88,6 +97,7 @@ def main() -> None:
             "rows": rows,
         }
     evidence = {policy: public_data(records, policy) for policy in sorted({q[0] for q in QUERIES})}
+    evidence[f"cells of {PRM} (any policy)"] = prm_data(records)
     print("| policy | difficulty | paper | regressor (baseline) | scaling predictor |")
     print("|---|---|---|---|---|")
     for a, b in zip(results["regressor"]["rows"], results["scaling"]["rows"], strict=True):

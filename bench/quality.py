@@ -113,8 +113,13 @@ def main() -> None:
             fitted[group] = fit_profiles(train)[0]
         return fitted[group]
 
+    if "transfer" not in doc:  # a model fitted before the transfer part existed
+        from planner.predict.transfer import fit_transfer
+
+        doc["transfer"] = fit_transfer(doc["sets"], records)
+
     def scaling(train, group):
-        return ScalingPredictor(regressor(train, group), doc).without([group])
+        return ScalingPredictor(regressor(train, group), doc).without([group], train)
 
     out: dict = {"profiles": [str(d) for d in dirs]}
     md = ""

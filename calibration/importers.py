@@ -773,14 +773,147 @@ def import_sal(
     return records, meta
 
 
+# ---------------------------------------------------------------- PRM papers' tables (2026-11 transcription)
+
+PRM_TABLES = (
+    "zhang2025_lessons_prm_bon.csv",
+    "she2025_rprm_bon8_greedy.csv",
+    "skywork_o1_open_prm_bon64.csv",
+)
+PRM_TABLE_DATASETS = {"MATH": ("math", 5000), "MATH500": ("math500", 500)}
+_PRM_AGG = {
+    "prod": "prod",
+    "last": "last",
+    "min": "min",
+    "mean": "mean",
+    "orm": "last",
+    "unstated": "unstated",
+}
+
+
+def _registry_name(name: str) -> str | None:
+    """The registry's name for a verifier, None when the registry does not know it (the raw
+    table names carry notes, e.g. "Skywork-PRM-7B" or "X (LLM-as-a-judge, pointwise)")."""
+    from planner.models import specs
+
+    try:
+        return specs.resolve(name.split(" (")[0]).name
+    except UserError:
+        return None
+
+
+def import_prm_tables(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame, dict]:
+    """MATH and MATH-500 cells of the PRM papers' tables (tables_2026_11: Zhang et al. 2025,
+    She et al. 2025, the Skywork o1 Open-PRM card) for verifiers the registry knows: greedy CoT,
+    sampled pass@1, majority@N, Best-of-N@N and PRM-guided greedy step search."""
+    folder = data_dir / "tables_2026_11"
+    rows, sources, seen = [], [], set()
+    for name in PRM_TABLES:
+        path = folder / name
+        table = _read_csv(path)
+        _need(
+            table,
+            (
+                "policy_model",
+                "verifier",
+                "method",
+                "aggregation",
+                "N",
+                "dataset",
+                "accuracy",
+                "extra",
+                "source",
+            ),
+            path,
+        )
+        for r in table.itertuples(index=False):
+            if r.dataset not in PRM_TABLE_DATASETS or "repeat" in r.extra:
+                continue
+            dataset, size = PRM_TABLE_DATASETS[r.dataset]
+            n = int(float(r.N)) if r.N else None
+            base = {"dataset": dataset, "policy": canonical(r.policy_model), "n_problems": size}
+            source = f"{r.source}; transcribed in shared/data/published/tables_2026_11/{name}"
+            note = r.extra
+            if r.method == "cot":
+                row = _row(**base, method="cot", n=1, note=note)
+            elif r.method == "pass@k" and n == 1:
+                row = _row(
+                    **base,
+                    method="majority",
+                    selection="vote",
+                    n=1,
+                    note="sampled pass@1 (one sample is its own vote); " + note,
+                )
+            elif r.method == "majority" and n:
+                row = _row(**base, method="majority", selection="vote", n=n, note=note)
+            elif r.method in ("best_of_n", "other") and n and "as-a-judge" not in r.verifier:
+                prm = _registry_name(r.verifier)
+                if prm is None:
+                    continue
+                if r.method == "best_of_n":
+                    row = _row(
+                        **base,
+                        prm=prm,
+                        method="best_of_n",
+                        aggregation=_PRM_AGG[r.aggregation],
+                        selection="max",
+                        n=n,
+                        note=note,
+                    )
+                elif "greedy step search" in r.extra:
+                    # N candidate steps per step, the best kept: beam search with one beam of width N
+                    row = _row(
+                        **base,
+                        prm=prm,
+                        method="beam",
+                        aggregation="last",
+                        selection="max",
+                        n=n,
+                        beam_width=n,
+                        note="PRM-guided greedy step search recorded as beam search with one beam (beam_width = N); "
+                        + note,
+                    )
+                else:
+                    continue
+            else:
+                continue  # pass@k above 1 (no method of ours), cells without N
+            key = tuple(str(row.get(k)) for k in ("dataset", "policy", "prm", "method", "aggregation", "n"))
+            if key in seen:
+                continue  # the same cell printed in another table of the paper
+            seen.add(key)
+            row.update(accuracy=_pct(r.accuracy, str(path)), source=source)
+            rows.append(row)
+            sources.append(r.source)
+    records = validate_records(pd.DataFrame(rows, columns=list(SCHEMA)), "prm_tables_2026_11")
+    assumptions = [
+        "Only MATH and MATH-500 cells; only verifiers the model registry knows (the others cannot be priced or named in a plan); LLM-as-a-judge rows are left out.",
+        "Dataset 'MATH' (Zhang et al. main tables, Skywork card) is kept apart as dataset 'math' with 5,000 problems (the MATH test set of the Qwen2.5-Math evaluation); MATH-500 cells are 'math500'.",
+        "pass@1 of sampled solutions is recorded as majority with N = 1 (one sample is its own vote); pass@k above 1 has no method here and is left out.",
+        "PRM-guided greedy step search with N candidate steps (Zhang et al. Table 8) is recorded as beam search with one beam of width N (the beam method with beam_width = N keeps N / beam_width = 1 beam); cells whose N is not stated are left out.",
+        "Aggregation 'orm' (one score per solution) is recorded as 'last', 'unstated' as 'unstated'; the Best-of-N rows select the highest score.",
+        "When a cell is printed in several tables (flagged 'repeat' in the transcription, or the same key again) it is kept once.",
+        "Sampling parameters are those the sources state in the note; most do not state them.",
+    ]
+    meta = _meta(
+        "prm_tables_2026_11",
+        "Published MATH / MATH-500 cells of PRM papers (Zhang et al. 2025, She et al. 2025, Skywork o1 Open-PRM card): CoT, pass@1, majority, Best-of-N and greedy step search for the registry's verifiers.",
+        "published",
+        records,
+        sources,
+        assumptions,
+    )
+    return records, meta
+
+
 # ---------------------------------------------------------------- shipped profiles
 
 SHIPPED: dict[str, Callable[[Path], tuple[pd.DataFrame, dict]]] = {
     "liu2025_tables": import_liu2025_tables,
     "qwen25math_math100_replay": import_qwen25math_math100,
     "rlhflow_bon1024": import_rlhflow_bon1024,
+    "prm_tables_2026_11": import_prm_tables,
 }
-PUBLISHED = ("liu2025_tables", "rlhflow_bon1024")
+PUBLISHED = ("liu2025_tables", "rlhflow_bon1024", "prm_tables_2026_11")
 
 
 def build_shipped(

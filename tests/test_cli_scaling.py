@@ -76,13 +76,17 @@ def test_predict_n1_same_for_every_sampling_method(policy, dataset, predictor, c
 def test_gemma_arith_plan_keeps_to_measured_cells(capsys):
     """Without --prm a 72B PRM out of the calibrated range must not beat measured in-range cells."""
     argv = ["plan", "--policy", "gemma-3-270m", "--dataset", "arith", "--budget-n", "8", "--json"]
-    for predictor in ("scaling", "regressor"):
-        plan = run([*argv, "--predictor", predictor], capsys)
+    for predictor in ("scaling", None):  # None: the default
+        plan = run([*argv, *(["--predictor", predictor] if predictor else [])], capsys)
         assert plan["in_calibrated_range"] is True, (predictor, plan)
         assert "72B" not in plan["prm"]
-        if predictor == "scaling":  # a verifier that scored Gemma's samples, not a guess about another
-            assert plan["prm"] in ("none", "arith-check", "lm-judge:google/gemma-3-270m"), plan
+        # a verifier that scored Gemma's samples, not a guess about another
+        assert plan["prm"] in ("none", "arith-check", "lm-judge:google/gemma-3-270m"), plan
         assert plan["ranking"]["rule"].startswith("ranked by predicted accuracy")
+    # the regressor alone (the baseline) does pick Qwen2.5-Math-PRM-72B here since the published PRM
+    # tables gave it cells of that PRM: its range check takes them for Gemma's range
+    plan = run([*argv, "--predictor", "regressor"], capsys)
+    assert plan["ranking"]["rule"].startswith("ranked by predicted accuracy")
 
 
 def test_fit_refuses_bad_samples_in_one_line_and_writes_nothing(tmp_path, capsys):

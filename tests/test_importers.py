@@ -13,6 +13,7 @@ from calibration.importers import (
     PUBLISHED_DIR,
     build_shipped,
     import_liu2025_tables,
+    import_prm_tables,
     import_qwen25math_math100,
     import_rlhflow_bon1024,
     import_sal,
@@ -33,7 +34,12 @@ def _csv(name: str) -> pd.DataFrame:
 
 def test_shipped_profiles_rebuild_identically(tmp_path):
     built = build_shipped(tmp_path)
-    assert [p.name for p in built] == ["liu2025_tables", "qwen25math_math100_replay", "rlhflow_bon1024"]
+    assert [p.name for p in built] == [
+        "liu2025_tables",
+        "qwen25math_math100_replay",
+        "rlhflow_bon1024",
+        "prm_tables_2026_11",
+    ]
     for path in built:
         fresh, shipped = load_profile(path), load_profile(REPO / "profiles" / path.name)
         pd.testing.assert_frame_equal(fresh.records, shipped.records)
@@ -49,6 +55,21 @@ def test_every_published_source_file_has_a_source_note():
     for path in PUBLISHED_DIR.iterdir():
         if path.name != "SOURCES.md":
             assert f"| {path.name} |" in notes
+
+
+def test_prm_tables_rows_match_the_csvs():
+    records, meta = import_prm_tables()
+    assert meta["kind"] == "published"
+    zhang = _csv("tables_2026_11/zhang2025_lessons_prm_bon.csv")
+    one = zhang[(zhang["method"] == "pass@k") & (zhang["N"] == "1") & (zhang["dataset"] == "MATH")]
+    got = records[(records["method"] == "majority") & (records["n"] == 1) & (records["dataset"] == "math")]
+    assert len(one) == 1 and got["accuracy"].tolist() == [float(one["accuracy"].iloc[0]) / 100]
+    greedy = records[records["method"] == "beam"]
+    assert (greedy["beam_width"] == greedy["n"]).all() and len(greedy) == 3
+    assert set(records["dataset"]) == {"math", "math500"}
+    key = ["dataset", "policy", "prm", "method", "aggregation", "n"]
+    assert not records.duplicated(key).any()
+    assert not records["prm"].str.contains("judge").any()
 
 
 def test_liu2025_tables_rows_match_the_csvs():

@@ -156,7 +156,7 @@ def test_per_bin_plan_with_reuse_counts_the_probe_and_prices_n_minus_k():
     "extra, message",
     [
         (
-            ["--per-bin", "--probe-score", "posterior"],
+            ["--per-bin", "--probe-score", "posterior", "--predictor", "regressor"],
             "--probe-score: score posterior needs a per-problem model",
         ),
         (

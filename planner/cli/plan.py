@@ -141,8 +141,9 @@ def _calibrated(rec: dict) -> str:
 
 
 PREDICTOR_HELP = (
-    "scaling: per-problem scaling models where the policy has sample-level calibration, the "
-    "regressor elsewhere; regressor: the regressor alone"
+    "scaling (default): per-problem scaling models where the policy has sample-level calibration, "
+    "the same curves with predicted parameters for other policies, the regressor for what neither "
+    "covers; regressor: the regressor alone (the baseline)"
 )
 
 
@@ -276,7 +277,7 @@ def plan_command(
         "agreement",
         "--probe-score",
         help="With --per-bin: how the probe estimates pass@1: agreement, verifier, or posterior (the "
-        "per-problem model's posterior; needs --predictor scaling)",
+        "per-problem model's posterior; not with --predictor regressor)",
     ),
     predictor: str = typer.Option(None, "--predictor", help=PREDICTOR_HELP),
     method: list[str] = typer.Option(None, "--method", help="Only these methods (repeatable)"),

@@ -53,7 +53,7 @@ def _skops_version() -> str:
 
 SCALING_SUFFIX = ".scaling.json"
 PREDICTORS = ("scaling", "regressor")
-DEFAULT_PREDICTOR = "regressor"
+DEFAULT_PREDICTOR = "scaling"  # the default; a model file without scaling models falls back to "regressor"
 
 
 def scaling_path(path: str | os.PathLike) -> Path:
@@ -189,14 +189,16 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
     return model, manifest
 
 
-def _with_scaling(model, manifest: dict, path, info: dict, predictor: str):
-    if predictor not in PREDICTORS:
+def _with_scaling(model, manifest: dict, path, info: dict, predictor: str | None):
+    if predictor is not None and predictor not in PREDICTORS:
         raise UserError(f"predictor: must be one of {', '.join(PREDICTORS)}, got {predictor!r}")
     info = {**info, "predictor": "regressor"}
     if predictor == "regressor":
         return model, info
     doc = load_scaling(path, manifest)
     if doc is None:
+        if predictor is None:  # the default, on a model fitted without scaling models
+            return model, info
         raise UserError(f"predictor: {path} has no per-problem scaling models; refit it with `ttsplan fit`")
     from planner.predict.predictor import ScalingPredictor
 
@@ -205,10 +207,12 @@ def _with_scaling(model, manifest: dict, path, info: dict, predictor: str):
 
 
 def load_planner_model(
-    path: str | os.PathLike | None = None, predictor: str = DEFAULT_PREDICTOR
+    path: str | os.PathLike | None = None, predictor: str | None = None
 ) -> tuple[object, dict]:
     """(model, info): the given model file, else the shipped one, else one fitted now from the
-    shipped profiles (with a note on stderr). predictor "scaling": the per-problem models over it."""
+    shipped profiles (with a note on stderr). predictor "scaling": the per-problem models over it
+    (and the transferred ones for policies without samples); "regressor": the regressor alone;
+    None (DEFAULT_PREDICTOR): "scaling" where the model file has scaling models, else the regressor."""
     if path is not None:
         model, manifest = load_model(path)
         return _with_scaling(

@@ -32,10 +32,10 @@ def as_pass1(X: pd.DataFrame) -> pd.DataFrame:
         return X
     values = dict(zip(("method", "prm", "aggregation", "selection"), PASS1, strict=True))
     values |= {"prm_params": np.nan, "prm_family": NONE}  # a verifier's spec columns, when given
-    return X.assign(**{col: _replace(X[col], mask, v) for col, v in values.items() if col in X})
+    return X.assign(**{col: set_where(X[col], mask, v) for col, v in values.items() if col in X})
 
 
-def _replace(column: pd.Series, where: np.ndarray, value: object) -> pd.Series:
+def set_where(column: pd.Series, where: np.ndarray, value: object) -> pd.Series:
     """The column with `value` in the rows `where` (a categorical stays one: cheap to factorize)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         cat = column.cat.add_categories([value]) if value not in column.cat.categories else column

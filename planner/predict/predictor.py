@@ -12,8 +12,14 @@ elsewhere; the same `assess(rows)` interface as planner.predict.regressor.
   (from the regressor) where there are none;
 - one sample is one answer whatever selects it: majority and Best-of-N at N = 1 are asked as
   the majority@1 row (planner.predict.pass1), the policy's pass@1, for calibrated policies (the
-  model's mean success rate) and uncalibrated ones (the regressor's majority@1) alike;
-- everything else (cot, uncalibrated policies, verifiers without scores): the regressor; a
+  model's mean success rate) and policies without samples alike;
+- a policy without samples (planner.predict.transfer, when the document has a `transfer`
+  part): the same curves from predicted parameters (mu from its published cells, else the
+  regressor's pass@1), for cot, majority, Best-of-N of verifiers measured on samples or in
+  published cells, and tree methods with a correction; intervals from the held-out transfer
+  error; rows it cannot answer (a verifier nothing measured, a tree method without correction)
+  stay with the regressor, marked out of the calibrated range;
+- everything else (cot of calibrated policies, verifiers without scores): the regressor; a
   sampling or tree row of a calibrated policy that its samples do not cover (a verifier that
   never scored them) is marked out of the calibrated range, so the plan's ranking rule does not
   let the regressor's guess beat the policy's measured curves on a point estimate.
@@ -28,9 +34,10 @@ import pandas as pd
 
 from planner.core.vocab import TREE_METHODS
 from planner.predict.features import Column
-from planner.predict.pass1 import SAMPLED, as_pass1
+from planner.predict.pass1 import SAMPLED, as_pass1, set_where
 from planner.predict.scaling import ProblemModel
 from planner.predict.scalingfit import TABLE_N, apply_tree, check_doc, widen
+from planner.predict.transfer import TransferModel, transfer_interval
 
 
 class ScalingPredictor:
@@ -48,6 +55,9 @@ class ScalingPredictor:
         self._memo: dict[tuple[str, str], _Memo] = {}
         self._lock = threading.Lock()  # ttsplan serve plans from several threads
         self._grid = {int(n) for n in doc.get("table_n", TABLE_N)}  # N not tabulated here: not predicted
+        self.transfer = doc.get("transfer")
+        self._anchor = {(p["policy"], p["dataset"]): p for p in (self.transfer or {}).get("policies", [])}
+        self._transferred: dict[tuple, TransferModel] = {}
         for e in doc["sets"]:
             pd_key = (e["policy"], e["dataset"])
             self._sets[pd_key] = e
@@ -98,6 +108,8 @@ class ScalingPredictor:
             return None if value is None else (value, n > k)
         if method in TREE_METHODS:
             corr = self._tree.get((*key, method, prm))
+            if corr is not None and [agg, sel] not in corr.get("measured", [[agg, sel]]):
+                corr = None  # tree cells measured at other aggregations / selections only
             bon = None if corr is None else self._sampled(key, "best_of_n", prm, agg, sel, b, n)
             if bon is None:
                 return None
@@ -139,6 +151,10 @@ class ScalingPredictor:
                 extrapolated[hit] = extra[covered]
                 in_range[hit] = True
                 source[hit] = "per-problem model"
+        if self.transfer is not None and "dataset" in X:
+            others = [key for key in sets if key not in self._sets]
+            if others:
+                self._transfer_rows(X, others, method, n, (pred, low, high, in_range), source)
         return pd.DataFrame(
             {
                 "predicted_accuracy": pred,
@@ -180,6 +196,61 @@ class ScalingPredictor:
             out[r] = one(r)
         return out[:, 0], out[:, 1], out[:, 2], out[:, 3] == 1.0, out[:, 4] == 1.0
 
+    def _pair_model(self, key: tuple[str, str], mu_row: pd.DataFrame) -> tuple[TransferModel, bool]:
+        """The transferred model of a (policy, dataset) without samples, and whether published
+        cells anchor it (else its mu is the regressor's pass@1 for mu_row)."""
+        if key not in self._transferred:
+            a = self._anchor.get(key)
+            if a is not None:
+                model = TransferModel(self.transfer, key[1], a["mu"], a["kappa"])
+            else:
+                mu = float(np.asarray(self.regressor.assess(mu_row)[0])[0])
+                model = TransferModel(self.transfer, key[1], mu, self.transfer["kappa"])
+            self._transferred[key] = model
+        return self._transferred[key], key in self._anchor
+
+    def _transfer_rows(self, X, pairs, method, n, out, source) -> None:
+        """Rows of policies without samples through the transferred curves (in place)."""
+        pred, low, high, in_range = out
+        policy = X["policy"].astype(object).to_numpy()
+        ds = np.array([str(d).partition(":")[0] for d in X["dataset"].astype(object)], dtype=object)
+        cols = [X[c].astype(object).to_numpy() for c in ("prm", "aggregation", "selection")]
+        diff = X["difficulty"].astype(object).to_numpy() if "difficulty" in X else np.full(len(X), "all")
+        reg_half = float(getattr(self.regressor, "half_width_", 1.0))
+        for key in pairs:
+            rows = np.flatnonzero((policy == key[0]) & (ds == key[1]))
+            if not len(rows):
+                continue
+            mu_row = _pass1_row(X.iloc[[rows[0]]])
+            model, anchored = self._pair_model(key, mu_row)
+            sub = pd.DataFrame(
+                {
+                    "m": method[rows],
+                    "prm": cols[0][rows],
+                    "agg": cols[1][rows],
+                    "sel": cols[2][rows],
+                    "b": diff[rows],
+                }
+            ).astype(str)
+            for (m, prm, agg, sel, b), idx in sub.groupby(
+                ["m", "prm", "agg", "sel", "b"], sort=False
+            ).indices.items():
+                if m not in ("cot", *SAMPLED, *TREE_METHODS):
+                    continue
+                i = rows[idx]
+                got = model.curve(m, prm, agg, sel, b, n[i].astype(np.int64))
+                ok = ~np.isnan(got)
+                if m in (*SAMPLED, *TREE_METHODS):
+                    in_range[i[~ok]] = False  # the regressor's guess for a row the curves cannot answer
+                i, got = i[ok], got[ok]
+                if not len(i):
+                    continue
+                half = transfer_interval(self.transfer, model.spread(m, prm), None if anchored else reg_half)
+                pred[i] = got
+                low[i], high[i] = half(got)
+                in_range[i] = in_range[i] | anchored  # its published cells anchor the curves
+                source[i] = "transferred model"
+
     def assess(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, low, high, in_calibrated_range), as AccuracyRegressor.assess."""
         f = self.assess_frame(X)
@@ -190,11 +261,31 @@ class ScalingPredictor:
             f["in_calibrated_range"].to_numpy(),
         )
 
-    def without(self, policies) -> ScalingPredictor:
-        """The same predictor without the per-problem models of these policies (held-out checks)."""
+    def without(self, policies, records: pd.DataFrame | None = None) -> ScalingPredictor:
+        """The same predictor without the per-problem models of these policies (held-out checks).
+        With `records` (the profile records without those policies) the transfer part is refitted
+        from what is left; its held-out error is re-measured only when a set with samples left."""
+        from planner.predict.transfer import fit_transfer
+
         drop = {str(p) for p in policies}
-        doc = {**self.doc, "sets": [e for e in self.doc["sets"] if e["policy"] not in drop]}
+        sets = [e for e in self.doc["sets"] if e["policy"] not in drop]
+        doc = {**self.doc, "sets": sets}
+        if records is not None and self.transfer is not None:
+            refit = len(sets) < len(self.doc["sets"])
+            doc["transfer"] = fit_transfer(sets, records, residuals=refit)
+            if not refit:
+                doc["transfer"]["half_width"] = self.transfer["half_width"]
         return ScalingPredictor(self.regressor, doc)
+
+
+def _pass1_row(row: pd.DataFrame) -> pd.DataFrame:
+    """The majority@1 row at difficulty "all" of this row's policy and dataset (its pass@1)."""
+    one = np.ones(len(row), dtype=bool)
+    values = {"method": "majority"} | ({"difficulty": "all"} if "difficulty" in row else {})
+    row = row.assign(
+        n=np.ones(len(row), dtype=row["n"].dtype), **{c: set_where(row[c], one, v) for c, v in values.items()}
+    )
+    return as_pass1(row)
 
 
 class _Memo:

@@ -118,10 +118,11 @@ def tree_corrections(model: ProblemModel, cells: pd.DataFrame) -> list[dict]:
     """Per (method, prm): logit(measured tree accuracy) - logit(Best-of-N predicted), mean and spread."""
     out = []
     for (method, prm), g in cells.groupby(["method", "prm"], sort=True):
-        diffs, ns = [], []
+        diffs, ns, configs = [], [], set()
         for row in g.itertuples(index=False):
             if (str(prm), str(row.aggregation)) not in model.scores:
                 continue
+            configs.add((str(row.aggregation), str(row.selection)))
             bon = model.predict(
                 method="best_of_n",
                 n=int(row.n),
@@ -142,6 +143,7 @@ def tree_corrections(model: ProblemModel, cells: pd.DataFrame) -> list[dict]:
                     "spread": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else abs(diffs[0]),
                     "cells": len(diffs),
                     "n_measured": sorted(set(ns)),
+                    "measured": [list(c) for c in sorted(configs)],  # (aggregation, selection) it holds for
                 }
             )
     return out
@@ -205,6 +207,8 @@ def fit_scaling(
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise UserError(f"profiles: two sample sets for policy {dup[0]} on {dup[1]}; keep one")
+    from planner.predict.transfer import fit_transfer
+
     return {
         "format": DOC_FORMAT,
         "version": DOC_VERSION,
@@ -212,6 +216,7 @@ def fit_scaling(
         "table_n": [int(n) for n in ns],
         "vote_n_max": VOTE_N_MAX,
         "sets": entries,
+        "transfer": fit_transfer(entries, records),  # policies without samples
     }
 
 
