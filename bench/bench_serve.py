@@ -29,26 +29,20 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
+from planner.core.files import write_text_atomic
+from planner.core.procs import start_group, stop_group
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 OUT_JSON = HERE / "results" / "serve.json"
 OUT_MD = HERE / "results" / "serve.md"
 POLICY = "HuggingFaceTB/SmolLM2-135M-Instruct"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def free_port() -> int:
@@ -63,7 +57,7 @@ def ttsplan_serve(*args: str, timeout_s: float = 600):
     port = free_port()
     cmd = [sys.executable, "-m", "planner.cli.main", "serve", "--port", str(port), *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start_group(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout_s
@@ -78,11 +72,7 @@ def ttsplan_serve(*args: str, timeout_s: float = 600):
             time.sleep(1)
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -439,8 +429,8 @@ def main() -> None:
             "date": now,
             **overhead_phase(args.backend_url, args.overhead_requests, args.max_tokens),
         }
-    write_atomic(OUT_JSON, json.dumps(res, indent=2) + "\n")
-    write_atomic(OUT_MD, markdown(res))
+    write_text_atomic(OUT_JSON, json.dumps(res, indent=2) + "\n")
+    write_text_atomic(OUT_MD, markdown(res))
     print(json.dumps(res, indent=2))
 
 

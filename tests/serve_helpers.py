@@ -13,6 +13,8 @@ import time
 import httpx
 import uvicorn
 
+from planner.core.procs import start_group, stop_group
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -65,7 +67,7 @@ def vllm_server(model_dir: str, name: str, timeout_s: float = 600):
         "0.3",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_group(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout_s
@@ -80,8 +82,4 @@ def vllm_server(model_dir: str, name: str, timeout_s: float = 600):
             time.sleep(2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_group(proc)

@@ -218,3 +218,23 @@ def test_client_that_goes_away_stops_costing_compute():
         metrics = httpx.get(url + "/metrics").text
         assert "tts_cancelled_total 1.0" in metrics
         assert spent  # the first step ran before the client left
+
+
+def test_closing_the_service_stops_the_batcher_then_closes_engine_and_verifier():
+    """What `ttsplan serve` runs after uvicorn returns: vLLM's engine processes otherwise outlive it."""
+    closed = []
+
+    class Closing(FakeEngine):
+        def close(self):
+            closed.append("engine")
+
+    class ClosingVerifier(FakeVerifier):
+        def close(self):
+            closed.append("verifier")
+
+    app = build_app(
+        Closing(), ClosingVerifier(name="arith-check"), None, "arith", None, None, None, 64, 64, 16, 0
+    )
+    service = app.state.service
+    service.close()
+    assert closed == ["engine", "verifier"] and not service.batcher._thread.is_alive()

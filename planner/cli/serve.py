@@ -120,7 +120,10 @@ def serve_command(
     import uvicorn
 
     sys.stderr.write(f"ttsplan serve: {the_engine.name} on http://{host}:{port}/v1\n")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")  # returns on SIGTERM / Ctrl-C
+    finally:
+        app.state.service.close()
 
 
 def build_app(

@@ -88,6 +88,15 @@ class Service:
     def _on_batch(self, size: int, wall_s: float) -> None:
         self.metrics.batch.observe(size)
 
+    def close(self) -> None:
+        """Stop the batcher, then the engine and verifier (vLLM's engine runs in child processes
+        that outlive a server which only returns)."""
+        self.batcher.close()
+        for part in (self.engine, self.verifier):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+
     # ------------------------------------------------------------ checks
 
     def check_model(self, name: str) -> None:
