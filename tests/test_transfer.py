@@ -127,3 +127,21 @@ def test_predictor_answers_policies_without_samples_through_the_curves(shipped):
     acc, low, high = (f[c].to_numpy() for c in ("predicted_accuracy", "accuracy_low", "accuracy_high"))
     assert np.all(low[:3] <= acc[:3]) and np.all(acc[:3] <= high[:3])
     assert acc[1] > acc[0]  # the PRM's published cells say Best-of-N beats majority
+
+
+def test_transferred_rows_do_not_depend_on_column_dtypes(shipped):
+    """Profile records carry nullable Int64 N and the planner categorical columns: same answers."""
+    _, model, doc = shipped
+    rows = _rows(
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        ["none", PRM, PRM],
+        ["majority", "best_of_n", "best_of_n"],
+        [1, 4, 16],
+        aggregation=["none", "last", "min"],
+        selection=["vote", "max", "vote"],
+    )
+    typed = rows.astype({"n": "Int64", "policy": "category", "prm": "category", "method": "category"})
+    plain = ScalingPredictor(model, doc).assess_frame(rows)
+    other = ScalingPredictor(model, doc).assess_frame(typed)
+    assert (plain["source"] == "transferred model").all()
+    pd.testing.assert_frame_equal(plain.reset_index(drop=True), other.reset_index(drop=True))

@@ -283,7 +283,8 @@ def _pass1_row(row: pd.DataFrame) -> pd.DataFrame:
     one = np.ones(len(row), dtype=bool)
     values = {"method": "majority"} | ({"difficulty": "all"} if "difficulty" in row else {})
     row = row.assign(
-        n=np.ones(len(row), dtype=row["n"].dtype), **{c: set_where(row[c], one, v) for c, v in values.items()}
+        n=pd.Series(1, index=row.index, dtype=row["n"].dtype),
+        **{c: set_where(row[c], one, v) for c, v in values.items()},
     )
     return as_pass1(row)
 
