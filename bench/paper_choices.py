@@ -108,7 +108,7 @@ def main() -> None:
         }
     evidence = {policy: public_data(records, policy) for policy in sorted({q[0] for q in QUERIES})}
     evidence[f"cells of {PRM} (any policy)"] = prm_data(records)
-    lines = [
+    table = [
         "| policy | difficulty | paper | regressor (baseline) | scaling predictor (default) "
         "| scaling: paper's method at its best, points below the choice |",
         "|---|---|---|---|---|---|",
@@ -116,14 +116,14 @@ def main() -> None:
     for a, b in zip(results["regressor"]["rows"], results["scaling"]["rows"], strict=True):
         cell = lambda r: f"{r['plan']} n={r['n']} {100 * r['predicted_accuracy']:.1f}%"  # noqa: E731
         best = b["paper_method_best"]
-        lines.append(
+        table.append(
             f"| {a['policy'].rsplit('/', 1)[-1]} | {a['difficulty']} | {a['paper']} | {cell(a)} | {cell(b)} "
             f"| n={best['n']} {100 * best['predicted_accuracy']:.1f}%, {b['gap_points']:.1f} |"
         )
-    lines.append("")
+    table.append("")
     for name, r in results.items():
-        lines.append(f"{name}: {r['agree']} of {r['of']} agree with the paper")
-    print("\n".join(lines))
+        table.append(f"{name}: {r['agree']} of {r['of']} agree with the paper")
+    print("\n".join(table))
     print("public data in the repository (MATH-500):")
     for policy, lines in evidence.items():
         print(f"  {policy}:")
@@ -133,7 +133,7 @@ def main() -> None:
     md = ["public data in the repository (MATH-500):", ""]
     for policy, cells in evidence.items():
         md += [f"- {policy}:", *(f"  - {c}" for c in cells)]
-    write_text_atomic(OUT.with_suffix(".md"), "\n".join([*lines, "", *md]) + "\n")
+    write_text_atomic(OUT.with_suffix(".md"), "\n".join([*table, "", *md]) + "\n")
 
 
 if __name__ == "__main__":
