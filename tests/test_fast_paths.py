@@ -157,6 +157,10 @@ def test_plans_equal_the_public_pieces(predictor):
             n_values=[1, 2, 3, 4, 6, 8, 12, 24, 48],
             difficulty="medium",
         ),
+        # policies without samples whose published cells anchor their transferred curves
+        PlanRequest(
+            policies=POLICIES[1:], budget=Budget("n", 64), prms=None, dataset="math500", difficulty="hard"
+        ),
     ]
     for request in requests:
         fresh = ScalingPredictor(loaded.regressor, loaded.doc) if predictor == "scaling" else loaded

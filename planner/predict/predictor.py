@@ -39,6 +39,8 @@ from planner.predict.scaling import ProblemModel
 from planner.predict.scalingfit import TABLE_N, apply_tree, check_doc, widen
 from planner.predict.transfer import TransferModel, transfer_interval
 
+SOURCES = ("regressor", "per-problem model", "transferred model")  # what answered a row
+
 
 class ScalingPredictor:
     """Per-problem scaling models over a fallback regressor (see the module docstring)."""
@@ -122,39 +124,54 @@ class ScalingPredictor:
         X = as_pass1(X)  # majority and Best-of-N at N = 1: the majority@1 row, pass@1
         method = Column(X["method"]).values()
         n = pd.to_numeric(X["n"]).to_numpy(dtype=float)
-        pred, low, high, in_range = (np.array(a, copy=True) for a in self.regressor.assess(X))
-        in_range = in_range.astype(bool)
+        pred, low, high = (np.full(len(X), np.nan) for _ in range(3))
+        in_range = np.zeros(len(X), dtype=bool)
+        known = np.zeros(len(X), dtype=bool)  # predicted by a per-problem or transferred model
+        trusted = np.zeros(len(X), dtype=bool)  # ... and in range without asking the regressor
+        demoted = np.zeros(len(X), dtype=bool)  # out of range whatever the regressor says
         extrapolated = np.zeros(len(X), dtype=bool)
-        source = np.full(len(X), "regressor", dtype=object)
+        source = np.zeros(len(X), dtype=np.int8)  # a code into SOURCES
         policy = Column(X["policy"])
         dataset = Column(X["dataset"]) if "dataset" in X else Column(np.full(len(X), ""))
         sets = [(p, str(d).partition(":")[0]) for p in policy.uniques for d in dataset.uniques]
-        if any(key in self._sets for key in sets):
+        transfer = self.transfer is not None and "dataset" in X
+        if any(key in self._sets or transfer for key in sets):
             cols = [Column(X[c]) for c in ("method", "prm", "aggregation", "selection")]
             cols.append(Column(X["difficulty"]) if "difficulty" in X else Column(np.full(len(X), "all")))
             pair = policy.codes * len(dataset.uniques) + dataset.codes
             pair[(policy.codes < 0) | (dataset.codes < 0)] = -1
             for code, key in enumerate(sets):
-                if key not in self._sets:
+                calibrated = key in self._sets
+                if not (calibrated or transfer):
                     continue
                 rows = np.flatnonzero(pair == code)
+                if not len(rows):
+                    continue
+                # a policy's own samples; else its published cells anchor its transferred curves
+                anchored = calibrated or self._pair_model(key, X, rows[0])[1]
                 acc, lo, hi, extra, covered = self._lookup(
                     key, [Column.from_codes(c.codes[rows], c.uniques) for c in cols], n[rows]
                 )
-                # a sampling or tree row of a calibrated policy that its samples do not cover
-                # (a verifier that never scored them, N above n_max): the regressor's guess,
-                # outside this policy's calibrated range
+                # a sampling or tree row that neither the policy's samples nor its transferred
+                # curves cover (a verifier that never scored them, N above n_max): the
+                # regressor's guess, outside the calibrated range
                 miss = rows[~covered]
-                in_range[miss] &= ~np.isin(method[miss], (*SAMPLED, *TREE_METHODS))
+                demoted[miss] = np.isin(method[miss], (*SAMPLED, *TREE_METHODS))
                 hit = rows[covered]
                 pred[hit], low[hit], high[hit] = acc[covered], lo[covered], hi[covered]
                 extrapolated[hit] = extra[covered]
-                in_range[hit] = True
-                source[hit] = "per-problem model"
-        if self.transfer is not None and "dataset" in X:
-            others = [key for key in sets if key not in self._sets]
-            if others:
-                self._transfer_rows(X, others, method, n, (pred, low, high, in_range), source)
+                known[hit], trusted[hit] = True, anchored
+                source[hit] = 1 if calibrated else 2
+        need = ~trusted  # the regressor's prediction, or its calibrated range, is wanted
+        if need.any():
+            idx = np.flatnonzero(need)
+            got = self.regressor.assess(X if need.all() else X.iloc[idx])
+            fresh = ~known[idx]
+            for out, values in zip((pred, low, high), got[:3], strict=False):
+                out[idx[fresh]] = np.asarray(values)[fresh]
+            in_range[idx] = np.asarray(got[3]).astype(bool)
+        in_range[trusted] = True
+        in_range[demoted] = False
         return pd.DataFrame(
             {
                 "predicted_accuracy": pred,
@@ -162,7 +179,7 @@ class ScalingPredictor:
                 "accuracy_high": high,
                 "in_calibrated_range": in_range,
                 "extrapolated": extrapolated,
-                "source": source,
+                "source": pd.Categorical.from_codes(source, SOURCES),  # object strings cost 10 ms here
             },
             index=X.index,
         )
@@ -181,75 +198,60 @@ class ScalingPredictor:
         ok = np.isfinite(n) & (n >= 1) & (n < 2**_Memo.N_BITS) & memo.small()
         keys = memo.keys_of(codes, np.where(ok, n, 1).astype(np.int64))
 
-        def one(r: int) -> list[float]:
-            got = self._one(key, *(nm[c.codes[r]] for nm, c in zip(names, cols, strict=True)), int(n[r]))
-            return [np.nan, np.nan, np.nan, 0.0, 0.0] if got is None else [*got[0], float(got[1]), 1.0]
-
+        fill = self._fill if key in self._sets else self._fill_transferred
         new = ok & ~memo.has(keys)
         if new.any():
             _, first = np.unique(keys[new], return_index=True)
             rows = np.flatnonzero(new)[first]
-            memo.add(keys[rows], np.array([one(r) for r in rows], dtype=float).reshape(-1, 5))
+            memo.add(
+                keys[rows], fill(key, [nm[c.codes[rows]] for nm, c in zip(names, cols, strict=True)], n[rows])
+            )
         out = np.empty((len(n), 5))
         out[ok] = memo.values[np.searchsorted(memo.keys, keys[ok])]
-        for r in np.flatnonzero(~ok):  # N outside the key's range: as asked, one by one
-            out[r] = one(r)
+        if not ok.all():  # N outside the key's range: as asked
+            rows = np.flatnonzero(~ok)
+            out[rows] = fill(key, [nm[c.codes[rows]] for nm, c in zip(names, cols, strict=True)], n[rows])
         return out[:, 0], out[:, 1], out[:, 2], out[:, 3] == 1.0, out[:, 4] == 1.0
 
-    def _pair_model(self, key: tuple[str, str], mu_row: pd.DataFrame) -> tuple[TransferModel, bool]:
+    def _fill(self, key, values: list[np.ndarray], n: np.ndarray) -> np.ndarray:
+        """(accuracy, low, high, extrapolated, covered) of calibrated rows, one by one."""
+        out = np.full((len(n), 5), [np.nan, np.nan, np.nan, 0.0, 0.0])
+        for r in range(len(n)):
+            got = self._one(key, *(v[r] for v in values), int(n[r]))
+            if got is not None:
+                out[r] = [*got[0], float(got[1]), 1.0]
+        return out
+
+    def _fill_transferred(self, key, values: list[np.ndarray], n: np.ndarray) -> np.ndarray:
+        """The same for a policy without samples: its transferred curves, one call per curve."""
+        model, anchored = self._transferred[key], key in self._anchor
+        reg_half = None if anchored else float(getattr(self.regressor, "half_width_", 1.0))
+        out = np.full((len(n), 5), [np.nan, np.nan, np.nan, 0.0, 0.0])
+        groups = (
+            pd.DataFrame({i: v for i, v in enumerate(values)}).astype(str).groupby(list(range(5)), sort=False)
+        )
+        for (m, prm, agg, sel, b), idx in groups.indices.items():
+            if m not in ("cot", *SAMPLED, *TREE_METHODS):
+                continue
+            got = model.curve(m, prm, agg, sel, b, n[idx].astype(np.int64))
+            idx, got = idx[~np.isnan(got)], got[~np.isnan(got)]
+            lo, hi = transfer_interval(self.transfer, model.spread(m, prm), reg_half)(got)
+            out[idx] = np.column_stack([got, lo, hi, np.zeros(len(idx)), np.ones(len(idx))])
+        return out
+
+    def _pair_model(self, key: tuple[str, str], X: pd.DataFrame, row: int) -> tuple[TransferModel, bool]:
         """The transferred model of a (policy, dataset) without samples, and whether published
-        cells anchor it (else its mu is the regressor's pass@1 for mu_row)."""
+        cells anchor it (else its mu is the regressor's pass@1 for that row's policy)."""
         if key not in self._transferred:
             a = self._anchor.get(key)
             if a is not None:
                 model = TransferModel(self.transfer, key[1], a["mu"], a["kappa"])
             else:
+                mu_row = _pass1_row(X.iloc[[row]])
                 mu = float(np.asarray(self.regressor.assess(mu_row)[0])[0])
                 model = TransferModel(self.transfer, key[1], mu, self.transfer["kappa"])
             self._transferred[key] = model
         return self._transferred[key], key in self._anchor
-
-    def _transfer_rows(self, X, pairs, method, n, out, source) -> None:
-        """Rows of policies without samples through the transferred curves (in place)."""
-        pred, low, high, in_range = out
-        policy = X["policy"].astype(object).to_numpy()
-        ds = np.array([str(d).partition(":")[0] for d in X["dataset"].astype(object)], dtype=object)
-        cols = [X[c].astype(object).to_numpy() for c in ("prm", "aggregation", "selection")]
-        diff = X["difficulty"].astype(object).to_numpy() if "difficulty" in X else np.full(len(X), "all")
-        reg_half = float(getattr(self.regressor, "half_width_", 1.0))
-        for key in pairs:
-            rows = np.flatnonzero((policy == key[0]) & (ds == key[1]))
-            if not len(rows):
-                continue
-            mu_row = _pass1_row(X.iloc[[rows[0]]])
-            model, anchored = self._pair_model(key, mu_row)
-            sub = pd.DataFrame(
-                {
-                    "m": method[rows],
-                    "prm": cols[0][rows],
-                    "agg": cols[1][rows],
-                    "sel": cols[2][rows],
-                    "b": diff[rows],
-                }
-            ).astype(str)
-            for (m, prm, agg, sel, b), idx in sub.groupby(
-                ["m", "prm", "agg", "sel", "b"], sort=False
-            ).indices.items():
-                if m not in ("cot", *SAMPLED, *TREE_METHODS):
-                    continue
-                i = rows[idx]
-                got = model.curve(m, prm, agg, sel, b, n[i].astype(np.int64))
-                ok = ~np.isnan(got)
-                if m in (*SAMPLED, *TREE_METHODS):
-                    in_range[i[~ok]] = False  # the regressor's guess for a row the curves cannot answer
-                i, got = i[ok], got[ok]
-                if not len(i):
-                    continue
-                half = transfer_interval(self.transfer, model.spread(m, prm), None if anchored else reg_half)
-                pred[i] = got
-                low[i], high[i] = half(got)
-                in_range[i] = in_range[i] | anchored  # its published cells anchor the curves
-                source[i] = "transferred model"
 
     def assess(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, low, high, in_calibrated_range), as AccuracyRegressor.assess."""
