@@ -256,3 +256,21 @@ def test_interval_is_for_the_accuracy_on_new_problems(gemma):
     for bad in (0, -3, 2.5, True):
         with pytest.raises(UserError, match="problems must be"):
             model.predict(method="majority", n=4, problems=bad)
+
+
+def test_beta_mixture_gradient_matches_finite_differences():
+    """The fit's analytic gradient against central differences of the likelihood, 1-3 parts."""
+    from scipy import optimize
+
+    from planner.predict.scaling import _beta_mix_nll, _beta_mix_nll_grad
+
+    rng = np.random.default_rng(0)
+    k = np.full(40, 16.0)
+    c = rng.binomial(16, rng.beta(0.5, 1.5, 40)).astype(float)
+    w = rng.integers(1, 4, 40).astype(float)
+    for j in (1, 2, 3):
+        theta = rng.normal(size=3 * j - 1)
+        value, grad = _beta_mix_nll_grad(theta, c, k, w, j)
+        numeric = optimize.approx_fprime(theta, lambda t, j=j: _beta_mix_nll(t, c, k, w, j), 1e-6)
+        assert value == _beta_mix_nll(theta, c, k, w, j)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-3)

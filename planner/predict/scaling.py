@@ -133,11 +133,28 @@ def _read(samples: pd.DataFrame, problem: str, correct: str, answer: str, bins: 
 
 
 def _beta_mix_nll(theta: np.ndarray, c: np.ndarray, k: np.ndarray, w: np.ndarray, j: int) -> float:
+    return _beta_mix_nll_grad(theta, c, k, w, j)[0]
+
+
+def _beta_mix_nll_grad(
+    theta: np.ndarray, c: np.ndarray, k: np.ndarray, w: np.ndarray, j: int
+) -> tuple[float, np.ndarray]:
+    """Negative log likelihood of Beta-binomial counts under a j-part Beta mixture and its
+    gradient in theta = (log weights of parts 2..j against part 1, log a, log b): with part
+    responsibilities r, d/dv_m = r_m - pi_m and d/dlog a_m = r_m a_m (psi(c + a) - psi(k + a + b)
+    - psi(a) + psi(a + b)), b alike with k - c (finite differences cost 2j more likelihoods)."""
     logw = np.concatenate([[0.0], theta[: j - 1]])
     logw = logw - special.logsumexp(logw)
     a, b = np.exp(theta[j - 1 : 2 * j - 1]), np.exp(theta[2 * j - 1 :])
-    ll = logw + special.betaln(c[:, None] + a, (k - c)[:, None] + b) - special.betaln(a, b)
-    return -float(np.sum(w * special.logsumexp(ll, axis=1)))
+    ca, kb = c[:, None] + a, (k - c)[:, None] + b
+    ll = logw + special.betaln(ca, kb) - special.betaln(a, b)
+    total = special.logsumexp(ll, axis=1)
+    r = w[:, None] * np.exp(ll - total[:, None])  # weighted responsibilities
+    both = special.digamma(ca + kb) - special.digamma(a + b)
+    grad_a = a * np.sum(r * (special.digamma(ca) - special.digamma(a) - both), axis=0)
+    grad_b = b * np.sum(r * (special.digamma(kb) - special.digamma(b) - both), axis=0)
+    grad_v = (r.sum(axis=0) - w.sum() * np.exp(logw))[1:]
+    return -float(np.sum(w * total)), -np.concatenate([grad_v, grad_a, grad_b])
 
 
 def _fit_beta_mix(c, k, components=None, start=None) -> dict:
@@ -149,7 +166,9 @@ def _fit_beta_mix(c, k, components=None, start=None) -> dict:
         starts = [start] if start is not None else _starts(j, cc.sum() / kk.sum())
         bounds = [(-8, 8)] * (j - 1) + [LOG_BOUNDS] * (2 * j)
         for x0 in starts:
-            res = optimize.minimize(_beta_mix_nll, x0, args=(cc, kk, w, j), method="L-BFGS-B", bounds=bounds)
+            res = optimize.minimize(
+                _beta_mix_nll_grad, x0, args=(cc, kk, w, j), jac=True, method="L-BFGS-B", bounds=bounds
+            )
             bic = 2 * res.fun + (3 * j - 1) * math.log(w.sum())
             if best is None or bic < best[0] - 1e-9:
                 best = (bic, j, res.x)
