@@ -39,12 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.early_stopping import problems, sources  # noqa: E402
 from calibration.replay import replay_stopping  # noqa: E402
-from planner.core.stopping import parse_rule  # noqa: E402
+from planner.core.stopping import NEVER, parse_rule  # noqa: E402
 from planner.executor.methods.common import majority_vote, weighted_vote  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "stopping_tradeoff.json"
 SWEEP = tuple(f"beta:{c}" for c in (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)) + tuple(f"esc:{w}" for w in (2, 3, 4, 8))
-NEVER = parse_rule("esc:1024")  # never stops before the cap
 ORDERS = 20
 GOAL_SAVING, GOAL_LOSS = 2.0, 0.5  # x fewer samples, points lost
 

@@ -285,7 +285,7 @@ def build_records(
     frame = pd.DataFrame(rows, columns=list(SCHEMA))
     if not grid.stops:
         return validate_records(frame, "calibration")
-    frame = frame.assign(stop=NO_STOP, samples_used=np.nan)
+    frame = frame.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan)
     stops = stop_records(grid, problems, by_step, source)
     stops = stops.drop(columns=["pass1", "difficulty"]).merge(
         frame[["policy", "problem_id", "pass1", "difficulty"]].drop_duplicates(), on=["policy", "problem_id"]

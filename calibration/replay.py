@@ -20,7 +20,7 @@ import pandas as pd
 
 from planner.core.errors import UserError
 from planner.core.profiles import NO_STOP, OPTIONAL, SCHEMA, validate_records
-from planner.core.stopping import StopRule, samples_needed
+from planner.core.stopping import NEVER, StopRule, samples_needed
 from planner.core.vocab import difficulty_from_pass1
 from planner.executor.methods.common import majority_vote, weighted_vote
 
@@ -416,8 +416,9 @@ def replay_problem(
 
     stops: early-stopping rules; each adds, per k (the cap), a majority row (and a weighted-vote
     row when scored) replayed on the samples in their recorded order (replay_stopping), with
-    `stop`, `samples_used` and the tokens and FLOPs of the samples drawn. With stops every row
-    has the OPTIONAL columns (fixed-N rows: stop "", samples_used NaN).
+    `stop`, `samples_used`, `accuracy_at_cap` (the same selection over the first k samples in
+    the same order, ties broken alike) and the tokens and FLOPs of the samples drawn. With stops
+    every row has the OPTIONAL columns (fixed-N rows: stop "", the others NaN).
     """
     for method in methods:
         if method not in METHODS:
@@ -494,7 +495,7 @@ def replay_problem(
     if not stops:
         return pd.DataFrame(rows, columns=list(SCHEMA))
     for row in rows:
-        row.update(stop=NO_STOP, samples_used=math.nan)
+        row.update(stop=NO_STOP, samples_used=math.nan, accuracy_at_cap=math.nan)
     for rule in stops:
         for k in sorted({int(k) for k in ks}):
             if k > K:
@@ -515,6 +516,7 @@ def replay_problem(
                     "selection": "vote",
                     "accuracy": right,
                     "samples_used": float(used),
+                    "accuracy_at_cap": replay_stopping(answers, table, k, NEVER, weights)[0],
                     "policy_tokens": _used_sum(policy_tok, used),
                     "flops": _used_sum(flops, used),
                 }
@@ -561,8 +563,9 @@ def replay_table(
 STOP_NOTE = (
     "Early-stopping rows (column stop): the rule replayed on each problem's samples in their recorded "
     "order, n is the cap, samples_used the samples drawn before it stopped, accuracy the correctness "
-    "of the method's own selection over them (one order, not a mean over orders); tokens and FLOPs "
-    "are those of the samples drawn."
+    "of the method's own selection over them (one order, not a mean over orders), accuracy_at_cap "
+    "that of the same selection over the first n samples in the same order; tokens and FLOPs are "
+    "those of the samples drawn."
 )
 
 

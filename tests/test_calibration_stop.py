@@ -12,7 +12,7 @@ import pytest
 from calibration.calibrate import calibrate, load_grid, rebuild
 from calibration.grid import Grid
 from planner.cli.main import main
-from planner.core.profiles import load_profile, static_rows
+from planner.core.profiles import OPTIONAL, load_profile, static_rows
 from planner.core.scoring import aggregate, answer_key
 from tests.fake_calibration import DATASET, LOADERS
 from tests.test_calibration_run import step_records
@@ -82,8 +82,9 @@ def test_stop_rows_replay_the_recorded_order_with_the_cap_as_n(stopped):
         assert row.policy_tokens == prompt + sum(gen[: int(row.samples_used)])
         assert row.difficulty == cap8.loc[row.problem_id, "difficulty"]  # the run's bin
         assert row.pass1 == cap8.loc[row.problem_id, "pass1"]
-        if row.samples_used == 8:
+        if row.samples_used == 8:  # never stopped: the method at the cap
             assert row.policy_tokens == pytest.approx(cap8.loc[row.problem_id, "policy_tokens"])
+            assert row.accuracy == row.accuracy_at_cap
     meta = load_profile(stopped.profile).meta
     assert meta["grid"]["stops"] == list(STOPS)
     assert any("Early-stopping rows" in a and "beta:0.95" in a for a in meta["assumptions"])
@@ -111,7 +112,7 @@ def test_stop_rows_equal_the_persample_import_of_the_same_samples(stopped, tmp_p
     imported = imported[imported["stop"] != ""].assign(problem_id=lambda d: d["problem_id"].str[2:])
     mine = stopped.records[stopped.records["stop"] != ""]
     keys = ["problem_id", "method", "stop", "n"]
-    cols = ["accuracy", "samples_used"]
+    cols = ["accuracy", "samples_used", "accuracy_at_cap"]
     a = mine.set_index(keys)[cols].sort_index()
     b = imported.set_index(keys)[cols].sort_index()
     assert len(a) == len(b) == 6 * 3 * 2 * 2  # problems x caps x rules x (majority, vote)
@@ -126,7 +127,7 @@ def test_stops_on_a_finished_run_only_rederive(stopped, tmp_path):
     plain = _run(tmp_path / "plain")
     assert "stop" not in plain.records.columns
     again = _run(tmp_path / "plain", replace(GRID, stops=STOPS), loaders=(_refuse, _refuse))
-    assert static_rows(again.records).drop(columns=["stop", "samples_used"]).equals(plain.records)
+    assert static_rows(again.records).drop(columns=list(OPTIONAL)).equals(plain.records)
     pd.testing.assert_frame_equal(
         again.records.drop(columns="source").reset_index(drop=True),
         stopped.records.drop(columns="source").reset_index(drop=True),

@@ -19,7 +19,7 @@ from calibration.replay import replay_stopping
 from calibration.samples import profile_samples
 from planner.cli.main import main
 from planner.core.profiles import load_profile
-from planner.core.stopping import parse_rule
+from planner.core.stopping import NEVER, parse_rule
 from planner.plan.search import Budget, PlanRequest, predict_config, priced_candidates
 from planner.plan.stopping import stopping_candidates
 from planner.predict.modelio import DEFAULT_MODEL, load_planner_model, read_manifest, save_model, scaling_file
@@ -62,6 +62,9 @@ def test_replayed_rows_equal_the_bench_replay_of_the_same_runs(replayed):
             rows = rows.set_index("problem_id").loc[ids]
             got = [replay_stopping(a, t, 16, parse_rule(text), s) for a, t, s in probs]
             assert rows["accuracy"].tolist() == [c for c, _ in got]
+            assert rows["accuracy_at_cap"].tolist() == [
+                replay_stopping(a, t, 16, NEVER, s)[0] for a, t, s in probs
+            ]
             assert rows["samples_used"].tolist() == [float(u) for _, u in got]
     beta = rec[(rec["stop"] == "beta:0.95") & (rec["n"] == 16) & (rec["method"] == "majority")]
     assert beta["samples_used"].mean() < 16  # it does stop early on this policy
@@ -79,7 +82,11 @@ def test_measured_cells_and_the_fit_keeps_them(replayed):
     assert whole["problems"] == 100
     assert whole["accuracy"] == pytest.approx(rows["accuracy"].mean())
     assert whole["samples_used"] == pytest.approx(rows["samples_used"].mean())
-    assert whole["at_cap"] == pytest.approx(fixed["accuracy"].mean())
+    assert whole["at_cap"] == pytest.approx(rows["accuracy_at_cap"].mean())  # same order, same ties
+    # a profile written before accuracy_at_cap: the fixed-N rows at the cap instead
+    old = measured_stops(rec.drop(columns="accuracy_at_cap"), POLICY, "arith")
+    old_whole = next(c for c in old if all(c[k] == v for k, v in {**key, "bin": "all"}.items()))
+    assert old_whole["at_cap"] == pytest.approx(fixed["accuracy"].mean())
     parts = [c for c in mine if c["bin"] != "all"]
     assert sum(c["problems"] for c in parts) == 100
     assert sum(c["samples_used"] * c["problems"] for c in parts) / 100 == pytest.approx(whole["samples_used"])

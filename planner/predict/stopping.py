@@ -21,12 +21,11 @@ from scipy.special import betainc
 
 from planner.core.errors import UserError
 from planner.core.profiles import NO_STOP, static_rows
-from planner.core.stopping import StopRule
+from planner.core.stopping import NEVER, StopRule
 from planner.predict.scaling import LEVEL, ProblemModel, _category_probs, _draw_p, _posterior_mix, _to_score
 
 SIMS = 8000  # simulated problems for the point estimate
 BOOT_SIMS = 1000  # for each bootstrap refit
-NEVER = StopRule("esc", 1024)  # a rule that never stops before a cap of at most 1024
 MAX_DRAWS = 2**23  # simulated problems x cap: fewer problems at large caps
 
 
@@ -262,8 +261,9 @@ def measured_stops(records: pd.DataFrame, policy: str, dataset: str) -> list[dic
     """The early-stopping rows of one (policy, dataset) (a replay: `ttsplan calibrate --stop`,
     `ttsplan import persample --stop`) as cells: per method, verifier, aggregation, rule and cap,
     over all its problems ("all") and per difficulty bin, the mean accuracy and samples_used and
-    `at_cap`, the same method's fixed-N accuracy at the cap on the same problems (its weighted-vote
-    row for Best-of-N). A cell without its fixed-N twin is left out."""
+    `at_cap`: the same selection at the cap in the same order (the rows' accuracy_at_cap, so the
+    difference is the rule's alone), else (rows written before that column) the fixed-N row at the
+    cap on the same problems (its weighted-vote row for Best-of-N). A row with neither is left out."""
     if "stop" not in records.columns:
         return []
     mine = records[(records["policy"] == policy) & (records["dataset"] == dataset)]
@@ -275,7 +275,10 @@ def measured_stops(records: pd.DataFrame, policy: str, dataset: str) -> list[dic
     twin = fixed[["problem_id", "method", "prm", "aggregation", "n", "accuracy"]].rename(
         columns={"accuracy": "at_cap"}
     )
-    both = stop.merge(twin, on=["problem_id", "method", "prm", "aggregation", "n"], how="inner")
+    both = stop.merge(twin, on=["problem_id", "method", "prm", "aggregation", "n"], how="left")
+    if "accuracy_at_cap" in both.columns:
+        both["at_cap"] = both["accuracy_at_cap"].astype("float64").fillna(both["at_cap"])
+    both = both[both["at_cap"].notna()]
     out = []
     for b, part in [("all", both), *both.groupby("difficulty", sort=True, observed=True)]:
         g = part.groupby(list(MEASURED_KEYS), sort=True)
