@@ -154,3 +154,19 @@ def test_bad_stop_flag_is_one_line_exit_2(tmp_path, capsys):
         and err == "error: --stop: early stopping needs majority or best_of_n in methods\n"
         and not out.exists()
     )
+
+
+def test_summary_keeps_stop_rows_apart_from_fixed_cells(stopped):
+    from calibration.summary import summary_json
+
+    cells = [c for c in summary_json(stopped)["cells"] if c["method"] == "majority" and c["n"] == 8]
+    by_stop = {c["stop"]: c for c in cells}
+    assert set(by_stop) == {"", *STOPS}
+    rec = stopped.records
+    fixed = rec[(rec["stop"] == "") & (rec["method"] == "majority") & (rec["n"] == 8)]
+    assert (
+        by_stop[""]["accuracy"] == pytest.approx(fixed["accuracy"].mean())
+        and by_stop[""]["samples_used"] is None
+    )
+    beta = rec[(rec["stop"] == "beta:0.95") & (rec["method"] == "majority") & (rec["n"] == 8)]
+    assert by_stop["beta:0.95"]["samples_used"] == pytest.approx(beta["samples_used"].mean())
