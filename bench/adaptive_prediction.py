@@ -27,14 +27,13 @@ sys.path.insert(0, str(ROOT))
 from bench.early_stopping import problems  # noqa: E402
 from calibration.replay import majority_expectation, replay_stopping  # noqa: E402
 from calibration.samples import SHARED_PUBLISHED, art_samples, profile_samples, qwen_math_samples  # noqa: E402
-from planner.core.stopping import parse_rule  # noqa: E402
+from planner.core.stopping import NEVER, parse_rule  # noqa: E402
 from planner.predict.modelio import DEFAULT_MODEL  # noqa: E402
 from planner.predict.scaling import ProblemModel  # noqa: E402
 from planner.predict.stopping import predict_stopping  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "adaptive_prediction.json"
 RULES = ("beta:0.9", "beta:0.95", "beta:0.99", "esc:2", "esc:4", "esc:8")
-NEVER = parse_rule("esc:1024")  # never stops before the cap
 ORDERS = 100
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from calibration.replay import majority_expectation, replay_stopping, weighted_vote_expectation  # noqa: E402
 from calibration.samples import SHARED_PUBLISHED, art_samples, profile_samples, qwen_math_samples  # noqa: E402
-from planner.core.stopping import parse_rule  # noqa: E402
+from planner.core.stopping import NEVER, parse_rule  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "early_stopping.json"
 RULES = ("beta:0.9", "beta:0.95", "beta:0.99", "esc:2", "esc:4", "esc:8")
@@ -58,7 +58,7 @@ def evaluate(label: str, df, score: str | None) -> list[dict]:
     probs = problems(df, score)
     cap = min(len(a) for a, _, _ in probs)
     weighted = score is not None
-    at_cap = [replay_stopping(a, t, cap, parse_rule("esc:1024"), s)[0] for a, t, s in probs]  # never stops
+    at_cap = [replay_stopping(a, t, cap, NEVER, s)[0] for a, t, s in probs]
     rows = []
     for text in RULES:
         rule = parse_rule(text)

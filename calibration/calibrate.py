@@ -28,11 +28,12 @@ from calibration import store
 from calibration.derive import build_records, difficulty_table, spent_flops
 from calibration.grid import Grid, check_grid
 from calibration.grid import problems as grid_problems
+from calibration.replay import STOP_NOTE
 from calibration.steps import Step, Worker, steps_for
 from planner.core import checks
 from planner.core.errors import UserError
 from planner.core.files import atomic_path, write_json_atomic
-from planner.core.profiles import write_profile
+from planner.core.profiles import static_rows, write_profile
 from planner.models import specs
 
 GRID_FILE = "grid.json"
@@ -397,11 +398,17 @@ def load_grid(out: Path) -> Grid:
     return Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def rebuild(out: str | Path) -> Outcome:
+def rebuild(out: str | Path, stops: tuple[str, ...] | None = None) -> Outcome:
     """Derive a finished calibration folder's profile again from its stored step records (after a
-    change to derivation or to the cost model); its run metadata (sources, times) is kept."""
+    change to derivation or to the cost model); its run metadata (sources, times) is kept.
+    stops: early-stopping rules to replay instead of the grid's (recorded in its grid.json)."""
     out = Path(out)
     grid = load_grid(out)
+    if stops is not None:
+        from calibration.grid import grid_from_dict
+
+        grid = grid_from_dict({"stops": list(stops)}, source="rebuild", base=grid)
+        write_json_atomic(out / GRID_FILE, grid.to_dict())
     old = json.loads((out / "profile.json").read_text(encoding="utf-8"))
     command = (old.get("sources") or ["ttsplan calibrate"])[0].removeprefix("measured on this machine: ")
     started, wall_s = old.get("started", ""), float(old.get("wall_s", 0.0))
@@ -419,7 +426,7 @@ def finish(
     today = kept.get("created") or dt.date.today().isoformat()
     source = f"measured: ttsplan calibrate, grid {grid.name}, {today}"
     records, difficulty, spent = derive(grid, out, source)
-    separate = float(records["flops"].sum(skipna=True))
+    separate = float(static_rows(records)["flops"].sum(skipna=True))  # each fixed cell run on its own
     policies = sorted(set(difficulty["policy"]))
     prms = sorted(set(records["prm"]) - {"none"})
     meta = {
@@ -435,6 +442,7 @@ def finish(
             f"difficulty: pass@1 of the first {grid.difficulty_samples} of those samples (temperature "
             f"{grid.temperature if grid.temperature is not None else 'of the policy family'}); bins easy > 0.5, medium 0.1-0.5, hard < 0.1",
             "FLOPs from the cost model on measured token counts (planner/cost.py)",
+            *([f"{STOP_NOTE} Rules: {', '.join(grid.stops)}; caps: every N."] if grid.stops else []),
         ],
         "models": _models(grid, policies + prms),
         "grid": grid.to_dict(),

@@ -163,6 +163,7 @@ _GRID_FLAGS = {
     "methods": "--method",
     "beam_widths": "--beam-width",
     "aggregations": "--aggregation",
+    "stops": "--stop",
 }
 
 
@@ -206,6 +207,12 @@ def calibrate_command(
     batch_size: int = typer.Option(None, "--batch-size", help="problems per batch (unit of resume)"),
     difficulty_samples: int = typer.Option(
         None, "--difficulty-samples", help="K samples for pass@1 (8 on CPU; 64 on GPU)"
+    ),
+    stop: list[str] = typer.Option(
+        None,
+        "--stop",
+        help="also replay early stopping on the recorded samples: beta:CONFIDENCE or esc:WINDOW, "
+        "each --n the cap (repeat; a finished run only re-derives its profile)",
     ),
     quantile_levels: bool = typer.Option(
         None, "--quantile-levels/--no-quantile-levels", help="also 5 quantile levels"
@@ -257,6 +264,7 @@ def calibrate_command(
             "batch_size": batch_size,
             "difficulty_samples": difficulty_samples,
             "quantile_levels": quantile_levels,
+            "stops": stop,
         }
     )
     try:

@@ -2,7 +2,9 @@
 
 Majority vote, Best-of-N (every aggregation, max or weighted vote) for every N come from the one
 sampling run as exact expectations over subsets (calibration.replay); DVTS for a smaller N is the
-expected best-of over subsets of the large run's subtrees; beam search and CoT are as run.
+expected best-of over subsets of the large run's subtrees; beam search and CoT are as run. With
+the grid's `stops`, each rule is replayed on the sampling run in its recorded order, each N the
+cap (calibration.replay.replay_table, the importer's code): rows with `stop` and `samples_used`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import numpy as np
 import pandas as pd
 
 from calibration.grid import Grid
-from calibration.replay import best_of_n_expectation, majority_expectation, weighted_vote_expectation
-from planner.core.profiles import SCHEMA, validate_records
+from calibration.replay import (
+    best_of_n_expectation,
+    majority_expectation,
+    replay_table,
+    weighted_vote_expectation,
+)
+from planner.core.profiles import NO_STOP, OPTIONAL, SCHEMA, validate_records
 from planner.core.scoring import aggregate, answer_key
+from planner.core.stopping import parse_rule
 from planner.core.vocab import difficulty_from_pass1
 from planner.models import cost, specs
 
@@ -275,7 +283,80 @@ def build_records(
             name = specs.model_label(rec["sample"]["policy"])
             rows += rows_for_problem(grid, p, name, rec, diff[(name, str(p.id))], source)
     frame = pd.DataFrame(rows, columns=list(SCHEMA))
-    return validate_records(frame, "calibration")
+    if not grid.stops:
+        return validate_records(frame, "calibration")
+    frame = frame.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan)
+    stops = stop_records(grid, problems, by_step, source)
+    stops = stops.drop(columns=["pass1", "difficulty"]).merge(
+        frame[["policy", "problem_id", "pass1", "difficulty"]].drop_duplicates(), on=["policy", "problem_id"]
+    )  # the bin of the run's other rows (pass@1 of the first K samples), not of all samples
+    return validate_records(pd.concat([frame, stops[[*SCHEMA, *OPTIONAL]]], ignore_index=True), "calibration")
+
+
+def sample_table(grid: Grid, p, policy: str, rec: dict[str, dict], source: str) -> pd.DataFrame:
+    """The sampling run of one problem as a samples table for calibration.replay (one row per
+    sample in recorded order, per verifier x aggregation when Best-of-N votes, else one group):
+    vote keys, correctness by key (as the fixed-N rows count it), the prompt's tokens and
+    prefill on the first sample (one call computed it), each sample's generation and scoring."""
+    s = rec["sample"]
+    keys, table = _keyed(s["answers"], s["correct"])
+    correct = [table[k] if k is not None else float(c) for k, c in zip(keys, s["correct"], strict=True)]
+    prefill, gens = sample_flops(specs.spec_or_none(policy), s)
+    flops = (
+        [math.nan] * len(keys)
+        if gens is None
+        else [g + (prefill if i == 0 else 0.0) for i, g in enumerate(gens)]
+    )
+    base = pd.DataFrame(
+        {
+            "answer": keys,
+            "correct": correct,
+            "policy_tokens": [
+                g + (s["prompt_tokens"] if i == 0 else 0) for i, g in enumerate(s["generated_tokens"])
+            ],
+            "flops": flops,
+        }
+    ).assign(
+        dataset=p.dataset,
+        problem_id=str(p.id),
+        level="" if p.level is None else str(p.level),
+        policy=policy,
+        source=source,
+    )
+    groups = [base.assign(prm="none", aggregation="none")]
+    if "best_of_n" in grid.methods and "vote" in grid.selections:
+        for v in grid.verifiers:
+            sc = rec[f"score:{v}"]
+            prm_each = score_flops(specs.spec_or_none(specs.prm_label(v, policy)), sc)
+            for agg in grid.aggregations:
+                groups.append(
+                    base.assign(
+                        prm=specs.prm_label(v, policy),
+                        aggregation=agg,
+                        score=[aggregate(x, agg) for x in sc["step_scores"]],
+                        prm_tokens=[float(t) for t in sc["prm_tokens"]],
+                        prm_flops=math.nan if prm_each is None else prm_each,
+                    )
+                )
+    return pd.concat(groups, ignore_index=True)
+
+
+def stop_records(grid: Grid, problems: list, by_step: dict, source: str) -> pd.DataFrame:
+    """The early-stopping rows of the grid's stops: each rule replayed on every sampling run in
+    its recorded order, each N the cap, majority and (with best_of_n and vote) the weighted vote
+    per verifier and aggregation."""
+    tables = []
+    for policy in grid.policies:
+        for p in problems:
+            rec = by_step[(policy, str(p.id))]
+            tables.append(sample_table(grid, p, specs.model_label(rec["sample"]["policy"]), rec, source))
+    rows = replay_table(
+        pd.concat(tables, ignore_index=True), grid.n, methods=(), stops=[parse_rule(r) for r in grid.stops]
+    )
+    rows = rows[rows["stop"] != NO_STOP]
+    if "majority" not in grid.methods:
+        rows = rows[rows["method"] != "majority"]
+    return rows.reset_index(drop=True)
 
 
 def spent_flops(by_step: dict) -> float:

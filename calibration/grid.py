@@ -16,6 +16,7 @@ from planner.core import checks
 from planner.core.datasets import dataset_name, load_dataset, stratified
 from planner.core.errors import UserError
 from planner.core.files import read_bounded
+from planner.core.stopping import parse_rule
 from planner.core.vocab import AGGREGATIONS, ENGINES, METHODS, TREE_METHODS
 from planner.executor.factory import check_model, check_verifier
 
@@ -53,6 +54,9 @@ class Grid:
     max_step_tokens: int = 2048
     max_total_tokens: int | None = None
     batch_size: int = 16  # problems per batch (a batch is the unit of work and of resume)
+    # early-stopping rules replayed on the sampling run in its recorded order, each n the cap
+    # (rows with `stop` and `samples_used`; calibration.replay, as `ttsplan import persample --stop`)
+    stops: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -75,7 +79,7 @@ class Grid:
 
     def identity(self) -> dict:
         """The fields that fix every step's inputs: a run may resume under a grid that differs only
-        in what it derives or adds (methods, verifiers, aggregations, N lists, beam widths)."""
+        in what it derives or adds (methods, verifiers, aggregations, N lists, beam widths, stops)."""
         d = self.to_dict()
         keep = (
             "dataset",
@@ -107,6 +111,7 @@ LIST_FIELDS = {
     "n",
     "tree_n",
     "beam_widths",
+    "stops",
 }
 INT_FIELDS = {
     "limit",
@@ -146,11 +151,21 @@ def _int(value: object, where: str, key: str) -> int:
     return checks.integer(value, where, 0 if key == "seed" else 1, HIGH[key])
 
 
+def _rule(text: str, where: str) -> str:
+    """A stopping rule as written canonically ("beta:0.95", "esc:4"); UserError naming `where`."""
+    try:
+        return str(parse_rule(text))
+    except UserError as exc:
+        raise UserError(f"{where}: {str(exc).removeprefix('stop: ')}") from None
+
+
 def _coerce(key: str, value: object, source: str) -> object:
     where = _where(source, key)
     if key in LIST_FIELDS:
         if isinstance(value, (str, int)) and not isinstance(value, bool):
             value = [value]
+        if key == "stops" and isinstance(value, (list, tuple)) and not value:
+            return ()  # no early-stopping rows
         if not isinstance(value, (list, tuple)) or not value:
             raise UserError(f"{where}: must be a non-empty list, got {value!r}")
         if key in ("n", "tree_n", "beam_widths"):
@@ -161,6 +176,8 @@ def _coerce(key: str, value: object, source: str) -> object:
         if not all(isinstance(v, str) and v.strip() for v in value):
             raise UserError(f"{where}: must be a list of names, got {value!r}")
         items = tuple(v.strip() for v in value)
+        if key == "stops":
+            items = tuple(_rule(v, where) for v in items)
         if len(set(items)) != len(items):
             raise UserError(f"{where}: repeated value in {list(items)}")
         return items
@@ -281,6 +298,8 @@ def check_grid(grid: Grid, source: str = "grid", check_models: bool = True) -> G
                     )
                 if n % m:
                     raise UserError(f"{source}: N={n} is not divisible by beam width M={m}")
+    if grid.stops and not any(m in SAMPLE_METHODS for m in grid.methods):
+        raise UserError(f"{source}: stops: early stopping needs majority or best_of_n in methods")
     if grid.stratify is not None and grid.limit is not None and grid.limit > grid.stratify:
         raise UserError(f"{source}: limit {grid.limit} is larger than stratify {grid.stratify}")
     problems(grid, source)  # dataset name, stratify, limit

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calibration.replay import replay_table
+from calibration.replay import STOP_NOTE, replay_table
 from planner.core.errors import UserError
 from planner.core.profiles import SCHEMA, validate_records, write_profile
 from planner.core.scoring import aggregate, answer_key
@@ -538,10 +538,7 @@ def import_persample(
         replay["stops"] = [str(r) for r in rules]
         assumptions = [
             *assumptions,
-            "Early-stopping rows (column stop): the rule replayed on each problem's samples in the file's "
-            "order, n is the cap, samples_used the samples drawn before it stopped, accuracy the "
-            "correctness of the method's own selection over them (one order, not a mean over orders); "
-            "tokens and FLOPs are those of the samples drawn.",
+            STOP_NOTE,
         ]
     meta = _meta(
         name,

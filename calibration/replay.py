@@ -20,7 +20,7 @@ import pandas as pd
 
 from planner.core.errors import UserError
 from planner.core.profiles import NO_STOP, OPTIONAL, SCHEMA, validate_records
-from planner.core.stopping import StopRule, samples_needed
+from planner.core.stopping import NEVER, StopRule, samples_needed
 from planner.core.vocab import difficulty_from_pass1
 from planner.executor.methods.common import majority_vote, weighted_vote
 
@@ -410,13 +410,15 @@ def replay_problem(
     samples columns: answer, correct (0/1 or in [0, 1]), score (verifier score of the whole
     solution; NaN or absent: only majority), optional vote_weight (weight for the weighted
     vote, default score), policy_tokens / prm_tokens / flops (per sample; a row gets k times
-    their mean, the exact expected total of k samples), and the per-problem columns of
-    SAMPLE_CONTEXT. k values above K are skipped.
+    their mean, the exact expected total of k samples), prm_flops (the verifier's FLOPs per
+    sample, added to the scored rows' flops), and the per-problem columns of SAMPLE_CONTEXT.
+    k values above K are skipped.
 
     stops: early-stopping rules; each adds, per k (the cap), a majority row (and a weighted-vote
     row when scored) replayed on the samples in their recorded order (replay_stopping), with
-    `stop`, `samples_used` and the tokens and FLOPs of the samples drawn. With stops every row
-    has the OPTIONAL columns (fixed-N rows: stop "", samples_used NaN).
+    `stop`, `samples_used`, `accuracy_at_cap` (the same selection over the first k samples in
+    the same order, ties broken alike) and the tokens and FLOPs of the samples drawn. With stops
+    every row has the OPTIONAL columns (fixed-N rows: stop "", the others NaN).
     """
     for method in methods:
         if method not in METHODS:
@@ -439,6 +441,7 @@ def replay_problem(
     policy_tok = samples["policy_tokens"] if "policy_tokens" in samples.columns else None
     prm_tok = samples["prm_tokens"] if "prm_tokens" in samples.columns else None
     flops = samples["flops"] if "flops" in samples.columns else None
+    prm_flops = samples["prm_flops"] if "prm_flops" in samples.columns else None
     base = {
         "dataset": ctx["dataset"],
         "problem_id": ctx["problem_id"],
@@ -481,6 +484,8 @@ def replay_problem(
             continue
         scored_row = {**common, "prm": ctx["prm"], "method": "best_of_n", "aggregation": ctx["aggregation"]}
         scored_row["prm_tokens"] = _mean_times(prm_tok, k)
+        if prm_flops is not None:
+            scored_row["flops"] = common["flops"] + _mean_times(prm_flops, k)
         if "best_of_n" in methods:
             acc = best_of_n_expectation(scores, correct, k, answered=[a is not None for a in answers])
             rows.append({**scored_row, "selection": "max", "accuracy": acc})
@@ -490,7 +495,7 @@ def replay_problem(
     if not stops:
         return pd.DataFrame(rows, columns=list(SCHEMA))
     for row in rows:
-        row.update(stop=NO_STOP, samples_used=math.nan)
+        row.update(stop=NO_STOP, samples_used=math.nan, accuracy_at_cap=math.nan)
     for rule in stops:
         for k in sorted({int(k) for k in ks}):
             if k > K:
@@ -511,6 +516,7 @@ def replay_problem(
                     "selection": "vote",
                     "accuracy": right,
                     "samples_used": float(used),
+                    "accuracy_at_cap": replay_stopping(answers, table, k, NEVER, weights)[0],
                     "policy_tokens": _used_sum(policy_tok, used),
                     "flops": _used_sum(flops, used),
                 }
@@ -520,6 +526,8 @@ def replay_problem(
                     row.update(
                         prm=ctx["prm"], aggregation=ctx["aggregation"], prm_tokens=_used_sum(prm_tok, used)
                     )
+                    if prm_flops is not None:
+                        row["flops"] += _used_sum(prm_flops, used)
                 rows.append(row)
     return pd.DataFrame(rows, columns=[*SCHEMA, *OPTIONAL])
 
@@ -551,6 +559,14 @@ def replay_table(
 
 
 # ---------------------------------------------------------------- early stopping
+
+STOP_NOTE = (
+    "Early-stopping rows (column stop): the rule replayed on each problem's samples in their recorded "
+    "order, n is the cap, samples_used the samples drawn before it stopped, accuracy the correctness "
+    "of the method's own selection over them (one order, not a mean over orders), accuracy_at_cap "
+    "that of the same selection over the first n samples in the same order; tokens and FLOPs are "
+    "those of the samples drawn."
+)
 
 
 def replay_stopping(

@@ -12,13 +12,17 @@ CELL = ["policy", "prm", "method", "aggregation", "selection", "n", "beam_width"
 
 
 def cell_table(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: problems, accuracy overall and per bin, mean FLOPs per problem."""
+    """One row per cell: problems, accuracy overall and per bin, mean FLOPs per problem; with
+    early-stopping rows, also the rule (`stop`, "" for fixed N) and the mean samples drawn."""
     df = records.copy()
     df["beam_width"] = df["beam_width"].map(lambda v: "-" if pd.isna(v) else str(int(v)))
-    groups = df.groupby(CELL, sort=True, dropna=False)
+    keys = [*CELL, *(["stop"] if "stop" in df.columns else [])]
+    groups = df.groupby(keys, sort=True, dropna=False)
     out = groups.agg(problems=("accuracy", "size"), accuracy=("accuracy", "mean"), flops=("flops", "mean"))
+    if "stop" in df.columns:
+        out["samples_used"] = groups["samples_used"].mean()
     for b in BINS:
-        out[b] = df[df["difficulty"] == b].groupby(CELL, dropna=False)["accuracy"].mean()
+        out[b] = df[df["difficulty"] == b].groupby(keys, dropna=False)["accuracy"].mean()
     return out.reset_index()
 
 
@@ -49,6 +53,8 @@ def print_summary(outcome) -> None:
     from rich.table import Table
 
     table = Table(title=f"calibration: {outcome.profile}")
+    cells = cell_table(outcome.records)
+    stops = "stop" in cells.columns  # early-stopping rows: N is the cap
     for col in (
         "policy",
         "prm",
@@ -57,12 +63,13 @@ def print_summary(outcome) -> None:
         "sel",
         "N",
         "M",
+        *(("stop", "samples") if stops else ()),
         "acc %",
         *[f"{b} %" for b in BINS],
         "FLOPs",
     ):
         table.add_column(col, justify="right" if col not in ("policy", "prm", "method") else "left")
-    for r in cell_table(outcome.records).itertuples(index=False):
+    for r in cells.itertuples(index=False):
         table.add_row(
             str(r.policy).rsplit("/", 1)[-1],
             str(r.prm).rsplit("/", 1)[-1],
@@ -71,6 +78,11 @@ def print_summary(outcome) -> None:
             str(r.selection),
             str(r.n),
             str(r.beam_width),
+            *(
+                (r.stop or "-", "-" if math.isnan(r.samples_used) else f"{r.samples_used:.2f}")
+                if stops
+                else ()
+            ),
             _pct(r.accuracy),
             *[_pct(getattr(r, b)) for b in BINS],
             f"{r.flops:.3g}",

@@ -30,3 +30,16 @@ def test_run_arms_on_the_fake_engine(tmp_path):
     vs = arms["esc:2"]["vs_one_shot"]
     assert vs["difference"] == 0 and vs["samples_saving"] == 4 and vs["problems"] == 6
     assert vs["wall_per_sample_ratio"] is not None and vs["wall_per_sample_ratio"] > 0
+
+
+def test_settled_from_and_the_correctness_oracle():
+    from bench.stopping_tradeoff import settled_from
+
+    # a leads alone at 1, ties at 2, leads alone from 3 on: settled from 3; right from the first
+    assert settled_from(["a", "b", "a", "a"], {"a": 1.0, "b": 0.0}, None, 4) == (3, 1)
+    # all different: no sole leader at the cap (never settled); wrong from the first sample
+    assert settled_from(["x", "y", "z", "w"], {}, None, 4) == (4, 1)
+    # b leads at 2 (by score), a overtakes at 4: settled only at the cap; right from 1 (a first)
+    assert settled_from(["a", "b", None, "a"], {"a": 1.0}, [0.1, 0.9, 0.5, 0.9], 4) == (4, 1)
+    # the weighted pick is wrong (b) at 2 and 3, right at the cap: the oracle needs all 4
+    assert settled_from(["b", "a", "b", "a"], {"a": 1.0}, [0.3, 0.2, 0.3, 0.9], 4) == (4, 4)

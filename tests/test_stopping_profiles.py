@@ -105,6 +105,7 @@ def test_early_stopping_rows_stay_out_of_fixed_n_cells_and_training(tmp_path, ca
         ({"stop": "beta:2"}, "column 'stop'"),
         ({"samples_used": 9.0}, "column 'samples_used'"),
         ({"samples_used": float("nan")}, "column 'samples_used'"),
+        ({"accuracy_at_cap": 1.5}, "column 'accuracy_at_cap'"),
         ({"method": "cot", "n": 1, "selection": "none"}, "column 'stop'"),
     ],
 )

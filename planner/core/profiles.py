@@ -54,8 +54,10 @@ SCHEMA: dict[str, str] = {
 
 # Optional columns (absent from profiles written before them; a table loaded by load_profiles
 # always has them): an early-stopping cell names its rule in `stop` ("beta:0.95", "esc:4"; "" for
-# a fixed-N cell), `n` is its cap and `samples_used` the mean samples it drew per problem.
-OPTIONAL: dict[str, str] = {"stop": "str", "samples_used": "float64"}
+# a fixed-N cell), `n` is its cap and `samples_used` the mean samples it drew per problem;
+# `accuracy_at_cap` the same method at the cap on the same samples in the same order (what the
+# rule changed; NaN where not recorded: profiles written before it, fixed-N cells).
+OPTIONAL: dict[str, str] = {"stop": "str", "samples_used": "float64", "accuracy_at_cap": "float64"}
 NO_STOP = ""
 
 # Allowed values of the categorical columns.
@@ -169,7 +171,8 @@ def _check_range(df: pd.DataFrame, col: str, where: str, lo: float, hi: float, a
 def validate_records(df: pd.DataFrame, where: str = "records") -> pd.DataFrame:
     """Check a records table against `SCHEMA` and return a copy with the schema's dtypes.
 
-    Columns come out in schema order, then the OPTIONAL ones that are present (both or neither);
+    Columns come out in schema order, then the OPTIONAL ones when `stop` and `samples_used` are
+    present (both or neither; accuracy_at_cap NaN when absent);
     extra columns are kept after them. Raises UserError
     naming `where` and the column for a missing column, a wrong type, an out-of-range value
     or a value not allowed.
@@ -189,12 +192,19 @@ def validate_records(df: pd.DataFrame, where: str = "records") -> pd.DataFrame:
         else:
             out[col] = _coerce_int(series, col, where, nullable=dtype == "Int64")
     present = [c for c in OPTIONAL if c in df.columns]
-    if len(present) == 1:
-        missing = next(c for c in OPTIONAL if c not in present)
+    pair = [c for c in ("stop", "samples_used") if c in present]
+    if present and len(pair) < 2:
+        missing = next(c for c in ("stop", "samples_used") if c not in present)
         raise UserError(f"{where}: column '{missing}' is missing (it comes with '{present[0]}')")
     if present:
         out["stop"] = _coerce_str(df["stop"].reset_index(drop=True), "stop", where)
         out["samples_used"] = _coerce_float(df["samples_used"].reset_index(drop=True), "samples_used", where)
+        if "accuracy_at_cap" in df.columns:
+            out["accuracy_at_cap"] = _coerce_float(
+                df["accuracy_at_cap"].reset_index(drop=True), "accuracy_at_cap", where
+            )
+        else:
+            out["accuracy_at_cap"] = pd.Series(np.nan, index=out["stop"].index, dtype="float64")
     extras = [c for c in df.columns if c not in SCHEMA and c not in OPTIONAL]
     for col in extras:
         out[col] = df[col].reset_index(drop=True)
@@ -234,6 +244,7 @@ def _check_stopping(df: pd.DataFrame, where: str) -> None:
         except UserError as exc:
             raise UserError(f"{where}: column 'stop' (row {row}): {exc}") from None
     used = df["samples_used"].astype("float64")
+    at_cap = df["accuracy_at_cap"].astype("float64")
     n = pd.to_numeric(df["n"]).astype("float64")
     rules = [
         (stop & ~df["method"].isin(("majority", "best_of_n")), "stop", "is for majority and best_of_n only"),
@@ -241,6 +252,8 @@ def _check_stopping(df: pd.DataFrame, where: str) -> None:
         (stop & n.isna(), "n", "must give the cap of an early-stopping row"),
         (stop & (~(used >= 1) | (used > n)), "samples_used", "must be in [1, n] with a stop rule"),
         (~stop & used.notna(), "samples_used", "must be empty without a stop rule"),
+        (~(at_cap.isna() | ((at_cap >= 0) & (at_cap <= 1))), "accuracy_at_cap", "must be in [0, 1]"),
+        (~stop & at_cap.notna(), "accuracy_at_cap", "must be empty without a stop rule"),
     ]
     for mask, col, message in rules:
         mask = mask.fillna(False).astype(bool)
@@ -415,6 +428,7 @@ def load_profiles(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
             profile=pd.Series([], dtype="str"),
             stop=pd.Series([], dtype="str"),
             samples_used=pd.Series([], dtype="float64"),
+            accuracy_at_cap=pd.Series([], dtype="float64"),
         )
     names = [f["profile"].iloc[0] for f in frames if len(f)]
     if len(set(names)) != len(names):
@@ -423,7 +437,8 @@ def load_profiles(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out["profile"] = out["profile"].astype("str")
     out["stop"] = out["stop"].fillna(NO_STOP).astype("str") if "stop" in out else NO_STOP
-    out["samples_used"] = out["samples_used"].astype("float64") if "samples_used" in out else np.nan
+    for col in ("samples_used", "accuracy_at_cap"):
+        out[col] = out[col].astype("float64") if col in out else np.nan
     return out
 
 

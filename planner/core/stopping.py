@@ -65,6 +65,9 @@ class StopRule:
         return 1.0 - float(betainc(v1 + 1, v2 + 1, 0.5)) >= self.value
 
 
+NEVER = StopRule("esc", 1024)  # never stops before a cap of at most 1024: the method at the cap
+
+
 def parse_rule(text: str) -> StopRule:
     """`beta:0.95` or `esc:8` -> StopRule; UserError naming `stop` otherwise."""
     kind, sep, value = str(text).strip().partition(":")

@@ -357,6 +357,11 @@ def plan_record(row: pd.Series, hardware: bool) -> dict:
     if isinstance(stop, str) and stop:  # an adaptive candidate: n is its cap
         out["stop"] = stop
         out["expected_samples"] = float(row["expected_samples"])
+        basis = row.get("stop_basis")
+        out["stop_basis"] = basis if isinstance(basis, str) else "predicted"
+        if out["stop_basis"] == "measured":  # replayed on the profile's samples (plan/stopping.py)
+            out["measured_accuracy"] = float(row["measured_accuracy"])
+            out["measured_problems"] = int(row["measured_problems"])
     if hardware:
         out["seconds_per_problem"] = float(row["seconds_per_problem"])
         dollars = row["dollars_per_problem"]
@@ -378,6 +383,9 @@ RECORD_COLUMNS = (
     "dollars_per_problem",
     "stop",
     "expected_samples",
+    "stop_basis",
+    "measured_accuracy",
+    "measured_problems",
 )
 
 

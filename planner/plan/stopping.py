@@ -6,7 +6,12 @@ Expected samples come from planner.predict.stopping (the model's simulated stopp
 accuracy is the predictor's own prediction of the same method at the cap plus the rule's simulated
 change against the cap (same simulated problems with and without the rule), so an adaptive
 candidate never outranks its fixed-N twin by Monte Carlo noise; its interval is the twin's,
-shifted by that change. Cost: the FLOPs (and seconds) of majority at the expected number of samples, by linear
+shifted by that change. Where the profile replayed the rule at that cap on the policy's recorded
+samples (`ttsplan calibrate --stop`, `ttsplan import persample --stop`; the predictor's
+measured_stop, for the bin asked), both come from those rows instead (`stop_basis` "measured"):
+the mean samples_used, and the replayed accuracy's change against the fixed-N replay at the cap
+on the same problems; the candidate also carries the replayed accuracy itself
+(`measured_accuracy`). Cost: the FLOPs (and seconds) of majority at the expected number of samples, by linear
 interpolation between the cost model's majority@1 and majority@2 (one prompt, then each sample's
 generation, and for Best-of-N its scoring; the rounds' repeated prompts hit the prefix cache). Budget: a budget in samples
 limits the cap (a problem may draw all of it); a budget in FLOPs or seconds limits the expected
@@ -78,8 +83,14 @@ def stopping_candidates(model: object, request, by_name: dict, dataset: str, dif
                 for cap in caps:
                     if rule.round_size > cap:
                         continue
-                    b = None if difficulty == "all" else difficulty
-                    r = predict_stopping(problem_model, rule, cap, bin=b, interval=False, **scored)
+                    found = _measured(
+                        model, name, dataset, method, prm, aggregation, str(rule), cap, difficulty
+                    )
+                    if found is None:
+                        b = None if difficulty == "all" else difficulty
+                        r = predict_stopping(problem_model, rule, cap, bin=b, interval=False, **scored)
+                    else:
+                        r = {"samples": found["samples_used"], "change": found["accuracy"] - found["at_cap"]}
                     twin = twins.loc[cap]
                     row = {
                         "policy": name,
@@ -98,6 +109,9 @@ def stopping_candidates(model: object, request, by_name: dict, dataset: str, dif
                         "accuracy_high": min(max(float(twin["accuracy_high"]) + r["change"], 0.0), 1.0),
                         "in_calibrated_range": bool(twin["in_calibrated_range"]),
                         "extrapolated": bool(twin["extrapolated"]) or cap > sampled,
+                        "stop_basis": "predicted" if found is None else "measured",
+                        "measured_accuracy": float("nan") if found is None else found["accuracy"],
+                        "measured_problems": 0 if found is None else found["problems"],
                     }
                     for col in ("flops_per_problem", "seconds_per_problem", "dollars_per_problem"):
                         if col in unit:
@@ -111,10 +125,24 @@ def stopping_candidates(model: object, request, by_name: dict, dataset: str, dif
     return out[out[column].to_numpy(dtype=float) <= budget.value].reset_index(drop=True)
 
 
+def _measured(model, policy, dataset, method, prm, aggregation, stop, cap, difficulty) -> dict | None:
+    """The replayed cell of this candidate when the model has one (with its fixed-N twin)."""
+    if not hasattr(model, "measured_stop"):
+        return None
+    return model.measured_stop(policy, dataset, method, prm, aggregation, stop, cap, difficulty)
+
+
 def describe(rec: dict) -> str:
-    """ "adaptive majority cap 16, beta:0.95 (E[samples] 10.4)" for a plan record with a rule."""
+    """ "adaptive majority cap 16, beta:0.95 (mean 10.4 samples, predicted)" for a plan record with
+    a rule; "measured 64.0% of 100" (the replayed accuracy over its problems) where the samples and
+    the change come from a replay."""
     what = "majority" if rec["method"] == "majority" else f"best_of_n {rec['aggregation']}/vote"
-    return f"adaptive {what} cap {rec['n']}, {rec['stop']} (mean {rec['expected_samples']:.1f} samples)"
+    basis = "predicted"
+    if rec.get("stop_basis") == "measured":
+        basis = f"measured {100 * rec['measured_accuracy']:.1f}% of {rec['measured_problems']}"
+    return (
+        f"adaptive {what} cap {rec['n']}, {rec['stop']} (mean {rec['expected_samples']:.1f} samples, {basis})"
+    )
 
 
 def has_rule(row) -> bool:

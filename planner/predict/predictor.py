@@ -19,6 +19,9 @@ elsewhere; the same `assess(rows)` interface as planner.predict.regressor.
   published cells, and tree methods with a correction; intervals from the held-out transfer
   error; rows it cannot answer (a verifier nothing measured, a tree method without correction)
   stay with the regressor, marked out of the calibrated range;
+- early stopping: `measured_stop` gives a calibrated policy's replayed early-stopping cell (the
+  profile's rows with a rule, kept by ttsplan fit), which planner.plan.stopping prefers to the
+  simulation;
 - everything else (cot of calibrated policies, verifiers without scores): the regressor; a
   sampling or tree row of a calibrated policy that its samples do not cover (a verifier that
   never scored them) is marked out of the calibrated range, so the plan's ranking rule does not
@@ -37,6 +40,7 @@ from planner.predict.features import Column
 from planner.predict.pass1 import SAMPLED, as_pass1, set_where
 from planner.predict.scaling import ProblemModel
 from planner.predict.scalingfit import TABLE_N, apply_tree, check_doc, widen
+from planner.predict.stopping import MEASURED_KEYS
 from planner.predict.transfer import TransferModel, transfer_interval
 
 SOURCES = ("regressor", "per-problem model", "transferred model")  # what answered a row
@@ -53,6 +57,7 @@ class ScalingPredictor:
         self._table: dict[tuple, tuple[float, float, float]] = {}
         self._sets: dict[tuple[str, str], dict] = {}
         self._tree: dict[tuple, dict] = {}
+        self._stops: dict[tuple, dict] = {}
         self._models: dict[tuple[str, str], ProblemModel] = {}
         self._memo: dict[tuple[str, str], _Memo] = {}
         self._lock = threading.Lock()  # ttsplan serve plans from several threads
@@ -67,6 +72,8 @@ class ScalingPredictor:
                 self._table[(*pd_key, method, prm, agg, sel, b, int(n))] = (acc, low, high)
             for t in e["tree"]:
                 self._tree[(*pd_key, t["method"], t["prm"])] = t
+            for c in e.get("stopping", []):
+                self._stops[(*pd_key, *(c[k] for k in MEASURED_KEYS), c["bin"])] = c
 
     @property
     def calibrated(self) -> list[tuple[str, str]]:
@@ -80,6 +87,22 @@ class ScalingPredictor:
         if key not in self._sets:
             return None
         return self._model(key), int(self._sets[key]["samples_per_problem"])
+
+    def measured_stop(
+        self,
+        policy: str,
+        dataset: str,
+        method: str,
+        prm: str,
+        aggregation: str,
+        stop: str,
+        cap: int,
+        bin: str,
+    ) -> dict | None:
+        """The replayed early-stopping cell of this configuration (planner.predict.stopping
+        .measured_stops: accuracy, samples_used, at_cap, problems), else None."""
+        key = (str(policy), str(dataset).partition(":")[0], method, prm, aggregation, stop, int(cap), bin)
+        return self._stops.get(key)
 
     def _model(self, key: tuple[str, str]) -> ProblemModel:
         if key not in self._models:

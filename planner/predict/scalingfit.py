@@ -7,7 +7,8 @@ thousands of candidates in milliseconds from the table; other N are computed whe
 (planner.predict.predictor). Beam search and DVTS: a correction on the logit scale to the
 Best-of-N prediction at the same N, verifier and aggregation, learned from the profile's
 measured tree cells of that policy and verifier (mean and spread of logit(measured) -
-logit(Best-of-N predicted)).
+logit(Best-of-N predicted)). Early stopping: the profile's replayed rows with a rule (`stop`),
+as cells (planner.predict.stopping.measured_stops), which the planner prefers to simulation.
 
 The result is one plain JSON document (no pickle).
 """
@@ -30,6 +31,7 @@ from planner.core.errors import UserError
 from planner.core.vocab import TREE_METHODS
 from planner.predict.samples import SampleSet, profile_sample_sets
 from planner.predict.scaling import SCORE_PREFIX, ProblemModel
+from planner.predict.stopping import measured_stops
 
 DOC_FORMAT = "ttsplan-scaling"
 DOC_VERSION = 1
@@ -179,6 +181,7 @@ def _start_set(s: SampleSet, records: pd.DataFrame, n_boot: int, seed: int, ns, 
         "model": model.to_dict(),
         "table": table,
         "tree": tree_corrections(model, tree_cells(records, s.policy, s.dataset)),
+        "stopping": measured_stops(records, s.policy, s.dataset),
     }
     return entry, started
 
@@ -187,7 +190,8 @@ def _finish(entry: dict, started: float) -> dict:
     if entry["table"] and not isinstance(entry["table"][0], list):  # the pool's curves
         entry["table"] = [row for part in entry["table"] for row in part.result()]
     entry["fit_seconds"] = round(time.perf_counter() - started, 2)
-    return {k: entry[k] for k in (*list(entry)[:6], "table", "tree", "fit_seconds")}
+    keys = (*list(entry)[:6], "table", "tree", *(["stopping"] if entry["stopping"] else []), "fit_seconds")
+    return {k: entry[k] for k in keys}  # no "stopping" key without replayed rows: documents as before
 
 
 def fit_scaling(

@@ -8,20 +8,24 @@ beta:C after each sample, esc:W after each window, the last round cut at the cap
 the majority of the samples drawn (ties split evenly, as the model's fixed-N majority). Returns
 the expected accuracy and the expected number of samples; a bootstrap over the model's refits
 gives their 80% intervals. Seeded Monte Carlo.
+
+measured_stops turns a profile's replayed early-stopping rows into cells (ttsplan fit keeps them
+in the scaling document; the planner prefers them to the simulation where they exist).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.special import betainc
 
 from planner.core.errors import UserError
-from planner.core.stopping import StopRule
+from planner.core.profiles import NO_STOP, static_rows
+from planner.core.stopping import NEVER, StopRule
 from planner.predict.scaling import LEVEL, ProblemModel, _category_probs, _draw_p, _posterior_mix, _to_score
 
 SIMS = 8000  # simulated problems for the point estimate
 BOOT_SIMS = 1000  # for each bootstrap refit
-NEVER = StopRule("esc", 1024)  # a rule that never stops before a cap of at most 1024
 MAX_DRAWS = 2**23  # simulated problems x cap: fewer problems at large caps
 
 
@@ -245,4 +249,53 @@ def probe_posterior(model: ProblemModel, k: int, *, sims: int = PROBE_SIMS) -> d
             "pass1": float(m),
             "bins": {"easy": float(e), "medium": float(1 - e - h), "hard": float(h)},
         }
+    return out
+
+
+# ---------------------------------------------------------------- measured (replayed) cells
+
+MEASURED_KEYS = ("method", "prm", "aggregation", "stop", "n")
+
+
+def measured_stops(records: pd.DataFrame, policy: str, dataset: str) -> list[dict]:
+    """The early-stopping rows of one (policy, dataset) (a replay: `ttsplan calibrate --stop`,
+    `ttsplan import persample --stop`) as cells: per method, verifier, aggregation, rule and cap,
+    over all its problems ("all") and per difficulty bin, the mean accuracy and samples_used and
+    `at_cap`: the same selection at the cap in the same order (the rows' accuracy_at_cap, so the
+    difference is the rule's alone), else (rows written before that column) the fixed-N row at the
+    cap on the same problems (its weighted-vote row for Best-of-N). A row with neither is left out."""
+    if "stop" not in records.columns:
+        return []
+    mine = records[(records["policy"] == policy) & (records["dataset"] == dataset)]
+    stop = mine[mine["stop"].fillna(NO_STOP).astype(str) != NO_STOP]
+    if stop.empty:
+        return []
+    fixed = static_rows(mine)
+    fixed = fixed[fixed["method"].isin(["majority", "best_of_n"]) & (fixed["selection"] == "vote")]
+    twin = fixed[["problem_id", "method", "prm", "aggregation", "n", "accuracy"]].rename(
+        columns={"accuracy": "at_cap"}
+    )
+    both = stop.merge(twin, on=["problem_id", "method", "prm", "aggregation", "n"], how="left")
+    if "accuracy_at_cap" in both.columns:
+        both["at_cap"] = both["accuracy_at_cap"].astype("float64").fillna(both["at_cap"])
+    both = both[both["at_cap"].notna()]
+    out = []
+    for b, part in [("all", both), *both.groupby("difficulty", sort=True, observed=True)]:
+        g = part.groupby(list(MEASURED_KEYS), sort=True)
+        cells = g.agg(
+            problems=("problem_id", "nunique"),
+            accuracy=("accuracy", "mean"),
+            samples_used=("samples_used", "mean"),
+            at_cap=("at_cap", "mean"),
+        ).reset_index()
+        for row in cells.to_dict("records"):
+            out.append(
+                {
+                    **{k: row[k] for k in MEASURED_KEYS},
+                    "n": int(row["n"]),
+                    "bin": str(b),
+                    "problems": int(row["problems"]),
+                    **{k: float(row[k]) for k in ("accuracy", "samples_used", "at_cap")},
+                }
+            )
     return out
