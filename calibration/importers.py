@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from calibration.extrapolate import check_ks, extrapolated_rows
 from calibration.replay import STOP_NOTE, replay_table
 from planner.core.errors import UserError
-from planner.core.profiles import SCHEMA, validate_records, write_profile
+from planner.core.profiles import BASIS, MEASURED, NO_STOP, SCHEMA, validate_records, write_profile
 from planner.core.scoring import aggregate, answer_key
 from planner.core.stopping import parse_rule
 from planner.core.vocab import AGGREGATIONS
@@ -490,6 +491,13 @@ def vote_keys(answers: pd.Series) -> list[str | None]:
     return out
 
 
+EXTRAPOLATION_NOTE = (
+    "Rows with basis 'extrapolated' (N above the samples per problem) are predictions of the "
+    "per-problem model fitted on the file's samples (calibration/extrapolate.py), not measurements; "
+    "the regressor does not train on them."
+)
+
+
 def import_persample(
     path: Path,
     *,
@@ -532,8 +540,16 @@ def import_persample(
         samples["vote_weight"] = _sigmoid(samples["score"].to_numpy(dtype="float64"))
     k_max = int(samples.groupby("problem_id").size().max())
     ks = list(ks) if ks else list(range(1, k_max + 1))
-    records = replay_table(samples, ks, stops=rules)
+    check_ks(ks)
+    records = replay_table(samples, [k for k in ks if k <= k_max], stops=rules)
     replay = {"ks": ks, "samples_per_problem": k_max, "problems": int(samples["problem_id"].nunique())}
+    beyond = extrapolated_rows(samples, ks)  # N above the samples per problem: the per-problem model
+    if len(beyond):
+        if "stop" in records:  # fixed-N rows among early-stopping ones
+            beyond = beyond.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan)
+        records = pd.concat([records.assign(**{BASIS: MEASURED}), beyond], ignore_index=True)
+        replay["extrapolated_ks"] = sorted({int(k) for k in beyond["n"]})
+        assumptions = [*assumptions, EXTRAPOLATION_NOTE]
     if rules:
         replay["stops"] = [str(r) for r in rules]
         assumptions = [

@@ -307,3 +307,75 @@ def test_persample_without_scores_gives_majority_rows_alone(tmp_path):
     maj1 = records[records["n"] == 1].set_index("problem_id")["accuracy"]
     correct = df.assign(c=df["correct"].astype(int)).groupby("idx")["c"].mean()
     assert sorted(maj1.round(6)) == sorted(correct.round(6))  # majority@1 is pass@1 per problem
+
+
+QWEN_SAMPLES = PUBLISHED_DIR / "persample_qwen25math_math100_8samples_rmscores.csv"
+
+
+def test_persample_ks_above_the_samples_are_extrapolated_and_marked(tmp_path):
+    """N above the 8 samples per problem: rows from the per-problem model, basis "extrapolated";
+    the replayed rows are those of an import without them, and no measured-cell use sees them."""
+    from planner.core.profiles import static_rows
+    from planner.predict.features import prepare_training
+
+    plain, _ = importers.import_persample(
+        QWEN_SAMPLES, name="q", dataset="math100", prm="Qwen2.5-Math-RM-72B", ks=[4, 8]
+    )
+    records, meta = importers.import_persample(
+        QWEN_SAMPLES, name="q", dataset="math100", prm="Qwen2.5-Math-RM-72B", ks=[4, 8, 32, 128]
+    )
+    assert meta["replay"]["extrapolated_ks"] == [32, 128]
+    measured = records[records["basis"] == "measured"].drop(columns="basis").reset_index(drop=True)
+    pd.testing.assert_frame_equal(measured, plain)
+    extra = records[records["basis"] == "extrapolated"]
+    assert set(extra["n"]) == {32, 128} and (extra["problem_id"] == "").all()
+    assert {(m, s) for m, s in zip(extra["method"], extra["selection"], strict=True)} == {
+        ("majority", "vote"),
+        ("best_of_n", "max"),
+        ("best_of_n", "vote"),
+    }
+    every = extra[extra["difficulty"] == "all"].set_index(["method", "selection", "n"])["accuracy"]
+    at8 = plain[plain["n"] == 8].groupby(["method", "selection"])["accuracy"].mean()
+    for (method, selection), acc in at8.items():
+        # the file: majority@8 92.5%, Best-of-N@8 94.0%; more samples move them by a few points at most
+        assert abs(every[(method, selection, 32)] - acc) < 0.05
+    assert (extra["note"].str.contains("prediction")).all()
+    assert len(static_rows(records)) == len(plain)
+    _, dropped = prepare_training(records.assign(policy="Qwen/Qwen2.5-Math-7B-Instruct"))
+    assert dropped.get("extrapolated (a per-problem model's prediction)") == len(extra)
+
+
+def test_persample_extrapolation_without_scores_is_majority_alone_and_bounded(tmp_path):
+    df = pd.read_csv(QWEN_SAMPLES, dtype=str, keep_default_na=False).drop(columns=["rm_score"])
+    path = tmp_path / "noscore.csv"
+    df.to_csv(path, index=False)
+    records, _ = importers.import_persample(path, name="n", dataset="math100", ks=[8, 16])
+    extra = records[records["basis"] == "extrapolated"]
+    assert len(extra) and set(extra["method"]) == {"majority"}
+    with pytest.raises(UserError, match=r"^ks: 4096 is outside 1\.\.1024"):
+        importers.import_persample(path, name="n", dataset="math100", ks=[8, 4096])
+    one = df[df.groupby("idx").cumcount() == 0]  # one sample per problem: nothing to fit
+    one.to_csv(tmp_path / "one.csv", index=False)
+    with pytest.raises(UserError, match="at least 2 samples per problem"):
+        importers.import_persample(tmp_path / "one.csv", name="n", dataset="math100", ks=[1, 4])
+
+
+def test_persample_cli_refuses_n_beyond_extrapolation(tmp_path, capsys):
+    out = tmp_path / "p"
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "import",
+                "persample",
+                str(QWEN_SAMPLES),
+                "--out",
+                str(out),
+                "--dataset",
+                "math100",
+                "--ks",
+                "8,2048",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error: --ks: 2048 is outside") and err.count("\n") == 1
+    assert not out.exists()

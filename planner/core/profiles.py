@@ -59,6 +59,9 @@ SCHEMA: dict[str, str] = {
 # rule changed; NaN where not recorded: profiles written before it, fixed-N cells).
 OPTIONAL: dict[str, str] = {"stop": "str", "samples_used": "float64", "accuracy_at_cap": "float64"}
 NO_STOP = ""
+# Extra column of rows that are not measurements: "extrapolated" for N above the samples per
+# problem (calibration/extrapolate.py), "measured" for the replayed rows beside them.
+BASIS, MEASURED, EXTRAPOLATED = "basis", "measured", "extrapolated"
 
 # Allowed values of the categorical columns.
 UNSTATED = "unstated"  # a published cell whose method, N or policy the source does not state
@@ -263,10 +266,13 @@ def _check_stopping(df: pd.DataFrame, where: str) -> None:
 
 
 def static_rows(records: pd.DataFrame) -> pd.DataFrame:
-    """The fixed-N rows of a records table (early-stopping rows left out)."""
-    if "stop" not in records.columns:
-        return records
-    return records[records["stop"].fillna(NO_STOP).astype(str) == NO_STOP]
+    """The measured fixed-N rows of a records table (early-stopping and extrapolated rows left out)."""
+    keep = np.ones(len(records), dtype=bool)
+    if "stop" in records.columns:
+        keep &= (records["stop"].fillna(NO_STOP).astype(str) == NO_STOP).to_numpy()
+    if BASIS in records.columns:
+        keep &= records[BASIS].astype(object).to_numpy() != EXTRAPOLATED
+    return records if keep.all() else records[keep]
 
 
 def _check_methods(df: pd.DataFrame, where: str) -> None:

@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from planner.core.errors import UserError
-from planner.core.profiles import UNSTATED
+from planner.core.profiles import BASIS, EXTRAPOLATED, UNSTATED
 from planner.core.vocab import (
     BINS,
     METHODS,
@@ -390,6 +390,8 @@ def prepare_training(
 
     if "stop" in rows:
         drop(rows["stop"].fillna("").astype(str) != "", "early stopping (samples_used, not a fixed N)")
+    if BASIS in rows:
+        drop(rows[BASIS].astype(object) == EXTRAPOLATED, "extrapolated (a per-problem model's prediction)")
     drop(~rows["method"].isin(METHODS), "method unstated or unknown")
     drop(pd.to_numeric(rows["n"], errors="coerce").isna(), "N unstated")
     drop(pd.to_numeric(rows["accuracy"], errors="coerce").isna(), "accuracy missing")
