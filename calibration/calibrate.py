@@ -395,6 +395,7 @@ def derive(grid: Grid, out: Path, source: str) -> tuple[pd.DataFrame, pd.DataFra
 def load_grid(out: Path) -> Grid:
     """The grid a calibration folder was run with (its grid.json)."""
     data = json.loads((Path(out) / GRID_FILE).read_text(encoding="utf-8"))
+    data.setdefault("n_max", 0)  # a grid stored before n_max existed derives what it did: no extrapolation
     return Grid(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 

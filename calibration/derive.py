@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from calibration.extrapolate import extrapolated_rows
 from calibration.grid import Grid
 from calibration.replay import (
     best_of_n_expectation,
@@ -22,7 +23,7 @@ from calibration.replay import (
     replay_table,
     weighted_vote_expectation,
 )
-from planner.core.profiles import NO_STOP, OPTIONAL, SCHEMA, validate_records
+from planner.core.profiles import BASIS, MEASURED, NO_STOP, OPTIONAL, SCHEMA, validate_records
 from planner.core.scoring import aggregate, answer_key
 from planner.core.stopping import parse_rule
 from planner.core.vocab import difficulty_from_pass1
@@ -283,14 +284,47 @@ def build_records(
             name = specs.model_label(rec["sample"]["policy"])
             rows += rows_for_problem(grid, p, name, rec, diff[(name, str(p.id))], source)
     frame = pd.DataFrame(rows, columns=list(SCHEMA))
-    if not grid.stops:
-        return validate_records(frame, "calibration")
-    frame = frame.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan)
-    stops = stop_records(grid, problems, by_step, source)
-    stops = stops.drop(columns=["pass1", "difficulty"]).merge(
-        frame[["policy", "problem_id", "pass1", "difficulty"]].drop_duplicates(), on=["policy", "problem_id"]
-    )  # the bin of the run's other rows (pass@1 of the first K samples), not of all samples
-    return validate_records(pd.concat([frame, stops[[*SCHEMA, *OPTIONAL]]], ignore_index=True), "calibration")
+    extra = extrapolated_records(grid, problems, by_step, source)
+    if grid.stops:
+        frame = frame.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan)
+        stops = stop_records(grid, problems, by_step, source)
+        stops = stops.drop(columns=["pass1", "difficulty"]).merge(
+            frame[["policy", "problem_id", "pass1", "difficulty"]].drop_duplicates(),
+            on=["policy", "problem_id"],
+        )  # the bin of the run's other rows (pass@1 of the first K samples), not of all samples
+        frame = pd.concat([frame, stops[[*SCHEMA, *OPTIONAL]]], ignore_index=True)
+        extra = (
+            extra.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan) if len(extra) else extra
+        )
+    if len(extra):
+        frame = pd.concat([frame.assign(**{BASIS: MEASURED}), extra], ignore_index=True)
+    return validate_records(frame, "calibration")
+
+
+def extrapolated_records(grid: Grid, problems: list, by_step: dict, source: str) -> pd.DataFrame:
+    """Majority and Best-of-N (max, weighted vote) at the grid's extrapolated N, per policy and
+    verifier x aggregation: the per-problem model fitted on the sampling run (calibration.extrapolate)."""
+    if not grid.extrapolated_n:
+        return pd.DataFrame()
+    parts = []
+    for policy in grid.policies:
+        tables = []
+        for p in problems:
+            rec = by_step[(policy, str(p.id))]
+            tables.append(sample_table(grid, p, specs.model_label(rec["sample"]["policy"]), rec, source))
+        samples = pd.concat(tables, ignore_index=True)
+        for (prm, _), group in samples.groupby(["prm", "aggregation"], sort=True):
+            rows = extrapolated_rows(group.reset_index(drop=True), grid.extrapolated_n)
+            if rows.empty:
+                continue
+            keep = rows["method"].isin(["majority"] if prm == "none" else ["best_of_n"])
+            if "majority" not in grid.methods:
+                keep &= rows["method"] != "majority"
+            if "best_of_n" not in grid.methods:
+                keep &= rows["method"] != "best_of_n"
+            keep &= rows["selection"].isin([*grid.selections, "vote"] if prm == "none" else grid.selections)
+            parts.append(rows[keep])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def sample_table(grid: Grid, p, policy: str, rec: dict[str, dict], source: str) -> pd.DataFrame:

@@ -57,6 +57,9 @@ class Grid:
     # early-stopping rules replayed on the sampling run in its recorded order, each n the cap
     # (rows with `stop` and `samples_used`; calibration.replay, as `ttsplan import persample --stop`)
     stops: tuple[str, ...] = ()
+    # majority and Best-of-N past the sampled N: rows at N = 2^j above max(n) up to n_max from
+    # the per-problem model fitted on the sampling run (basis "extrapolated"); 0: none
+    n_max: int = 256
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -68,6 +71,14 @@ class Grid:
         """Samples per problem in the one sampling run: the largest N, at least K."""
         wanted = [max(self.n)] if any(m in SAMPLE_METHODS for m in self.methods) else []
         return max([*wanted, self.difficulty_samples])
+
+    @property
+    def extrapolated_n(self) -> tuple[int, ...]:
+        """N values the derived profile extrapolates to (powers of two above the sampled N)."""
+        if not any(m in SAMPLE_METHODS for m in self.methods):
+            return ()
+        top = max(self.n)
+        return tuple(2**j for j in range(1, 11) if top < 2**j <= self.n_max)
 
     @property
     def tree_ns(self) -> tuple[int, ...]:
@@ -114,6 +125,7 @@ LIST_FIELDS = {
     "stops",
 }
 INT_FIELDS = {
+    "n_max",
     "limit",
     "stratify",
     "difficulty_samples",
@@ -132,6 +144,7 @@ HIGH = {
     "tree_n": checks.MAX_N,
     "beam_widths": checks.MAX_N,
     "difficulty_samples": checks.MAX_N,
+    "n_max": 1024,  # the per-problem model's N_MAX
     "limit": checks.MAX_PROBLEMS,
     "stratify": checks.MAX_PROBLEMS,
     "batch_size": checks.MAX_PROBLEMS,
@@ -148,7 +161,7 @@ def _where(source: str, key: str) -> str:
 
 
 def _int(value: object, where: str, key: str) -> int:
-    return checks.integer(value, where, 0 if key == "seed" else 1, HIGH[key])
+    return checks.integer(value, where, 0 if key in ("seed", "n_max") else 1, HIGH[key])
 
 
 def _rule(text: str, where: str) -> str:

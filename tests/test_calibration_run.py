@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from calibration.grid import Grid
 from planner.core.config import MethodConfig
 from planner.core.datasets import load_dataset
 from planner.core.errors import UserError
+from planner.core.profiles import static_rows
 from planner.executor.base import Completion, Generation
 from planner.executor.grading import is_equivalent
 from planner.executor.methods import best_of_n, majority
@@ -63,7 +65,7 @@ def step_records(out) -> dict:
 
 
 def test_profile_has_every_cell_and_difficulty_from_the_first_k_samples(reference):
-    rec = reference.records
+    rec = static_rows(reference.records)  # the measured rows (extrapolated ones: below)
     assert set(rec["method"]) == {"cot", "majority", "best_of_n", "beam", "dvts"}
     bon = rec[rec["method"] == "best_of_n"]
     assert len(bon) == 6 * 3 * 2 * 2  # problems x N x aggregations x selections
@@ -247,3 +249,31 @@ def test_quantile_levels_split_problems_evenly_by_pass1(tmp_path):
     assert (by_level.min().to_numpy()[:-1] >= by_level.max().to_numpy()[1:]).all()  # 1 easiest ... 5 hardest
     saved = pd.read_csv(tmp_path / "p" / "difficulty.csv")
     assert list(saved["quantile_level"]) == list(got["quantile_level"])
+
+
+def test_profile_extrapolates_sampling_methods_to_n_max(reference, tmp_path):
+    """N above the 4 sampled, to the grid's n_max (256): aggregate rows from the per-problem
+    model marked extrapolated; a stored grid without n_max (written before it) derives none."""
+    from calibration.calibrate import GRID_FILE, load_grid, rebuild
+
+    rec = reference.records
+    extra = rec[rec["basis"] == "extrapolated"]
+    assert set(rec["basis"]) == {"measured", "extrapolated"}
+    assert set(extra["n"]) == {8, 16, 32, 64, 128, 256} and (extra["problem_id"] == "").all()
+    assert set(extra["method"]) == {"majority", "best_of_n"} and "all" in set(extra["difficulty"])
+    bon = extra[(extra["method"] == "best_of_n") & (extra["difficulty"] == "all")]
+    assert set(zip(bon["aggregation"], bon["selection"], strict=True)) == {
+        (a, s) for a in ("last", "min") for s in ("max", "vote")
+    }
+    assert set(bon.loc[bon["selection"] == "vote", "n"]) == {8, 16, 32, 64}  # the vote is simulated to 64
+    assert extra["accuracy"].between(0, 1).all() and (bon["n_problems"] == 6).all()
+    maj = extra[(extra["method"] == "majority") & (extra["difficulty"] == "all")].set_index("n")["accuracy"]
+    at4 = static_rows(rec).query("method == 'majority' and n == 4")["accuracy"].mean()
+    assert abs(maj[8] - at4) < 0.25  # one doubling past the samples moves majority a little
+    folder = tmp_path / "old"
+    shutil.copytree(reference.profile, folder)
+    stored = json.loads((folder / GRID_FILE).read_text())
+    del stored["n_max"]
+    (folder / GRID_FILE).write_text(json.dumps(stored))
+    assert load_grid(folder).n_max == 0
+    assert "basis" not in rebuild(folder).records.columns

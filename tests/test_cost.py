@@ -318,7 +318,10 @@ def test_problems_decoded_together_share_weight_reads():
     alone = get_hardware("h100")
     assert alone.batch_problems == 1 and alone.utilisation == 0.5
     eight = replace(alone, batch_problems=8)
-    one, shared = time_breakdown(spec, None, "cot", 1, 1, w, alone), time_breakdown(spec, None, "cot", 1, 1, w, eight)
+    one, shared = (
+        time_breakdown(spec, None, "cot", 1, 1, w, alone),
+        time_breakdown(spec, None, "cot", 1, 1, w, eight),
+    )
     # the weights' share of a decode step falls 8x; the KV cache reads and prefill do not change
     assert shared["decode"] < one["decode"] / 4 and shared["prefill"] == one["prefill"]
     # the CPU profile prices what `ttsplan run` does by default: its batch of problems together
