@@ -12,6 +12,17 @@ Per source: fit on K samples of every problem, predict N > K, and compare with t
 The naive baseline says "accuracy at N is accuracy at K": the replay at N = K of the same K
 samples (first or drawn).
 
+What part of an error no model fitted on K samples can remove (diagnostic columns):
+
+  all-sample fit     the model fitted on every recorded sample, predicting N: its error is the
+                     model form's (the data are then as good as they get)
+  replay noise       the measured figure is itself a draw: its sd over BOOT resamplings of each
+                     problem's recorded samples (majority and Best-of-N max; the exact weighted-vote
+                     replay is too slow to repeat). A perfect prediction of the expected accuracy
+                     still misses a normal draw of this sd by 0.8 sd on average
+  draw noise at K    |accuracy at K of the K fitted samples - accuracy at K of all samples|: how far
+                     the fitted samples alone are from the source before any extrapolation
+
   cpu_* profiles    K = 4 of 16 (math500: of 8); majority and Best-of-N for every verifier,
                     aggregation and selection (max, weighted vote); N = 8, 16
   Qwen2.5-Math      K = 2 of 8 samples with an outcome-RM score; N = 8
@@ -53,6 +64,7 @@ from planner.predict.scaling import ProblemModel  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "extrapolation.json"
 N_BOOT = 10
+BOOT = 20  # resamplings of the recorded samples for the replay noise
 DRAWS = 3  # random draws of K samples per problem, per source
 SEED = 0
 
@@ -80,6 +92,23 @@ def replay(df: pd.DataFrame, method: str, n: int, score: str | None, selection: 
         else:
             accs.append(weighted_vote_expectation(keys, g[score].to_numpy(dtype=float), table, n))
     return 100.0 * float(np.mean(accs))
+
+
+def replay_sd(df: pd.DataFrame, method: str, n: int, score: str | None, selection: str | None) -> float:
+    """Sd of the replayed accuracy over BOOT resamplings (with replacement) of each problem's
+    recorded samples: how much the measured figure moves with the draw of samples. NaN for the
+    weighted vote (its exact replay is too slow to repeat)."""
+    if method == "best_of_n" and selection == "vote":
+        return math.nan
+    rng = np.random.default_rng([SEED, n])
+    groups = [g for _, g in df.groupby("problem_id", sort=True)]
+    draws = [
+        replay(
+            pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in groups]), method, n, score, selection
+        )
+        for _ in range(BOOT)
+    ]
+    return float(np.std(draws, ddof=1))
 
 
 def _cells(df: pd.DataFrame, with_scores: bool) -> list[tuple]:
@@ -112,6 +141,8 @@ def evaluate(label: str, df: pd.DataFrame, k: int, ns: list[int], with_scores: b
     truth = {
         cell: {n: replay(df, cell[0], n, cell[1], cell[4]) for n in [k, *ns]} for cell in cells
     }  # n = k: the naive baseline from all samples
+    noise = {cell: {n: replay_sd(df, cell[0], n, cell[1], cell[4]) for n in ns} for cell in cells}
+    everything = ProblemModel.fit(df, n_boot=0, seed=0)
     rows = []
     for draw in [None, *range(DRAWS)]:
         fitted = first_k(df, k) if draw is None else random_k(df, k, draw)
@@ -121,7 +152,9 @@ def evaluate(label: str, df: pd.DataFrame, k: int, ns: list[int], with_scores: b
         for method, col, verifier, agg, sel in cells:
             naive = replay(fitted, method, k, col, sel)
             for n in ns:
-                pred = model.predict(method=method, n=n, verifier=verifier, aggregation=agg, selection=sel)
+                kw = dict(method=method, n=n, verifier=verifier, aggregation=agg, selection=sel)
+                pred = model.predict(**kw)
+                from_all = everything.predict(interval=False, **kw)["accuracy"]
                 rows.append(
                     {
                         "source": label,
@@ -138,6 +171,8 @@ def evaluate(label: str, df: pd.DataFrame, k: int, ns: list[int], with_scores: b
                         "high": 100 * pred["high"],
                         "naive": naive,
                         "naive_all": truth[(method, col, verifier, agg, sel)][k],
+                        "predicted_all": 100 * from_all,
+                        "replay_sd": noise[(method, col, verifier, agg, sel)][n],
                         "fit_s": fit_s,
                         "pass1_fit": 100 * float(fitted["correct"].mean()),
                         "pass1_all": 100 * float(df["correct"].mean()),
@@ -158,6 +193,8 @@ def summary(rows: list[dict]) -> dict:
         return np.array([np.mean([abs(r[field] - r["measured"]) for r in rs]) for rs in per_cell.values()])
 
     err = cell_errors("predicted")
+    noise = np.array([rs[0]["replay_sd"] for rs in per_cell.values()])
+    drawn = np.array([np.mean([abs(r["naive"] - r["naive_all"]) for r in rs]) for rs in per_cell.values()])
     naive = cell_errors("naive")
     bias = np.mean([r["predicted"] - r["measured"] for r in rows])
     inside = [r["low"] <= r["measured"] <= r["high"] for r in rows if not math.isnan(r["low"])]
@@ -170,6 +207,10 @@ def summary(rows: list[dict]) -> dict:
         "naive_mae": float(naive.mean()),
         "naive_max": float(naive.max()),
         "naive_all_mae": float(cell_errors("naive_all").mean()),
+        "all_fit_mae": float(cell_errors("predicted_all").mean()),
+        "all_fit_max": float(cell_errors("predicted_all").max()),
+        "replay_sd": float(np.nanmean(noise)) if np.isfinite(noise).any() else math.nan,
+        "draw_noise": float(drawn.mean()),
         "coverage": float(np.mean(inside)) if inside else math.nan,
         "pass1_gap": float(np.mean([r["pass1_fit"] - r["pass1_all"] for r in rows])),
     }
@@ -204,22 +245,57 @@ def main() -> None:
     print(markdown(table))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"summary": table, "cells": rows}, indent=1, allow_nan=True) + "\n")
-    OUT.with_suffix(".md").write_text(markdown(table) + "\n")
+    worst = max(
+        (k for k in table["random K"] if k != "all" and not k.startswith("art_of_tts")),
+        key=lambda k: table["random K"][k]["mae"],
+    )
+    OUT.with_suffix(".md").write_text(markdown(table) + "\n\n" + cell_table(rows, worst) + "\n")
 
 
 def markdown(table: dict) -> str:
     lines = [
         "| fitted on | source | cells | MAE | max | bias | naive MAE | naive max "
-        "| naive (acc@K of all samples) MAE | 80% interval coverage | pass@1 fitted minus all |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| naive (acc@K of all samples) MAE | 80% interval coverage | pass@1 fitted minus all "
+        "| all-sample fit MAE / max | replay noise sd | draw noise at K |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, by in table.items():
         for key, s in by.items():
             lines.append(
                 f"| {kind} | {key} | {s['cells']} | {s['mae']:.2f} | {s['max']:.2f} | {s['bias']:+.2f} "
                 f"| {s['naive_mae']:.2f} | {s['naive_max']:.2f} | {s['naive_all_mae']:.2f} "
-                f"| {s['coverage']:.2f} | {s['pass1_gap']:+.2f} |"
+                f"| {s['coverage']:.2f} | {s['pass1_gap']:+.2f} "
+                f"| {s['all_fit_mae']:.2f} / {s['all_fit_max']:.2f} | {s['replay_sd']:.2f} | {s['draw_noise']:.2f} |"
             )
+    return "\n".join(lines)
+
+
+def cell_table(rows: list[dict], source: str) -> str:
+    """Every cell of one source: measured, the fits' predictions and the noise beside them."""
+    lines = [
+        f"Cells of {source} (points). random K: mean over the draws of the prediction and of its "
+        "absolute error; all: the model fitted on every recorded sample.",
+        "",
+        "| method | verifier | aggregation | selection | N | measured | replay noise sd | all | first K "
+        "| random K | random K abs error | naive abs error (random K) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    keyed: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["source"] == source:
+            keyed.setdefault(
+                (r["method"], r["verifier"], r["aggregation"], r["selection"], r["n"]), []
+            ).append(r)
+    for (method, verifier, agg, sel, n), rs in keyed.items():
+        first = [r for r in rs if r["draw"] is None][0]
+        drawn = [r for r in rs if r["draw"] is not None]
+        lines.append(
+            f"| {method} | {verifier or ''} | {agg or ''} | {sel} | {n} | {first['measured']:.1f} "
+            f"| {first['replay_sd']:.1f} | {first['predicted_all']:.1f} | {first['predicted']:.1f} "
+            f"| {np.mean([r['predicted'] for r in drawn]):.1f} "
+            f"| {np.mean([abs(r['predicted'] - r['measured']) for r in drawn]):.1f} "
+            f"| {np.mean([abs(r['naive'] - r['measured']) for r in drawn]):.1f} |"
+        )
     return "\n".join(lines)
 
 
