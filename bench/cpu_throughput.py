@@ -56,7 +56,9 @@ def main() -> None:
 
     short = [f"Count from {i} upwards, one number per line:" for i in range(max(BATCHES))]
     timed(short[:4], SamplingParams(max_tokens=8))  # warm-up
-    decode = SamplingParams(max_tokens=DECODE_TOKENS, min_tokens=DECODE_TOKENS, ignore_eos=True, temperature=0.7, seed=0)
+    decode = SamplingParams(
+        max_tokens=DECODE_TOKENS, min_tokens=DECODE_TOKENS, ignore_eos=True, temperature=0.7, seed=0
+    )
     for b in BATCHES:
         wall, outs = timed(short[:b], decode)
         prompt = sum(len(o.prompt_token_ids) for o in outs)

@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default="bench/results/gemma_arith")
     ap.add_argument("--device", default="cpu-2core")
     ap.add_argument("--out", default="bench/results/seconds_check")
-    ap.add_argument("--batch-problems", type=int, default=20, help="the runs' --batch-size (demo scripts: 20)")
+    ap.add_argument(
+        "--batch-problems", type=int, default=20, help="the runs' --batch-size (demo scripts: 20)"
+    )
     args = ap.parse_args(argv)
     rows = check(Path(args.runs), args.device, args.batch_problems)
     out = Path(args.out)

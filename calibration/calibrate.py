@@ -357,7 +357,17 @@ def _hardware() -> dict:
             gpu = torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "gpu": gpu, "platform": platform.platform()}
+    from planner.models.cost import VLLM_BLOCK
+    from planner.models.hardware import VLLM_CPU_BLOCK
+
+    block = VLLM_BLOCK if gpu else VLLM_CPU_BLOCK  # the vLLM engine's prefix-cache block here
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "gpu": gpu,
+        "platform": platform.platform(),
+        "cache_block": block,
+    }
 
 
 def _models(grid: Grid, names: list[str]) -> dict:

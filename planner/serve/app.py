@@ -230,14 +230,15 @@ class Service:
         t0 = time.perf_counter()
         method = "none"
         try:
-            body = parse_json(await self.read_body(request))
-            req = parse_request(body, kind, self.settings.max_tokens)
-            self.check_model(req.model)
-            self.check_length(req.question)
-            choice = await run_in_threadpool(self.strategist.choose, req.tts)
-            config = self.config_for(req, choice)
-            method = config.method
-            job = self.batcher.submit(req.question, config, req.seed)
+            with self.batcher.arriving():  # a batch being gathered waits for this request
+                body = parse_json(await self.read_body(request))
+                req = parse_request(body, kind, self.settings.max_tokens)
+                self.check_model(req.model)
+                self.check_length(req.question)
+                choice = await run_in_threadpool(self.strategist.choose, req.tts)
+                config = self.config_for(req, choice)
+                method = config.method
+                job = self.batcher.submit(req.question, config, req.seed)
             outcome = await self.wait(job, request)
             answer = self.answer(req, choice, config, outcome, time.perf_counter() - t0)
             self.metrics.requests.labels(endpoint, method, "200").inc()

@@ -14,6 +14,7 @@ compute while the rest of its batch goes on.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -109,8 +110,15 @@ class Batcher:
 
     max_batch: most problems in one method call. After the first job arrives the worker goes on
     taking jobs while they keep coming (each within gap_s of the last), for at most window_s: a
-    burst of clients becomes one batch, while a lone request waits only gap_s. Jobs that arrive
-    while a batch runs wait for the next one anyway.
+    burst of clients becomes one batch, while a lone request waits only gap_s. Requests the server
+    has received but not yet submitted (inside `arriving()`: parsing, checks, planning) are waited
+    for too, up to hold_s from the first job: on a loaded machine a burst's checks take longer
+    than gap_s, and a job that started alone would hold the rest back for a whole engine call.
+    Jobs that arrive while a batch runs wait for the next one anyway, so both waits grow with the
+    last method call's wall time (gap at least wait_share of it, window 5 times that, at most
+    hold_s / 5 and hold_s): a lone request then waits a small share of one call, while a client of
+    a burst that is a little late (threads and connections start slowly on a loaded machine) no
+    longer waits a whole call behind the first job.
     on_batch(size, wall_s) is called after every method call (for metrics).
     """
 
@@ -123,12 +131,19 @@ class Batcher:
         gap_s: float = 0.01,
         seed: int = 0,
         on_batch=None,
+        hold_s: float = 0.5,
+        wait_share: float = 0.02,
     ) -> None:
         self.engine = engine
         self.verifier = verifier
         self.max_batch = max_batch
         self.window_s = window_s
         self.gap_s = gap_s
+        self.hold_s = hold_s
+        self.wait_share = wait_share
+        self._last_wall = 0.0  # the last method call's wall time
+        self._arriving = 0
+        self._arriving_lock = threading.Lock()
         self.per_request_seeds = bool(getattr(engine, "per_request_seeds", False))
         self.on_batch = on_batch
         self._next_seed = seed
@@ -140,6 +155,17 @@ class Batcher:
         job = Job(question, replace(config, seed=seed or 0), seed)
         self._queue.put(job)
         return job
+
+    @contextlib.contextmanager
+    def arriving(self):
+        """Around a request's work before submit(): a batch being gathered waits for it."""
+        with self._arriving_lock:
+            self._arriving += 1
+        try:
+            yield
+        finally:
+            with self._arriving_lock:
+                self._arriving -= 1
 
     def close(self) -> None:
         self._queue.put(None)
@@ -153,12 +179,22 @@ class Batcher:
         if first is None:
             return None
         jobs = [first]
-        deadline = time.perf_counter() + self.window_s
+        scaled = self.wait_share * self._last_wall
+        gap = max(self.gap_s, min(scaled, self.hold_s / 5))
+        start = time.perf_counter()
+        deadline = start + max(self.window_s, min(5 * scaled, self.hold_s))
+        hold = start + self.hold_s
+
+        def more_coming() -> bool:
+            return self._arriving > 0 and time.perf_counter() < hold
+
         while len(jobs) < self.max_batch * 4:
-            wait = min(self.gap_s, deadline - time.perf_counter())
+            wait = gap if more_coming() else min(gap, deadline - time.perf_counter())
             try:
                 job = self._queue.get(timeout=max(0.0, wait))
             except queue.Empty:
+                if more_coming():
+                    continue
                 break
             if job is None:
                 self._queue.put(None)
@@ -222,6 +258,7 @@ class Batcher:
             t0 = time.perf_counter()
             results = run_method(engine, verifier, problems, config)
             wall = time.perf_counter() - t0
+            self._last_wall = wall
         except Exception as exc:  # the engine or verifier failed: every job of the batch hears it
             for job in jobs:
                 if not job.future.done():
