@@ -18,6 +18,7 @@ import pytest
 
 from calibration import store
 from calibration.calibrate import RUNS
+from planner.core.profiles import static_rows
 from tests.conftest import has_module
 
 pytestmark = [
@@ -87,7 +88,8 @@ def reference(grid_file, tmp_path_factory) -> Path:
 
 def same_profile(a: Path, b: Path) -> None:
     ra, rb = pd.read_parquet(a / "records.parquet"), pd.read_parquet(b / "records.parquet")
-    assert len(ra) == 4 * (1 + 2 + 2 * 2 * 2 + 1)  # problems x (cot, majority, bon, beam) cells
+    assert len(static_rows(ra)) == 4 * (1 + 2 + 2 * 2 * 2 + 1)  # problems x (cot, majority, bon, beam) cells
+    assert (ra.loc[ra["basis"] == "extrapolated", "n"] > 2).all()  # and N past the samples, predicted
     pd.testing.assert_frame_equal(ra, rb)
     pd.testing.assert_frame_equal(pd.read_csv(a / "difficulty.csv"), pd.read_csv(b / "difficulty.csv"))
 
