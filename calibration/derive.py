@@ -284,10 +284,11 @@ def build_records(
             name = specs.model_label(rec["sample"]["policy"])
             rows += rows_for_problem(grid, p, name, rec, diff[(name, str(p.id))], source)
     frame = pd.DataFrame(rows, columns=list(SCHEMA))
-    extra = extrapolated_records(grid, problems, by_step, source)
+    samples = run_samples(grid, problems, by_step, source) if grid.stops or grid.extrapolated_n else None
+    extra = extrapolated_records(grid, samples)
     if grid.stops:
         frame = frame.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan)
-        stops = stop_records(grid, problems, by_step, source)
+        stops = stop_records(grid, samples)
         stops = stops.drop(columns=["pass1", "difficulty"]).merge(
             frame[["policy", "problem_id", "pass1", "difficulty"]].drop_duplicates(),
             on=["policy", "problem_id"],
@@ -301,29 +302,34 @@ def build_records(
     return validate_records(frame, "calibration")
 
 
-def extrapolated_records(grid: Grid, problems: list, by_step: dict, source: str) -> pd.DataFrame:
+def run_samples(grid: Grid, problems: list, by_step: dict, source: str) -> pd.DataFrame:
+    """Every policy's sampling runs as one samples table (sample_table per problem, in order)."""
+    tables = []
+    for policy in grid.policies:
+        for p in problems:
+            rec = by_step[(policy, str(p.id))]
+            tables.append(sample_table(grid, p, specs.model_label(rec["sample"]["policy"]), rec, source))
+    return pd.concat(tables, ignore_index=True)
+
+
+def extrapolated_records(grid: Grid, samples: pd.DataFrame | None) -> pd.DataFrame:
     """Majority and Best-of-N (max, weighted vote) at the grid's extrapolated N, per policy and
     verifier x aggregation: the per-problem model fitted on the sampling run (calibration.extrapolate)."""
     if not grid.extrapolated_n:
         return pd.DataFrame()
     parts = []
-    for policy in grid.policies:
-        tables = []
-        for p in problems:
-            rec = by_step[(policy, str(p.id))]
-            tables.append(sample_table(grid, p, specs.model_label(rec["sample"]["policy"]), rec, source))
-        samples = pd.concat(tables, ignore_index=True)
-        for (prm, _), group in samples.groupby(["prm", "aggregation"], sort=True):
-            rows = extrapolated_rows(group.reset_index(drop=True), grid.extrapolated_n)
-            if rows.empty:
+    for policy in samples["policy"].unique():  # in the grid's order
+        mine = samples[samples["policy"] == policy]
+        for (prm, _), group in mine.groupby(["prm", "aggregation"], sort=True):
+            method = "majority" if prm == "none" else "best_of_n"  # the scored groups: Best-of-N only
+            if method not in grid.methods:
                 continue
-            keep = rows["method"].isin(["majority"] if prm == "none" else ["best_of_n"])
-            if "majority" not in grid.methods:
-                keep &= rows["method"] != "majority"
-            if "best_of_n" not in grid.methods:
-                keep &= rows["method"] != "best_of_n"
-            keep &= rows["selection"].isin([*grid.selections, "vote"] if prm == "none" else grid.selections)
-            parts.append(rows[keep])
+            rows = extrapolated_rows(
+                group.reset_index(drop=True), grid.extrapolated_n, majority=prm == "none"
+            )
+            if method == "best_of_n" and len(rows):
+                rows = rows[rows["selection"].isin(grid.selections)]
+            parts.append(rows)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -375,18 +381,11 @@ def sample_table(grid: Grid, p, policy: str, rec: dict[str, dict], source: str) 
     return pd.concat(groups, ignore_index=True)
 
 
-def stop_records(grid: Grid, problems: list, by_step: dict, source: str) -> pd.DataFrame:
-    """The early-stopping rows of the grid's stops: each rule replayed on every sampling run in
-    its recorded order, each N the cap, majority and (with best_of_n and vote) the weighted vote
-    per verifier and aggregation."""
-    tables = []
-    for policy in grid.policies:
-        for p in problems:
-            rec = by_step[(policy, str(p.id))]
-            tables.append(sample_table(grid, p, specs.model_label(rec["sample"]["policy"]), rec, source))
-    rows = replay_table(
-        pd.concat(tables, ignore_index=True), grid.n, methods=(), stops=[parse_rule(r) for r in grid.stops]
-    )
+def stop_records(grid: Grid, samples: pd.DataFrame) -> pd.DataFrame:
+    """The early-stopping rows of the grid's stops: each rule replayed on every sampling run
+    (run_samples) in its recorded order, each N the cap, majority and (with best_of_n and vote)
+    the weighted vote per verifier and aggregation."""
+    rows = replay_table(samples, grid.n, methods=(), stops=[parse_rule(r) for r in grid.stops])
     rows = rows[rows["stop"] != NO_STOP]
     if "majority" not in grid.methods:
         rows = rows[rows["method"] != "majority"]

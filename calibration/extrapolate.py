@@ -31,12 +31,15 @@ def check_ks(ks: Sequence[int], n_max: int = N_MAX) -> None:
             )
 
 
-def extrapolated_rows(samples: pd.DataFrame, ks: Sequence[int], *, seed: int = 0) -> pd.DataFrame:
+def extrapolated_rows(
+    samples: pd.DataFrame, ks: Sequence[int], *, majority: bool = True, seed: int = 0
+) -> pd.DataFrame:
     """Aggregate rows for each k above the samples per problem.
 
     samples: one row per sample with problem_id, answer, correct, score (NaN without a verifier)
     and the context columns every row carries (dataset, policy, prm, aggregation, source;
-    policy_tokens / flops per sample when known). Without scores: majority rows alone.
+    policy_tokens / flops per sample when known). Without scores: majority rows alone;
+    majority=False: the scored rows alone (a caller that has the majority rows already).
     """
     per_problem = samples.groupby("problem_id").size()
     k_min = int(per_problem.min())
@@ -52,7 +55,7 @@ def extrapolated_rows(samples: pd.DataFrame, ks: Sequence[int], *, seed: int = 0
     if scored:
         frame[f"score:{prm}:{aggregation}"] = samples["score"].to_numpy(dtype=float)
     model = ProblemModel.fit(frame, n_boot=0, seed=seed)
-    configs = [("majority", None)]
+    configs = [("majority", None)] if majority else []
     if scored:
         configs += [("best_of_n", "max"), ("best_of_n", "vote")]
     tokens = _mean(samples, "policy_tokens")
@@ -94,6 +97,8 @@ def extrapolated_rows(samples: pd.DataFrame, ks: Sequence[int], *, seed: int = 0
                         BASIS: EXTRAPOLATED,
                     }
                 )
+    if not rows:
+        return pd.DataFrame()
     return pd.DataFrame(rows).astype({"n": "Int64", "beam_width": "Int64", "n_problems": "int64"})
 
 

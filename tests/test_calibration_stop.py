@@ -10,25 +10,19 @@ import pandas as pd
 import pytest
 
 from calibration.calibrate import calibrate, load_grid, rebuild
-from calibration.grid import Grid
 from planner.cli.main import main
 from planner.core.profiles import OPTIONAL, load_profile, static_rows
 from planner.core.scoring import aggregate, answer_key
 from tests.fake_calibration import DATASET, LOADERS
+from tests.test_calibration_run import GRID as RUN_GRID
 from tests.test_calibration_run import step_records
 
-GRID = Grid(
+GRID = replace(
+    RUN_GRID,
     name="fake_stop",
-    dataset=DATASET,
-    limit=6,
-    policies=("fake-policy",),
-    verifiers=("arith-check",),
     methods=("majority", "best_of_n"),
     aggregations=("min",),
-    selections=("max", "vote"),
     n=(2, 4, 8),
-    difficulty_samples=4,
-    max_steps=6,
     batch_size=3,
 )
 STOPS = ("beta:0.95", "esc:2")
