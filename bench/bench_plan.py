@@ -8,10 +8,14 @@ arith, a policy with per-problem models, so the scaling predictor's table lookup
 
 Three ways of asking, each timed REPEATS times (median wall time, and the median CPU time of
 this process, which other jobs on a shared machine disturb less):
-- repeated: the same query again (the priced candidate table and the predictor's per-row
-  results are kept between calls: what a server answering one user's queries sees);
+- repeated: the same query again (the priced candidate table, its scores for this model and
+  difficulty and the predictor's per-row results are kept between calls: what a server
+  answering one user's queries sees);
 - re-budgeted: the same models with another budget (six FLOPs budgets from the cheapest 1% to
-  all candidates) and difficulty each time: the table is kept, scoring and ranking are not;
+  all candidates) and difficulty each time: the table and its scores per difficulty are kept,
+  the budget's rows are taken from them and ranked;
+- rescored: the same query with the kept scores emptied, the per-row results kept (what a
+  difficulty asked for the first time costs, or a query before scores were kept);
 - cold: the priced tables and remembered per-row results emptied before each call (close to
   what a first query pays, less the imports and model loading).
 Prints one line per predictor, query and way.
@@ -77,11 +81,17 @@ def one(predictor: str, policies: list[str], dataset: str) -> None:
         )
         return plan(model, request, top=5)
 
+    def rescored():
+        for grid in list(search._GRIDS.values()):
+            grid._scored.clear()
+        return repeated()
+
     def cold():
         clear(model)
         return repeated()
 
-    for way, query in (("repeated", repeated), ("re-budgeted", rebudgeted), ("cold", cold)):
+    ways = (("repeated", repeated), ("re-budgeted", rebudgeted), ("rescored", rescored), ("cold", cold))
+    for way, query in ways:
         for _ in range(3):  # warm-up: imports, caches
             query()
         wall, cpu = [], []

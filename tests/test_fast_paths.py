@@ -170,3 +170,17 @@ def test_plans_equal_the_public_pieces(predictor):
             assert [got.best, *got.alternatives] == want["records"]
             assert got.frontier == want["frontier"]
             assert got.ranking == want["ranking"] and got.within_budget == want["within"]
+
+
+def test_kept_scores_follow_a_refit_in_place():
+    """Scores kept for a model are not reused once a fitted attribute is replaced (what an
+    in-place refit does): the plan equals the one from the public pieces with the new state."""
+    model, _ = modelio.load_planner_model(None, predictor="regressor")
+    request = PlanRequest(policies=POLICIES, budget=Budget("n", 16), prms=["arith-check"], dataset="arith")
+    before = plan(model, request, top=3)
+    model.half_width_ = model.half_width_ * 3  # wider intervals, same point estimates
+    after = plan(model, request, top=3)
+    want = _reference(model, request, 3)
+    assert [after.best, *after.alternatives] == want["records"]
+    low = [r["accuracy_interval"][0] for r in (before.best, after.best)]
+    assert low[1] < low[0]

@@ -7,6 +7,7 @@ Pareto frontier of predicted accuracy against FLOPs per problem among those with
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -549,6 +550,7 @@ class _Grid:
     priced: pd.DataFrame
     by_name: dict
     _rows: pd.DataFrame | None = None
+    _scored: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
     def rows(self) -> pd.DataFrame:
         if self._rows is None:
@@ -558,6 +560,35 @@ class _Grid:
                 rows[col] = _categorical(column.codes, column.uniques, rows.index)
             self._rows = rows
         return self._rows
+
+    def scored(self, model: object, dataset: str, difficulty: str) -> pd.DataFrame:
+        """The whole table scored by this model at this difficulty, kept while the model lives
+        and its fitted state is unchanged: a repeated or re-budgeted query takes rows of it."""
+        key = (dataset, difficulty, _fitted_state(model))
+        try:
+            with _GRIDS_LOCK:
+                kept = self._scored.setdefault(model, {})
+                found = kept.get(key)
+        except TypeError:  # a model that cannot be weakly referenced: scored each time
+            return score(model, self.priced, self.by_name, dataset, difficulty, rows=self.rows())
+        if found is None:
+            found = score(model, self.priced, self.by_name, dataset, difficulty, rows=self.rows())
+            with _GRIDS_LOCK:
+                for old in [k for k in kept if k[2] != key[2]]:
+                    del kept[old]  # scores of a state the model has left
+                kept[key] = found
+        return found
+
+
+def _fitted_state(model: object) -> tuple:
+    """Identities of a model's fitted attributes (scikit-learn's trailing underscore) and of its
+    parts: a refit replaces them, so scores kept for the old state are not reused."""
+    out = []
+    for part in (model, getattr(model, "regressor", None)):
+        for name, value in sorted(getattr(part, "__dict__", {}).items()):
+            if name.endswith("_") or name in ("doc", "regressor"):
+                out.append((name, id(value)))
+    return tuple(out)
 
 
 GRID_CACHE = 16  # priced candidate tables kept (they depend on the models, dataset and filters)
@@ -629,10 +660,8 @@ def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict 
     priced = grid.priced
     budget, hardware = request.budget, request.hardware
     fits = within_budget(priced, budget)
-    if fits.all():
-        inside = score(model, priced, by_name, feature_dataset, difficulty, rows=grid.rows())
-    else:
-        inside = score(model, priced[fits], by_name, feature_dataset, difficulty, rows=grid.rows()[fits])
+    scored = grid.scored(model, feature_dataset, difficulty)
+    inside = scored.copy(deep=False) if fits.all() else scored[fits]
     adaptive = 0
     if request.stop_rules:
         from planner.plan.stopping import stopping_candidates

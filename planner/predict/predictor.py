@@ -188,8 +188,8 @@ class ScalingPredictor:
         need = ~trusted  # the regressor's prediction, or its calibrated range, is wanted
         if need.any():
             idx = np.flatnonzero(need)
-            got = self.regressor.assess(X if need.all() else X.iloc[idx])
-            fresh = ~known[idx]
+            fresh = ~known[idx]  # known rows want the calibrated range only
+            got = self.regressor.assess(X if need.all() else X.iloc[idx], rows=fresh)
             for out, values in zip((pred, low, high), got[:3], strict=False):
                 out[idx[fresh]] = np.asarray(values)[fresh]
             in_range[idx] = np.asarray(got[3]).astype(bool)

@@ -245,14 +245,23 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "mean_")
         return self.features_.in_range(as_pass1(check_config_frame(X, "X")))
 
-    def assess(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(prediction, low, high, in_calibrated_range) from one pass over X (the planner's call)."""
+    def assess(
+        self, X: pd.DataFrame, *, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(prediction, low, high, in_calibrated_range) from one pass over X (the planner's call).
+        rows: a boolean mask of the rows to predict (the others get NaN, their range still)."""
         check_is_fitted(self, "mean_")
         self._check_format()
         Z, in_range = self.features_.transform_with_range(as_pass1(check_config_frame(X, "X")))
         Z[:, self.empty_columns_] = 0.0
-        with _threads():
-            mean = self.mean_.predict(Z)
+        mean = np.full(len(Z), np.nan)
+        if rows is None:
+            rows = np.ones(len(Z), dtype=bool)
+        elif len(rows) != len(Z):
+            raise UserError(f"rows: a mask of {len(Z)} rows is needed, got {len(rows)}")
+        if rows.any():
+            with _threads():
+                mean[rows] = self.mean_.predict(Z[rows])
         return expit(mean), expit(mean - self.half_width_), expit(mean + self.half_width_), in_range
 
     def _check_format(self) -> None:
