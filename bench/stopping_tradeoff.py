@@ -22,6 +22,13 @@ with the exact checker's min score where the profile has it):
 - oracle: the first sample count whose pick is right exactly when the pick at the cap is right
   (a wrong-at-cap problem may stop at its first wrong answer): what a rule could save only by
   knowing which problems are hopeless, a difficulty signal rather than a settled answer.
+- learned (majority only): the most a rule that sees the answer counts could do, learned from
+  the data and cross-fitted. The state after m samples is (m, votes of the leader, votes of the
+  runner-up); on half of the problems (in LEARN_ORDERS random orders) the mean gain of going on
+  to the cap from each state, correct at the cap minus correct now, is tabulated; on the other
+  half a problem stops at the first state (from sample 2, seen at least 5 times) whose gain is
+  below delta. Both halves in turn, LEARN_SPLITS random halvings; points lost and saving are
+  means over them. A difficulty signal from how the answers split, the best case of such a rule.
 
     .venv/bin/python bench/stopping_tradeoff.py   # writes results/stopping_tradeoff.{json,md}
 """
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +53,9 @@ from planner.executor.methods.common import majority_vote, weighted_vote  # noqa
 OUT = ROOT / "bench" / "results" / "stopping_tradeoff.json"
 SWEEP = tuple(f"beta:{c}" for c in (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)) + tuple(f"esc:{w}" for w in (2, 3, 4, 8))
 ORDERS = 20
+LEARN_ORDERS, LEARN_SPLITS, DELTAS = 8, 6, (0.005, 0.01, 0.02, 0.03, 0.05)
 GOAL_SAVING, GOAL_LOSS = 2.0, 0.5  # x fewer samples, points lost
+SPLIT_SEED = 7
 
 
 def _leader(answers: list, scores) -> str | None:
@@ -83,6 +93,53 @@ def settled_from(answers: list, table: dict, scores, cap: int) -> tuple[int, int
     ]
     oracle = next(m for m in range(1, cap + 1) if right[m - 1] == right[-1])
     return settled, oracle
+
+
+def _state_paths(probs, cap: int) -> list[tuple[list, np.ndarray]]:
+    """Per problem: the state (m, leader's votes, runner-up's votes) and the majority pick's
+    correctness after each of the first cap samples."""
+    out = []
+    for answers, table, _ in probs:
+        states, right = [], []
+        for m in range(1, cap + 1):
+            votes = [v for _, v in Counter(a for a in answers[:m] if a is not None).most_common(2)] + [0, 0]
+            states.append((m, votes[0], votes[1]))
+            pick = _pick(answers[:m], None)
+            right.append(float(table.get(pick, 0.0)) if pick else 0.0)
+        out.append((states, np.array(right)))
+    return out
+
+
+def learned(probs, cap: int) -> list[dict]:
+    """The cross-fitted state rule (see the module's docstring) at each delta of DELTAS."""
+    results: dict[float, list] = {d: [] for d in DELTAS}
+    for split in range(LEARN_SPLITS):
+        rng = np.random.default_rng([SPLIT_SEED, split])
+        perm = rng.permutation(len(probs))
+        halves = (perm[: len(perm) // 2], perm[len(perm) // 2 :])
+        orders = [_shuffled(probs, np.random.default_rng([SPLIT_SEED, split, o])) for o in range(LEARN_ORDERS)]
+        paths = [[p for o in orders for p in _state_paths([o[i] for i in half], cap)] for half in halves]
+        for fit, test in ((paths[0], paths[1]), (paths[1], paths[0])):
+            gains: dict = {}
+            for states, right in fit:
+                for m, st in enumerate(states):
+                    gains.setdefault(st, []).append(right[-1] - right[m])
+            table = {st: float(np.mean(g)) for st, g in gains.items() if len(g) >= 5}
+            for delta in DELTAS:
+                used, lost = [], []
+                for states, right in test:
+                    stop = next((m for m in range(1, cap) if table.get(states[m], 1.0) < delta), cap - 1)
+                    used.append(stop + 1)
+                    lost.append(right[-1] - right[stop])
+                results[delta].append((100 * float(np.mean(lost)), cap / float(np.mean(used))))
+    return [
+        {
+            "delta": d,
+            "lost": float(np.mean([x for x, _ in r])),
+            "saving": float(np.mean([y for _, y in r])),
+        }
+        for d, r in results.items()
+    ]
 
 
 def _replay(probs, cap: int, rule) -> tuple[float, float]:
@@ -145,6 +202,7 @@ def evaluate(label: str, df, score: str | None) -> dict:
         "oracle_mean_samples": float(np.mean(oracle)),
         "oracle_saving": cap / float(np.mean(oracle)),
         "curve": curve,
+        "learned": learned(probs, cap) if score is None else None,
     }
 
 
@@ -186,6 +244,18 @@ def main() -> None:
                 f"| {r['source']} | {r['method']} | {c['rule']}{mark} | {c['lost']:+.1f} | {c['mean_samples']:.2f} "
                 f"| {c['saving']:.2f}x | {c['lost_orders']:+.2f} | {c['saving_orders']:.2f}x |"
             )
+    lines += [
+        "",
+        f"Learned state rule, majority (cross-fitted on halves of the problems, {LEARN_SPLITS} halvings, "
+        f"{LEARN_ORDERS} orders each): points lost against the cap and saving at each delta.",
+        "",
+        "| source | " + " | ".join(f"delta {d}" for d in DELTAS) + " |",
+        "|---|" + "---|" * len(DELTAS),
+    ]
+    for r in results:
+        if r["learned"]:
+            cells = [f"{x['lost']:+.2f}, {x['saving']:.2f}x" for x in r["learned"]]
+            lines.append(f"| {r['source']} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     OUT.parent.mkdir(parents=True, exist_ok=True)
