@@ -181,6 +181,14 @@ def test_shipped_model_predicts_as_recorded_and_round_trips(tmp_path):
         assert len(pred) == len(before["pred"]) > 1000
         for name, now in (("pred", pred), ("low", low), ("high", high), ("in_range", in_range)):
             assert np.array_equal(now, before[name]), name
+    # predicting some rows only (the planner's call for rows a per-problem model covers): the same
+    # values there, NaN elsewhere, every row's range
+    some = np.arange(len(rows)) % 3 == 0
+    part = model.assess(rows, rows=some)
+    assert np.array_equal(part[0][some], before["pred"][some]) and np.isnan(part[0][~some]).all()
+    assert np.array_equal(part[3], before["in_range"])
+    with pytest.raises(UserError, match="rows: a mask of"):
+        model.assess(rows, rows=some[:10])
 
 
 _KILL_SAVE = """
