@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import expit, logit
 
 from planner.core.profiles import default_profile_dirs, load_profiles
 from planner.predict.modelio import DEFAULT_MODEL, load_model, load_scaling
@@ -18,6 +19,7 @@ from planner.predict.transfer import (
     bins_table,
     fit_success,
     fit_transfer,
+    pooled_tree,
     published_scores,
 )
 
@@ -145,3 +147,43 @@ def test_transferred_rows_do_not_depend_on_column_dtypes(shipped):
     other = ScalingPredictor(model, doc).assess_frame(typed)
     assert (plain["source"] == "transferred model").all()
     pd.testing.assert_frame_equal(plain.reset_index(drop=True), other.reset_index(drop=True))
+
+
+def test_pooled_tree_correction():
+    trees = {
+        "beam:a": {"shift": 0.1, "spread": 0.2, "n_measured": [4], "measured": [["last", "max"]]},
+        "beam:b": {"shift": 0.3, "spread": 0.0, "n_measured": [8], "measured": [["*", "*"]]},
+        "dvts:a": {"shift": 0.5, "spread": 0.1, "n_measured": [16], "measured": [["*", "*"]]},
+    }
+    got = pooled_tree(trees, "beam")
+    assert got["shift"] == pytest.approx(0.2) and got["n_measured"] == [4, 8]
+    assert got["spread"] == pytest.approx(np.sqrt(0.02 + 0.02))  # mean spread^2 + variance of shifts
+    assert got["measured"] == [["*", "*"]]
+    assert pooled_tree(trees, "dvts") is None  # one verifier is not a pool
+
+
+def test_beam_for_a_verifier_without_tree_cells_uses_the_pooled_shift_out_of_range(shipped):
+    """RLHFlow's PRM has Best-of-N cells but no beam cell: its beam row is Best-of-N moved by the
+    mean shift of the verifiers with beam cells, outside the calibrated range, with a wider
+    interval than a verifier's own correction gives."""
+    _, model, doc = shipped
+    pred = ScalingPredictor(model, doc)
+    own, other = PRM, "RLHFlow/Llama3.1-8B-PRM-Deepseek-Data"
+    assert f"beam:{other}" not in doc["transfer"]["trees"]
+    f = pred.assess_frame(
+        _rows(
+            "Qwen/Qwen2.5-1.5B-Instruct",
+            [other, other, own],
+            ["best_of_n", "beam", "beam"],
+            [16] * 3,
+            aggregation=["last"] * 3,
+            selection=["max"] * 3,
+        )
+    )
+    assert (f["source"] == "transferred model").all()
+    assert list(f["in_calibrated_range"]) == [True, False, True]
+    shift = pooled_tree(doc["transfer"]["trees"], "beam")["shift"]
+    acc = f["predicted_accuracy"].to_numpy()
+    assert acc[1] == pytest.approx(expit(logit(acc[0]) + shift))
+    width = (f["accuracy_high"] - f["accuracy_low"]).to_numpy()
+    assert width[1] > width[2]

@@ -172,9 +172,10 @@ class ScalingPredictor:
                     continue
                 # a policy's own samples; else its published cells anchor its transferred curves
                 anchored = calibrated or self._pair_model(key, X, rows[0])[1]
-                acc, lo, hi, extra, covered = self._lookup(
+                acc, lo, hi, extra, cover = self._lookup(
                     key, [Column.from_codes(c.codes[rows], c.uniques) for c in cols], n[rows]
                 )
+                covered = cover > 0
                 # a sampling or tree row that neither the policy's samples nor its transferred
                 # curves cover (a verifier that never scored them, N above n_max): the
                 # regressor's guess, outside the calibrated range
@@ -185,6 +186,8 @@ class ScalingPredictor:
                 extrapolated[hit] = extra[covered]
                 known[hit], trusted[hit] = True, anchored
                 source[hit] = 1 if calibrated else 2
+                # a tree row through another verifier's correction (transfer.pooled_tree)
+                demoted[rows[cover == OUT_OF_RANGE]] = True
         need = ~trusted  # the regressor's prediction, or its calibrated range, is wanted
         if need.any():
             idx = np.flatnonzero(need)
@@ -234,10 +237,11 @@ class ScalingPredictor:
         if not ok.all():  # N outside the key's range: as asked
             rows = np.flatnonzero(~ok)
             out[rows] = fill(key, [nm[c.codes[rows]] for nm, c in zip(names, cols, strict=True)], n[rows])
-        return out[:, 0], out[:, 1], out[:, 2], out[:, 3] == 1.0, out[:, 4] == 1.0
+        return out[:, 0], out[:, 1], out[:, 2], out[:, 3] == 1.0, out[:, 4]
 
     def _fill(self, key, values: list[np.ndarray], n: np.ndarray) -> np.ndarray:
-        """(accuracy, low, high, extrapolated, covered) of calibrated rows, one by one."""
+        """(accuracy, low, high, extrapolated, covered) of calibrated rows, one by one; covered is
+        0 (not predicted here), 1, or OUT_OF_RANGE (predicted, outside the calibrated range)."""
         out = np.full((len(n), 5), [np.nan, np.nan, np.nan, 0.0, 0.0])
         for r in range(len(n)):
             got = self._one(key, *(v[r] for v in values), int(n[r]))
@@ -259,7 +263,8 @@ class ScalingPredictor:
             got = model.curve(m, prm, agg, sel, b, n[idx].astype(np.int64))
             idx, got = idx[~np.isnan(got)], got[~np.isnan(got)]
             lo, hi = transfer_interval(self.transfer, model.spread(m, prm), reg_half)(got)
-            out[idx] = np.column_stack([got, lo, hi, np.zeros(len(idx)), np.ones(len(idx))])
+            covered = OUT_OF_RANGE if model.pooled(m, prm) else 1.0
+            out[idx] = np.column_stack([got, lo, hi, np.zeros(len(idx)), np.full(len(idx), covered)])
         return out
 
     def _pair_model(self, key: tuple[str, str], X: pd.DataFrame, row: int) -> tuple[TransferModel, bool]:
@@ -312,6 +317,9 @@ def _pass1_row(row: pd.DataFrame) -> pd.DataFrame:
         **{c: set_where(row[c], one, v) for c, v in values.items()},
     )
     return as_pass1(row)
+
+
+OUT_OF_RANGE = 2.0  # a memo row predicted here but outside the calibrated range
 
 
 class _Memo:

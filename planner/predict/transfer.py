@@ -19,7 +19,9 @@ whose parameters come from:
             success model, from its own published cells) pass through the cell, median over its
             cells and aggregations, unit spreads, scores on [0, 1]
   tree      beam / DVTS: logit shift against Best-of-N at the same N and verifier, from the
-            calibrated sets' tree corrections and from published tree cells of anchored policies
+            calibrated sets' tree corrections and from published tree cells of anchored policies;
+            a verifier without tree cells takes the mean over verifiers with them (outside the
+            calibrated range, its interval widened by their spread)
             (mean over them; spread includes their disagreement); none: not predicted
   cot       greedy CoT = expit(logit(mu) - offset), offset = mean over calibrated sets of
             logit(mean p) - logit(measured CoT); its spread widens CoT intervals
@@ -524,7 +526,7 @@ class TransferModel:
                 for n in ns
             ]
         if method in TREE_METHODS:
-            corr = self.doc["trees"].get(f"{method}:{prm}")
+            corr = self.tree(method, prm)
             ok = corr is not None and any(
                 c in (["*", "*"], [aggregation, selection]) for c in corr["measured"]
             )
@@ -553,9 +555,39 @@ class TransferModel:
         if method == "cot":
             return self.doc["offset_sd"]
         if method in TREE_METHODS:
-            corr = self.doc["trees"].get(f"{method}:{prm}")
+            corr = self.tree(method, prm)
             return 0.0 if corr is None else corr["spread"]
         return 0.0
+
+    def tree(self, method: str, prm: str) -> dict | None:
+        """The tree correction of this verifier; for a verifier without tree cells, the pooled one
+        (pooled_tree), else None."""
+        return self.doc["trees"].get(f"{method}:{prm}") or pooled_tree(self.doc["trees"], method)
+
+    def pooled(self, method: str, prm: str) -> bool:
+        """True where a tree row's correction is the pooled one (outside the calibrated range)."""
+        return method in TREE_METHODS and f"{method}:{prm}" not in self.doc["trees"] and self.tree(method, prm) is not None
+
+
+POOLED_MIN = 2  # verifiers with tree cells needed before their mean stands in for another verifier
+
+
+def pooled_tree(trees: dict, method: str) -> dict | None:
+    """A tree method's correction for a verifier with no tree cells of its own: the mean shift of
+    the verifiers that have them (each counted once), its spread widened by their spread around
+    that mean; None with fewer than POOLED_MIN such verifiers."""
+    group = [t for name, t in sorted(trees.items()) if name.partition(":")[0] == method]
+    if len(group) < POOLED_MIN:
+        return None
+    shifts = np.array([t["shift"] for t in group])
+    spread = math.sqrt(float(np.mean([t["spread"] ** 2 for t in group])) + float(np.var(shifts, ddof=1)))
+    return {
+        "shift": float(shifts.mean()),
+        "spread": spread,
+        "sources": len(group),
+        "n_measured": sorted({n for t in group for n in t["n_measured"]}),
+        "measured": [["*", "*"]],
+    }
 
 
 def transfer_interval(doc: dict, spread: float, regressor_half: float | None):
