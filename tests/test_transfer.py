@@ -187,3 +187,14 @@ def test_beam_for_a_verifier_without_tree_cells_uses_the_pooled_shift_out_of_ran
     assert acc[1] == pytest.approx(expit(logit(acc[0]) + shift))
     width = (f["accuracy_high"] - f["accuracy_low"]).to_numpy()
     assert width[1] > width[2]
+
+
+def test_fit_transfer_reads_fixed_n_rows_only(shipped):
+    """Early-stopping and extrapolated rows are not cells: adding them (with accuracies far from
+    the fixed-N cells at the same N) leaves the transfer document as it was."""
+    records, _, doc = shipped
+    gemma = records[(records["policy"] == "google/gemma-3-270m") & (records["method"] == "majority")]
+    stop = gemma.assign(stop="esc:4", samples_used=2.0, accuracy_at_cap=gemma["accuracy"], accuracy=0.0)
+    extra = gemma[gemma["n"] == 16].assign(n=256, accuracy=1.0, basis="extrapolated")
+    more = pd.concat([records, stop, extra], ignore_index=True)
+    assert fit_transfer(doc["sets"], more) == fit_transfer(doc["sets"], records)

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
+from planner.core.profiles import static_rows
 from planner.core.vocab import TREE_METHODS
 from planner.predict.scaling import _bon_max, _category_probs, _mean_p, _posterior_mix
 
@@ -310,7 +311,9 @@ def fit_transfer(
     entries: list[dict], records: pd.DataFrame, residuals: bool = True, anchors: bool = True
 ) -> dict:
     """The transfer document from the calibrated sets' entries (planner.predict.scalingfit) and
-    the profile records (published cells of policies without samples)."""
+    the profile records (published cells of policies without samples; their fixed-N rows only:
+    an early-stopping or extrapolated row is not a cell)."""
+    records = static_rows(records)
     sums = [summary(e) for e in entries]
     kappa0 = float(np.exp(np.median(np.log([s["kappa"] for s in sums])))) if sums else 2.0
     offset, offset_sd, n_offset = _offset(sums, records)
