@@ -95,8 +95,9 @@ def call(argv, capsys):
 
 def test_plan_offers_adaptive_candidates_and_run_executes_them(tmp_path, capsys, monkeypatch):
     plan_file = tmp_path / "plan.json"
-    argv = ["plan", "--policy", "google/gemma-3-270m", "--dataset", "arith", "--budget-n", "16"]
-    argv += ["--method", "majority", "--predictor", "scaling", "--stop", "beta:0.95", "--top", "20"]
+    # the short name and the default predictor (per-problem models) are enough
+    argv = ["plan", "--policy", "gemma-3-270m", "--dataset", "arith", "--budget-n", "16"]
+    argv += ["--method", "majority", "--stop", "beta:0.95", "--top", "20"]
     code, stdout, err = call([*argv, "--json", "--out", str(plan_file)], capsys)
     assert code == 0, err
     plan = json.loads(stdout)
@@ -109,7 +110,8 @@ def test_plan_offers_adaptive_candidates_and_run_executes_them(tmp_path, capsys,
         assert cap > a["expected_samples"] >= 1
         assert a["flops_per_problem"] < fixed[cap]["flops_per_problem"]  # priced at the expected samples
         assert abs(a["predicted_accuracy"] - fixed[cap]["predicted_accuracy"]) < 0.03
-    code, _, err = call([*argv[:9], "--stop", "beta:0.95"], capsys)  # the regressor alone
+        assert a["stop_basis"] == "measured"  # the shipped profile replayed beta:0.95 at this cap
+    code, _, err = call([*argv, "--predictor", "regressor"], capsys)  # the regressor alone
     assert code == 2 and "--stop needs --predictor scaling" in err
     code, _, err = call([*argv, "--stop", "esc:1"], capsys)
     assert code == 2 and err.startswith("error: --stop: esc window")

@@ -291,7 +291,7 @@ def plan_command(
         None,
         "--stop",
         help="Also adaptive candidates: majority stopping by this rule up to a cap, beta:C or esc:W "
-        "(repeatable; needs --predictor scaling)",
+        "(repeatable; not with --predictor regressor)",
     ),
 ) -> None:
     """The best configuration within a budget, its alternatives and the accuracy/FLOPs frontier."""
@@ -316,7 +316,7 @@ def plan_command(
 
         if per_bin:
             raise UserError("--stop cannot be combined with --per-bin")
-        if predictor != "scaling":
+        if predictor == "regressor":
             raise UserError(
                 "--stop needs --predictor scaling (adaptive candidates come from per-problem models)"
             )
@@ -335,6 +335,8 @@ def plan_command(
         **only,
     )
     regressor, info = load_planner_model(model, **({"predictor": predictor} if predictor else {}))
+    if stop and info.get("predictor") != "scaling":
+        raise UserError("--stop: the model file has no per-problem models (adaptive candidates come from them)")
     if per_bin:
         probe = {"k": probe_k, "reuse": probe_reuse, "score": probe_score}
         if probe_score == "posterior":

@@ -25,6 +25,7 @@ import pandas as pd
 from planner.core.errors import UserError
 from planner.core.stopping import parse_rule
 from planner.core.vocab import AGGREGATIONS
+from planner.models import specs
 from planner.predict.features import NO_MODEL
 from planner.predict.stopping import predict_stopping
 
@@ -46,8 +47,7 @@ def stopping_candidates(model: object, request, by_name: dict, dataset: str, dif
     budget = request.budget
     rows = []
     for policy in request.policies:
-        name = policy if isinstance(policy, str) else policy.name
-        name = next((n for n in by_name if n.lower() == str(name).lower()), name)
+        name = policy.name if isinstance(policy, specs.ModelSpec) else specs.resolve(policy).name  # an alias too
         found = model.problem_model(name, dataset)
         if found is None or (difficulty != "all" and difficulty not in found[0].bins):
             continue
