@@ -35,6 +35,7 @@ def test_every_shipped_record_is_recomputed_from_its_counts(folder):
     source = shipped["source"].iloc[0]
     records, _, _ = derive(grid, folder, source)
     keys = ["problem_id", "method", "n", "prm", "aggregation", "selection", "beam_width"]
+    keys += [k for k in ("stop",) if k in shipped]  # early-stopping rows: one per rule and cap
     both = pd.merge(shipped, records, on=keys, suffixes=("_shipped", "_counts"))
     assert len(both) == len(shipped) == len(records)
     assert np.isfinite(both["flops_counts"]).all()

@@ -18,7 +18,7 @@ from calibration.calibrate import rebuild
 from calibration.replay import replay_stopping
 from calibration.samples import profile_samples
 from planner.cli.main import main
-from planner.core.profiles import load_profile
+from planner.core.profiles import load_profile, static_rows
 from planner.core.stopping import NEVER, parse_rule
 from planner.plan.search import Budget, PlanRequest, predict_config, priced_candidates
 from planner.plan.stopping import stopping_candidates
@@ -94,7 +94,7 @@ def test_measured_cells_and_the_fit_keeps_them(replayed):
     (s,) = profile_sample_sets(replayed, rec)
     entry = fit_set(s, rec, n_boot=0, ns=(16,))
     assert entry["stopping"] == cells
-    plain = load_profile(ROOT / "profiles" / "cpu_arith_qwen").records
+    plain = static_rows(load_profile(ROOT / "profiles" / "cpu_arith_qwen").records)
     assert measured_stops(plain, POLICY, "arith") == []
 
 
@@ -131,7 +131,7 @@ def test_adaptive_candidates_use_the_measured_cells(replayed):
     cells = measured_stops(rec, POLICY, "arith")
     model, _ = _predictor_with(cells)
     base, _ = load_planner_model(None, predictor="scaling")
-    got, before = _adaptive(model), _adaptive(base)
+    got, before = _adaptive(model), _adaptive(_predictor_with([])[0])  # before: no replayed cells
 
     def cell(method, prm, stop, n, b="all"):
         agg = "none" if method == "majority" else "min"
