@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from planner.core.profiles import static_rows
+
 CELL = ["method", "n", "prm", "aggregation", "selection", "beam_width"]
 # The cells the README's per-model tables quote: (method, N, verifier kind, aggregation, selection).
 README = [
@@ -44,7 +46,7 @@ def at_revision(base: str, path: Path) -> pd.DataFrame:
 
 
 def cells(records: pd.DataFrame) -> pd.DataFrame:
-    frame = records.copy()
+    frame = static_rows(records).copy()  # fixed-N rows: early-stopping rows share their cells' keys
     frame["beam_width"] = frame["beam_width"].fillna(0).astype(int)
     return frame.groupby(CELL, dropna=False).agg(accuracy=("accuracy", "mean"), flops=("flops", "mean"))
 

@@ -10,7 +10,7 @@ accuracy on the bin's problems, and the best measured cell with n <= N in that b
 "prod" when the profile has last/min/mean) the table says so and names the planner's
 highest-ranked candidate that was measured, with that cell's accuracy.
 
-    .venv/bin/python bench/recommendations.py --profiles profiles/cpu_arith_* \\
+    .venv/bin/python bench/recommendations.py --profiles profiles/cpu_arith_* profiles/cpu_math500_qwen \\
         --budgets-n 1,4,16 --out bench/results/recommendations
 
 Writes OUT.json (every row) and OUT.md (a table per policy), and prints the markdown.
@@ -31,6 +31,7 @@ import pandas as pd
 
 from planner.core import checks
 from planner.core.errors import UserError
+from planner.core.profiles import static_rows
 from planner.core.vocab import METHODS, TREE_METHODS
 from planner.models import specs
 from planner.plan.search import PlanRequest
@@ -214,6 +215,7 @@ def config_text(key: tuple | dict | None, show_prm: bool) -> str:
 
 def group_rows(model, records: pd.DataFrame, meta: dict, profile: str, budgets: list[int]) -> list[dict]:
     """The rows of one (dataset, policy): one per difficulty bin with problems and N budget."""
+    records = static_rows(records)  # fixed-N measured rows: not early-stopping or extrapolated ones
     records = records[records["method"].isin(METHODS) & (records["prm"] != "unstated")]
     records = records[(records["aggregation"] != "unstated") & records["n"].notna()]
     if records.empty:
