@@ -257,14 +257,16 @@ class ScalingPredictor:
         groups = (
             pd.DataFrame({i: v for i, v in enumerate(values)}).astype(str).groupby(list(range(5)), sort=False)
         )
+        spread, cover = np.zeros(len(n)), np.zeros(len(n))
         for (m, prm, agg, sel, b), idx in groups.indices.items():
             if m not in ("cot", *SAMPLED, *TREE_METHODS):
                 continue
-            got = model.curve(m, prm, agg, sel, b, n[idx].astype(np.int64))
-            idx, got = idx[~np.isnan(got)], got[~np.isnan(got)]
-            lo, hi = transfer_interval(self.transfer, model.spread(m, prm), reg_half)(got)
-            covered = OUT_OF_RANGE if model.pooled(m, prm) else 1.0
-            out[idx] = np.column_stack([got, lo, hi, np.zeros(len(idx)), np.full(len(idx), covered)])
+            out[idx, 0] = model.curve(m, prm, agg, sel, b, n[idx].astype(np.int64))
+            spread[idx] = model.spread(m, prm)
+            cover[idx] = OUT_OF_RANGE if model.pooled(m, prm) else 1.0
+        got = np.flatnonzero(~np.isnan(out[:, 0]))  # one interval pass over every row predicted
+        out[got, 1], out[got, 2] = transfer_interval(self.transfer, spread[got], reg_half)(out[got, 0])
+        out[got, 4] = cover[got]
         return out
 
     def _pair_model(self, key: tuple[str, str], X: pd.DataFrame, row: int) -> tuple[TransferModel, bool]:

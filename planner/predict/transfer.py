@@ -482,6 +482,7 @@ class TransferModel:
         }
         self.model = ProblemModel(self.params, bins=bins_table(mu, kappa))
         self._cache: dict = {}
+        self._pooled: dict = {}  # method -> pooled_tree (the same for every verifier without cells)
 
     def _scores(self, prm: str, aggregation: str) -> str | None:
         name = f"{prm}:{aggregation}"
@@ -565,7 +566,12 @@ class TransferModel:
     def tree(self, method: str, prm: str) -> dict | None:
         """The tree correction of this verifier; for a verifier without tree cells, the pooled one
         (pooled_tree), else None."""
-        return self.doc["trees"].get(f"{method}:{prm}") or pooled_tree(self.doc["trees"], method)
+        own = self.doc["trees"].get(f"{method}:{prm}")
+        if own is not None:
+            return own
+        if method not in self._pooled:
+            self._pooled[method] = pooled_tree(self.doc["trees"], method)
+        return self._pooled[method]
 
     def pooled(self, method: str, prm: str) -> bool:
         """True where a tree row's correction is the pooled one (outside the calibrated range)."""
@@ -593,11 +599,12 @@ def pooled_tree(trees: dict, method: str) -> dict | None:
     }
 
 
-def transfer_interval(doc: dict, spread: float, regressor_half: float | None):
+def transfer_interval(doc: dict, spread, regressor_half: float | None):
     """A function accuracy (array) -> (low, high): the held-out transfer error's logit half-width, widened by
-    the row's own spread and, for a policy without published cells, the regressor's half-width."""
+    the row's own spread (a number, or one per row) and, for a policy without published cells, the
+    regressor's half-width."""
     h = (doc.get("half_width") or {}).get("logit", 1.0)
-    half = math.sqrt(h**2 + spread**2 + (regressor_half or 0.0) ** 2)
+    half = np.sqrt(h**2 + np.asarray(spread, dtype=float) ** 2 + (regressor_half or 0.0) ** 2)
 
     def apply(acc):
         x = logit(np.clip(np.asarray(acc, dtype=float), EPS, 1 - EPS))
