@@ -267,3 +267,20 @@ def test_rule_checker_prm_is_in_range_and_can_be_restricted():
     assert {(r["aggregation"], r["selection"]) for r in [result.best, *result.alternatives]} == {
         ("min", "max")
     }
+
+
+def test_default_verifiers_add_the_datasets_own_checker():
+    """Without prms: every registered PRM, plus the exact step checker on arith (the verifier the
+    embedded models were calibrated with); named PRMs stay as given."""
+    from planner.plan.search import priced_candidates
+
+    def prms(dataset, given=None):
+        request = PlanRequest(
+            policies=["gemma-3-270m"], budget=Budget("n", 8), dataset=dataset, prms=given
+        )
+        return set(priced_candidates(request)[0]["prm"])
+
+    registered = {s.name for s in specs.all_specs("prm")}
+    assert prms("arith") == registered | {"arith-check", "none"}
+    assert prms("math500") == registered | {"none"}
+    assert prms("arith", ["Qwen2.5-Math-PRM-7B"]) == {"Qwen/Qwen2.5-Math-PRM-7B", "none"}

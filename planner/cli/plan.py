@@ -244,7 +244,7 @@ def plan_command(
     model_config: list[Path] = typer.Option(
         None, "--model-config", help="config.json of a policy not in the registry"
     ),
-    prm: list[str] = typer.Option(None, "--prm", help="Reward model (repeatable); default: every known PRM"),
+    prm: list[str] = typer.Option(None, "--prm", help="Reward model (repeatable); default: every known PRM, and arith-check on arith"),
     dataset: str = typer.Option(None, "--dataset", help="math500, aime24, amc23, gsm8k, arith"),
     difficulty: str = typer.Option(None, "--difficulty", help="easy, medium or hard"),
     budget_n: str = typer.Option(None, "--budget-n", help="At most N samples per problem"),

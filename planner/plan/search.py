@@ -215,16 +215,24 @@ def check_config(
             )
 
 
+DEFAULT_CHECKERS = {"arith": "arith-check"}  # dataset -> the rule-based verifier it ships with
+
+
 def resolve_models(
-    policies: Sequence[str | specs.ModelSpec], prms: Sequence[str | specs.ModelSpec] | None
+    policies: Sequence[str | specs.ModelSpec],
+    prms: Sequence[str | specs.ModelSpec] | None,
+    *,
+    dataset: str | None = None,
 ) -> tuple[list[specs.ModelSpec], list[specs.ModelSpec]]:
-    """Specs of the policies and reward models; all registered PRMs when prms is None or empty."""
+    """Specs of the policies and reward models; when prms is None or empty, all registered PRMs
+    and the dataset's own checker (the exact step checker on arith)."""
     policy_specs = [p if isinstance(p, specs.ModelSpec) else specs.resolve(p) for p in policies]
     for p in policy_specs:
         if p.role != "policy":
             raise UserError(f"{p.name} is a {p.role}, not a policy model")
     if not prms:
-        prm_specs = specs.all_specs("prm")
+        checker = DEFAULT_CHECKERS.get(str(dataset or "").partition(":")[0])
+        prm_specs = [*specs.all_specs("prm"), *([specs.resolve(checker)] if checker else [])]
     else:
         prm_specs = []
         for r in prms:
@@ -604,7 +612,7 @@ def _priced_grid(request: PlanRequest, difficulty: str | None) -> tuple[_Grid, d
     if r.budget.kind == "seconds" and r.hardware is None:
         raise UserError("hardware: a budget in seconds needs a hardware profile")
     feature_dataset, difficulty = resolve_target(r.dataset, difficulty or r.difficulty)
-    policy_specs, prm_specs = resolve_models(r.policies, r.prms)
+    policy_specs, prm_specs = resolve_models(r.policies, r.prms, dataset=feature_dataset)
     by_name = {s.name: s for s in [*policy_specs, *prm_specs]}
     key = (
         tuple(policy_specs),
