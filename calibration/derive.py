@@ -23,7 +23,7 @@ from calibration.replay import (
     replay_table,
     weighted_vote_expectation,
 )
-from planner.core.profiles import BASIS, MEASURED, NO_STOP, OPTIONAL, SCHEMA, validate_records
+from planner.core.profiles import BASIS, FIXED_N, MEASURED, NO_STOP, OPTIONAL, SCHEMA, validate_records
 from planner.core.scoring import aggregate, answer_key
 from planner.core.stopping import parse_rule
 from planner.core.vocab import difficulty_from_pass1
@@ -287,16 +287,14 @@ def build_records(
     samples = run_samples(grid, problems, by_step, source) if grid.stops or grid.extrapolated_n else None
     extra = extrapolated_records(grid, samples)
     if grid.stops:
-        frame = frame.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan)
+        frame = frame.assign(**FIXED_N)
         stops = stop_records(grid, samples)
         stops = stops.drop(columns=["pass1", "difficulty"]).merge(
             frame[["policy", "problem_id", "pass1", "difficulty"]].drop_duplicates(),
             on=["policy", "problem_id"],
         )  # the bin of the run's other rows (pass@1 of the first K samples), not of all samples
         frame = pd.concat([frame, stops[[*SCHEMA, *OPTIONAL]]], ignore_index=True)
-        extra = (
-            extra.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan) if len(extra) else extra
-        )
+        extra = extra.assign(**FIXED_N) if len(extra) else extra
     if len(extra):
         frame = pd.concat([frame.assign(**{BASIS: MEASURED}), extra], ignore_index=True)
     return validate_records(frame, "calibration")

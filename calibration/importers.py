@@ -20,7 +20,7 @@ import pandas as pd
 from calibration.extrapolate import check_ks, extrapolated_rows
 from calibration.replay import STOP_NOTE, replay_table
 from planner.core.errors import UserError
-from planner.core.profiles import BASIS, MEASURED, NO_STOP, SCHEMA, validate_records, write_profile
+from planner.core.profiles import BASIS, FIXED_N, MEASURED, SCHEMA, validate_records, write_profile
 from planner.core.scoring import aggregate, answer_key
 from planner.core.stopping import parse_rule
 from planner.core.vocab import AGGREGATIONS
@@ -546,7 +546,7 @@ def import_persample(
     beyond = extrapolated_rows(samples, ks)  # N above the samples per problem: the per-problem model
     if len(beyond):
         if "stop" in records:  # fixed-N rows among early-stopping ones
-            beyond = beyond.assign(stop=NO_STOP, samples_used=np.nan, accuracy_at_cap=np.nan)
+            beyond = beyond.assign(**FIXED_N)
         records = pd.concat([records.assign(**{BASIS: MEASURED}), beyond], ignore_index=True)
         replay["extrapolated_ks"] = sorted({int(k) for k in beyond["n"]})
         assumptions = [*assumptions, EXTRAPOLATION_NOTE]

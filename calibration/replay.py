@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from planner.core.errors import UserError
-from planner.core.profiles import NO_STOP, OPTIONAL, SCHEMA, validate_records
+from planner.core.profiles import FIXED_N, OPTIONAL, SCHEMA, validate_records
 from planner.core.stopping import NEVER, StopRule, samples_needed
 from planner.core.vocab import difficulty_from_pass1
 from planner.executor.methods.common import majority_vote, weighted_vote
@@ -495,7 +495,7 @@ def replay_problem(
     if not stops:
         return pd.DataFrame(rows, columns=list(SCHEMA))
     for row in rows:
-        row.update(stop=NO_STOP, samples_used=math.nan, accuracy_at_cap=math.nan)
+        row.update(FIXED_N)
     for rule in stops:
         for k in sorted({int(k) for k in ks}):
             if k > K:

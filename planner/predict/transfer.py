@@ -20,9 +20,9 @@ whose parameters come from:
             cells and aggregations, unit spreads, scores on [0, 1]
   tree      beam / DVTS: logit shift against Best-of-N at the same N and verifier, from the
             calibrated sets' tree corrections and from published tree cells of anchored policies;
-            a verifier without tree cells takes the mean over verifiers with them (outside the
-            calibrated range, its interval widened by their spread)
-            (mean over them; spread includes their disagreement); none: not predicted
+            (mean over them; spread includes their disagreement); a verifier without tree cells
+            takes the mean over verifiers with them (outside the calibrated range, its interval
+            widened by their spread); none: not predicted
   cot       greedy CoT = expit(logit(mu) - offset), offset = mean over calibrated sets of
             logit(mean p) - logit(measured CoT); its spread widens CoT intervals
 
@@ -45,7 +45,7 @@ from scipy.special import expit, logit
 
 from planner.core.profiles import static_rows
 from planner.core.vocab import TREE_METHODS
-from planner.predict.scaling import _bon_max, _category_probs, _mean_p, _posterior_mix
+from planner.predict.scaling import _bon_max, _category_probs, _mean_p, _posterior_mix, majority_wins
 
 BIN_K = 8  # simulated samples per problem that bin a transferred model's problems
 PLATEAU_N = 256  # a majority cell without N: majority's plateau, read at the largest N of Liu's grid
@@ -154,11 +154,7 @@ def _majority_grid(kappa: float, wrong: dict, n: int) -> np.ndarray:
     p = special.betaincinv(mus[:, None] * kappa, (1 - mus[:, None]) * kappa, q[None, :]).ravel()
     params = {"missing": wrong["missing"], "alpha": wrong["alpha"]}
     probs = _category_probs(np.clip(p, 0.0, 1.0), params, rng)
-    counts = rng.multinomial(n, probs)
-    c, groups, rest = counts[:, 0], counts[:, 2:-1], counts[:, -1]
-    top = np.maximum(groups.max(axis=1), (rest > 0).astype(int))
-    ties = (groups == c[:, None]).sum(axis=1) + np.where(c == 1, rest, 0)
-    win = np.where((c > 0) & (c >= top), 1.0 / (1 + ties), 0.0).reshape(len(mus), FIT_SIMS).mean(axis=1)
+    win = majority_wins(rng.multinomial(n, probs)).reshape(len(mus), FIT_SIMS).mean(axis=1)
     return np.maximum.accumulate(win)
 
 
@@ -264,11 +260,10 @@ def _anchors(records: pd.DataFrame, skip: set) -> dict:
     for (policy, dataset), mine in use.groupby(["policy", "dataset"], sort=True):
         if (policy, dataset) in skip:
             continue
-        records = mine
         a: dict = {"pass1": [], "cot": [], "majority": []}
-        for r in cells(records, policy, dataset, "cot").itertuples(index=False):
+        for r in cells(mine, policy, dataset, "cot").itertuples(index=False):
             a["cot"].append(float(r.accuracy))
-        for r in cells(records, policy, dataset, "majority").itertuples(index=False):
+        for r in cells(mine, policy, dataset, "majority").itertuples(index=False):
             n = _n(r.n)
             if n == 1:
                 a["pass1"].append(float(r.accuracy))
@@ -407,12 +402,9 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
     out = {}
     for name, group in sorted(by.items()):
         shifts = np.array([g[0] for g in group])
-        spread = math.sqrt(
-            float(np.mean([g[1] ** 2 for g in group])) + (float(np.var(shifts)) if len(group) > 1 else 0.0)
-        )
         out[name] = {
             "shift": float(shifts.mean()),
-            "spread": spread,
+            "spread": _pooled_spread(shifts, [g[1] for g in group], ddof=0),
             "sources": len(group),
             "n_measured": sorted({n for g in group for n in g[2]}),
             "measured": [list(c) for c in sorted({c for g in group for c in g[3]})],  # ["*", "*"]: any
@@ -589,14 +581,19 @@ def pooled_tree(trees: dict, method: str) -> dict | None:
     if len(group) < POOLED_MIN:
         return None
     shifts = np.array([t["shift"] for t in group])
-    spread = math.sqrt(float(np.mean([t["spread"] ** 2 for t in group])) + float(np.var(shifts, ddof=1)))
     return {
         "shift": float(shifts.mean()),
-        "spread": spread,
+        "spread": _pooled_spread(shifts, [t["spread"] for t in group], ddof=1),  # a new verifier: sample sd
         "sources": len(group),
         "n_measured": sorted({n for t in group for n in t["n_measured"]}),
         "measured": [["*", "*"]],
     }
+
+
+def _pooled_spread(shifts: np.ndarray, spreads, ddof: int) -> float:
+    """Logit spread of pooled tree shifts: their own spreads (root mean square) and how far they
+    lie apart."""
+    return math.sqrt(float(np.mean(np.square(spreads))) + float(np.var(shifts, ddof=ddof)))
 
 
 def transfer_interval(doc: dict, spread, regressor_half: float | None):

