@@ -172,6 +172,7 @@ def _cases() -> list[tuple[str, str, list[str]]]:
     for v in BAD_INTS:
         add("predict", f"--n={v}", [*majority, "--n", v])
     add("predict", "--n=1e23", [*majority, "--n", "99999999999999999999999"])
+    add("predict", "--n=2048-past-extrapolation", [*majority, "--n", "2048"])
     add("predict", "--method=mcts", [*predict, "--method", "mcts", "--n", "4"])
     add("predict", "no-method", [*predict, "--n", "4"])
     add("predict", "majority-no-n", majority)

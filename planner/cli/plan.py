@@ -244,7 +244,9 @@ def plan_command(
     model_config: list[Path] = typer.Option(
         None, "--model-config", help="config.json of a policy not in the registry"
     ),
-    prm: list[str] = typer.Option(None, "--prm", help="Reward model (repeatable); default: every known PRM, and arith-check on arith"),
+    prm: list[str] = typer.Option(
+        None, "--prm", help="Reward model (repeatable); default: every known PRM, and arith-check on arith"
+    ),
     dataset: str = typer.Option(None, "--dataset", help="math500, aime24, amc23, gsm8k, arith"),
     difficulty: str = typer.Option(None, "--difficulty", help="easy, medium or hard"),
     budget_n: str = typer.Option(None, "--budget-n", help="At most N samples per problem"),
@@ -336,7 +338,9 @@ def plan_command(
     )
     regressor, info = load_planner_model(model, **({"predictor": predictor} if predictor else {}))
     if stop and info.get("predictor") != "scaling":
-        raise UserError("--stop: the model file has no per-problem models (adaptive candidates come from them)")
+        raise UserError(
+            "--stop: the model file has no per-problem models (adaptive candidates come from them)"
+        )
     if per_bin:
         probe = {"k": probe_k, "reuse": probe_reuse, "score": probe_score}
         if probe_score == "posterior":
@@ -545,9 +549,22 @@ def predict_command(
         raise UserError(f"method {method} needs --aggregation and --selection")
     hw = _hardware(hardware)
     regressor, info = load_planner_model(model, **({"predictor": predictor} if predictor else {}))
-    result = predict_config(
-        regressor, policies[0], prm, method, aggregation, selection, n, beam_width, dataset, difficulty, hw
-    )
+    try:
+        result = predict_config(
+            regressor,
+            policies[0],
+            prm,
+            method,
+            aggregation,
+            selection,
+            n,
+            beam_width,
+            dataset,
+            difficulty,
+            hw,
+        )
+    except UserError as exc:  # the library names its parameter; here it is a flag
+        raise UserError(f"--{exc}" if str(exc).startswith("n: ") else str(exc)) from None
     result["model"] = info
     if as_json:
         typer.echo(json.dumps(result))

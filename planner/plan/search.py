@@ -714,6 +714,14 @@ def predict_config(
 ) -> dict:
     """Predicted accuracy, interval and cost of one configuration (the fields of a plan)."""
     check_config(method, _name(prm), aggregation, selection, n, beam_width)
+    from planner.predict.predictor import ScalingPredictor
+    from planner.predict.scaling import N_MAX
+
+    if isinstance(model, ScalingPredictor) and int(n) > N_MAX:
+        raise UserError(
+            f"n: {n} is above {N_MAX}, the largest N the per-problem model predicts "
+            "(the regressor alone would guess it, outside the calibrated range)"
+        )
     feature_dataset, difficulty = resolve_target(dataset, difficulty)
     prms = [] if _name(prm) == NO_MODEL else [prm]
     policy_specs, prm_specs = resolve_models([policy], prms or [NO_MODEL])
