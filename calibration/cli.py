@@ -47,19 +47,24 @@ def published(
 
     if name not in importers.PUBLISHED:
         raise UserError(f"unknown published table set {name!r} (known: {', '.join(importers.PUBLISHED)})")
-    records, meta = importers.SHIPPED[name](data_dir or importers.PUBLISHED_DIR)
-    _done(write_profile(out, records, meta).path, len(records))
+    parts = importers.SHIPPED[name](data_dir or importers.PUBLISHED_DIR)
+    _done(write_profile(out, *parts).path, len(parts[0]))
 
 
 @import_app.command("persample")
 def persample(
     file: Path = typer.Argument(
-        ..., help="CSV: problem_id|idx, answer|pred, correct (0/1), score|rm_score, level, source"
+        ...,
+        help="CSV: problem_id|idx, answer|pred, correct (0/1), score|rm_score, level, source, policy, dataset",
     ),
     out: Path = typer.Option(..., "--out", help="profile folder to write"),
-    dataset: str = typer.Option(..., "--dataset", help="dataset name, e.g. math100"),
+    dataset: str = typer.Option(
+        None, "--dataset", help="dataset name, e.g. math100 (or a 'dataset' column in the file)"
+    ),
     name: str = typer.Option(None, "--name", help="profile name (default: the folder name)"),
-    policy: str = typer.Option("unstated", "--policy"),
+    policy: str = typer.Option(
+        None, "--policy", help="default: a 'policy' column in the file, else unstated"
+    ),
     prm: str = typer.Option("unstated", "--prm", help="the verifier that gave the scores"),
     aggregation: str = typer.Option("last", "--aggregation", help="how the score was made from step scores"),
     ks: str = typer.Option(None, "--ks", help="N values, e.g. 1,2,4,8 (default 1..K)"),
@@ -81,19 +86,23 @@ def persample(
         raise UserError(
             f"--aggregation must be one of {', '.join(ALLOWED['aggregation'])}, got {aggregation!r}"
         )
-    records, meta = import_persample(
-        file,
-        name=name or out.name,
-        dataset=dataset,
-        policy=policy,
-        prm=prm,
-        aggregation=aggregation,
-        ks=_ks(ks),
-        vote_weight=vote_weight,
-        source=source,
-        stops=_stops(stop),
-    )
-    _done(write_profile(out, records, meta).path, len(records))
+    try:
+        records, meta, samples = import_persample(
+            file,
+            name=name or out.name,
+            dataset=dataset,
+            policy=policy,
+            prm=prm,
+            aggregation=aggregation,
+            ks=_ks(ks),
+            vote_weight=vote_weight,
+            source=source,
+            stops=_stops(stop),
+        )
+    except UserError as exc:  # the library names its parameters; these two are flags here
+        text = str(exc)
+        raise UserError(f"--{text}" if text.startswith(("dataset:", "policy:")) else text) from None
+    _done(write_profile(out, records, meta, samples).path, len(records))
 
 
 def _stops(texts: list[str] | None) -> list[str]:

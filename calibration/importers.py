@@ -20,7 +20,16 @@ import pandas as pd
 from calibration.extrapolate import check_ks, extrapolated_rows
 from calibration.replay import STOP_NOTE, replay_table
 from planner.core.errors import UserError
-from planner.core.profiles import BASIS, FIXED_N, MEASURED, SCHEMA, validate_records, write_profile
+from planner.core.profiles import (
+    BASIS,
+    EXTRAPOLATED,
+    FIXED_N,
+    MEASURED,
+    SCHEMA,
+    SCORE_PREFIX,
+    validate_records,
+    write_profile,
+)
 from planner.core.scoring import aggregate, answer_key
 from planner.core.stopping import parse_rule
 from planner.core.vocab import AGGREGATIONS
@@ -452,8 +461,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def read_persample(path: Path) -> pd.DataFrame:
-    """A per-sample CSV as columns problem_id, answer, correct, score, level, source. Without a
-    score column every score is NaN, and the replay gives majority-vote rows alone."""
+    """A per-sample CSV as columns problem_id, answer, correct, score, level, source (and policy,
+    dataset when the file has them: several sample sets in one file). Without a score column
+    every score is NaN, and the replay gives majority-vote rows alone."""
     df = _read_csv(path)
     out = pd.DataFrame(index=df.index)
     for col, names in PERSAMPLE_ALIASES.items():
@@ -479,6 +489,11 @@ def read_persample(path: Path) -> pd.DataFrame:
         out["policy_tokens"] = pd.to_numeric(df["tokens"], errors="coerce")
     if "flops" in df.columns:  # what each sample cost (generation and scoring), when the file has it
         out["flops"] = pd.to_numeric(df["flops"], errors="coerce")
+    for col in ("policy", "dataset"):  # a file of several sample sets names each row's
+        if col in df.columns:
+            if (df[col].astype(str).str.strip() == "").any():
+                raise UserError(f"{path}: column '{col}' is empty in some rows")
+            out[col] = df[col].astype(str)
     return out
 
 
@@ -502,8 +517,8 @@ def import_persample(
     path: Path,
     *,
     name: str,
-    dataset: str,
-    policy: str = "unstated",
+    dataset: str | None = None,
+    policy: str | None = None,
     prm: str = "unstated",
     aggregation: str = "last",
     ks: Sequence[int] | None = None,
@@ -513,42 +528,116 @@ def import_persample(
     description: str | None = None,
     assumptions: Sequence[str] = (),
     stops: Sequence[str] = (),
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """Replay a per-sample CSV (problem_id/idx, answer/pred, correct, score/rm_score, level;
-    optional tokens and flops per sample). stops: early-stopping rules ("beta:0.95", "esc:4"),
-    each replayed at every k as its cap on the samples in the file's order (rows with `stop`
-    and `samples_used`)."""
+    optional tokens and flops per sample; policy and dataset columns for a file of several
+    sample sets, else the `policy` (default "unstated") and `dataset` given). stops:
+    early-stopping rules ("beta:0.95", "esc:4"), each replayed at every k as its cap on the
+    samples in the file's order (rows with `stop` and `samples_used`).
+
+    Returns (records, meta, samples): samples is the file as samples.csv keeps it (one row per
+    sample: policy, dataset, problem_id, sample, correct, answer and, with scores,
+    score:<prm>:<aggregation>), which `ttsplan fit` fits the per-problem model on."""
     path = Path(path)
+    return replay_samples(
+        read_persample(path),
+        where=str(path),
+        name=name,
+        dataset=dataset,
+        policy=policy,
+        prm=prm,
+        aggregation=aggregation,
+        ks=ks,
+        vote_weight=vote_weight,
+        source=source,
+        note=note,
+        description=description or f"Exact replay of the per-sample file {path.name}.",
+        assumptions=assumptions,
+        stops=stops,
+    )
+
+
+def replay_samples(
+    samples: pd.DataFrame,
+    *,
+    where: str,
+    name: str,
+    description: str,
+    dataset: str | None = None,
+    policy: str | None = None,
+    prm: str = "unstated",
+    aggregation: str = "last",
+    ks: Sequence[int] | None = None,
+    vote_weight: str = "score",
+    source: str | None = None,
+    note: str = "",
+    assumptions: Sequence[str] = (),
+    stops: Sequence[str] = (),
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """import_persample on a table read_persample gives (`where` names it in errors)."""
     rules = [parse_rule(text) for text in stops]
-    samples = read_persample(path)
+    samples = samples.copy()
     if vote_weight not in ("score", "sigmoid"):
         raise UserError(f"vote_weight must be 'score' or 'sigmoid', got {vote_weight!r}")
-    samples["problem_id"] = f"{dataset}-" + samples["problem_id"].astype(str)
+    for col, given in (("dataset", dataset), ("policy", policy)):
+        if col in samples.columns and given is not None:
+            raise UserError(
+                f"{col}: given as {given!r}, and {where} has a '{col}' column; give one of the two"
+            )
+        if col not in samples.columns:
+            if given is None and col == "dataset":
+                raise UserError(f"dataset: not given, and {where} has no 'dataset' column")
+            samples[col] = given if given is not None else "unstated"
+    samples["problem_id"] = samples["dataset"] + "-" + samples["problem_id"].astype(str)
     samples["answer"] = vote_keys(samples["answer"])
     samples["level"] = samples["level"].astype(str)
-    samples["dataset"] = dataset
-    samples["policy"] = canonical(policy)
+    samples["policy"] = samples["policy"].map(canonical)
     samples["prm"] = canonical(prm)
     samples["aggregation"] = aggregation
     samples["note"] = note
     if source is None:
         if "source" not in samples.columns:
-            raise UserError(f"{path}: no 'source' column; give the source of the samples")
+            raise UserError(f"{where}: no 'source' column; give the source of the samples")
         source = str(samples["source"].iloc[0])
     samples["source"] = source
     if vote_weight == "sigmoid":
         samples["vote_weight"] = _sigmoid(samples["score"].to_numpy(dtype="float64"))
-    k_max = int(samples.groupby("problem_id").size().max())
-    ks = list(ks) if ks else list(range(1, k_max + 1))
-    check_ks(ks)
-    records = replay_table(samples, [k for k in ks if k <= k_max], stops=rules)
-    replay = {"ks": ks, "samples_per_problem": k_max, "problems": int(samples["problem_id"].nunique())}
-    beyond = extrapolated_rows(samples, ks)  # N above the samples per problem: the per-problem model
-    if len(beyond):
-        if "stop" in records:  # fixed-N rows among early-stopping ones
-            beyond = beyond.assign(**FIXED_N)
-        records = pd.concat([records.assign(**{BASIS: MEASURED}), beyond], ignore_index=True)
-        replay["extrapolated_ks"] = sorted({int(k) for k in beyond["n"]})
+    per_problem = samples.groupby(["policy", "problem_id"]).size()
+    k_max = int(per_problem.max())
+    if ks is not None:
+        ks = list(ks)
+        check_ks(ks)
+    parts, sets = [], []
+    for (pol, data), one in samples.groupby(["policy", "dataset"], sort=True):
+        k_set = int(one.groupby("problem_id").size().max())
+        set_ks = ks or list(range(1, k_set + 1))  # default: every N the set's samples hold
+        records = replay_table(one, [k for k in set_ks if k <= k_set], stops=rules)
+        beyond = extrapolated_rows(one, set_ks)  # N above the samples per problem: the per-problem model
+        if len(beyond):
+            if "stop" in records:  # fixed-N rows among early-stopping ones
+                beyond = beyond.assign(**FIXED_N)
+            records = pd.concat([records.assign(**{BASIS: MEASURED}), beyond], ignore_index=True)
+        parts.append(records)
+        sets.append(
+            {
+                "policy": pol,
+                "dataset": data,
+                "samples_per_problem": k_set,
+                "problems": one["problem_id"].nunique(),
+            }
+        )
+    records = pd.concat(parts, ignore_index=True)
+    if BASIS in records:
+        records[BASIS] = records[BASIS].fillna(MEASURED)
+    replay = {
+        "ks": ks or list(range(1, k_max + 1)),
+        "samples_per_problem": k_max,
+        "problems": int(samples["problem_id"].nunique()),
+    }
+    if len(sets) > 1:
+        replay["sets"] = sets
+    if BASIS in records and (records[BASIS] == EXTRAPOLATED).any():
+        replay["extrapolated_ks"] = sorted({int(k) for k in records.loc[records[BASIS] == EXTRAPOLATED, "n"]})
         assumptions = [*assumptions, EXTRAPOLATION_NOTE]
     if rules:
         replay["stops"] = [str(r) for r in rules]
@@ -556,19 +645,26 @@ def import_persample(
             *assumptions,
             STOP_NOTE,
         ]
-    meta = _meta(
-        name,
-        description or f"Exact replay of the per-sample file {path.name}.",
-        "replay",
-        records,
-        [source],
-        list(assumptions),
-        replay=replay,
-    )
-    return records, meta
+    meta = _meta(name, description, "replay", records, [source], list(assumptions), replay=replay)
+    return records, meta, _samples_table(samples)
 
 
-def import_qwen25math_math100(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame, dict]:
+def _samples_table(samples: pd.DataFrame) -> pd.DataFrame:
+    """The replayed samples as samples.csv keeps them (planner.core.profiles.SAMPLE_COLUMNS, and
+    the verifier's score where every sample has one: the weighted vote's weight, so sigmoid(score)
+    with vote_weight "sigmoid"; any increasing transform leaves Best-of-N's pick alone)."""
+    out = samples[["policy", "dataset", "problem_id"]].copy()
+    out["sample"] = samples.groupby(["policy", "problem_id"]).cumcount()
+    out["correct"] = samples["correct"].astype(bool)
+    out["answer"] = samples["answer"]
+    if samples["score"].notna().all():
+        first = samples.iloc[0]
+        weight = samples["vote_weight"] if "vote_weight" in samples else samples["score"]
+        out[f"{SCORE_PREFIX}{first['prm']}:{first['aggregation']}"] = weight.to_numpy(dtype=float)
+    return out
+
+
+def import_qwen25math_math100(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """The shipped replay of Qwen2.5-Math's 100 MATH problems x 8 samples with RM scores."""
     path = data_dir / "persample_qwen25math_math100_8samples_rmscores.csv"
     known = (
@@ -611,6 +707,106 @@ def import_qwen25math_math100(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFr
             "best-of-N, majority and weighted vote at N = 1..8, per problem with level and pass@1 (the "
             "per-problem data the regressor learns difficulty and N-scaling from)."
         ),
+        assumptions=assumptions,
+    )
+
+
+# ---------------------------------------------------------------- art_of_tts traces
+
+# the art_of_tts README's directory names of its models, and its datasets as ours name them
+ART_MODELS = {
+    "R1": "deepseek-ai/DeepSeek-R1",
+    "Deepseek": "deepseek-ai/DeepSeek-V3",
+    "QwQ": "Qwen/QwQ-32B",
+    "R1DistilQwen": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+    "Qwen3": "Qwen/Qwen3-32B",
+    "Qwen3-235B": "Qwen/Qwen3-235B-A22B-Instruct-2507",
+    "GPT-OSS-120B": "openai/gpt-oss-120b",
+    "Dapo-Qwen-32B": "BytedTsinghua-SIA/DAPO-Qwen-32B",
+}
+ART_DATASETS = {  # file's dataset -> (ours, problem id prefix)
+    "aime2024": ("aime24", "h4-"),
+    "aime2025-i": ("aime25", "I-"),
+    "aime2025-ii": ("aime25", "II-"),
+    "gpqa": ("gpqa_diamond", ""),
+    "math500": ("math500", "h4-"),
+}
+ART_SOURCE = (
+    "github:Aradhye2002/art_of_tts@4b3e790d results/vanilla (Agarwal, Sengupta, Chakraborty, "
+    "arXiv:2512.02008), per-sample tables as extracted in shared/data/published/art_of_tts"
+)
+
+
+def art_of_tts_samples(data_dir: Path = PUBLISHED_DIR) -> pd.DataFrame:
+    """The vanilla (independently sampled) traces of art_of_tts as one per-sample table in
+    read_persample's form, with policy and dataset columns; samples the authors' evaluation
+    could not judge (an empty `correct`) left out."""
+    parts = []
+    for path in sorted((Path(data_dir) / "art_of_tts").glob("vanilla__*.csv.gz")):
+        _, model, data = path.name.removesuffix(".csv.gz").split("__")
+        if model not in ART_MODELS or data not in ART_DATASETS:
+            raise UserError(f"{path}: unknown model {model!r} or dataset {data!r}")
+        df = pd.read_csv(path, dtype={"answer": str}, keep_default_na=False)
+        df = df[df["correct"].astype(str) != ""].sort_values(["problem_id", "sample_idx"], kind="stable")
+        df = df[df.groupby("problem_id")["sample_idx"].transform("size") >= 2]  # a vote needs two
+        dataset, prefix = ART_DATASETS[data]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "problem_id": prefix + df["problem_id"].astype(str),
+                    "answer": df["answer"],
+                    "correct": pd.to_numeric(df["correct"]).astype(int),
+                    "score": np.nan,
+                    "level": "",
+                    "policy_tokens": pd.to_numeric(df["completion_tokens"], errors="coerce"),
+                    "policy": ART_MODELS[model],
+                    "dataset": dataset,
+                }
+            )
+        )
+    if not parts:
+        raise UserError(f"{data_dir}: no art_of_tts vanilla files (art_of_tts/vanilla__*.csv.gz)")
+    return pd.concat(parts, ignore_index=True)
+
+
+def import_art_of_tts(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Majority vote of eight reasoning models on AIME 2024, AIME 2025, GPQA Diamond (8 samples
+    per problem) and DeepSeek-R1 on MATH-500 (4), replayed exactly from their recorded samples."""
+    assumptions = [
+        "Samples: the 'vanilla' traces, independently sampled (T = 0.6, top_p 0.95 for the API models; "
+        "DAPO-Qwen-32B T = 1.0, top_p 0.7), each sample index with its own diversifying prefix "
+        "('Alright, let's', 'Okay so', ...); max tokens per model as the art_of_tts README lists "
+        "(5,000 to 32,000). The 'bs' traces (server-side best_of=N returning the most likely "
+        "completion) are not imported: no method here is that.",
+        "Answers and correctness are the authors' stored 'pred' and pred == gold (their evaluation, "
+        "reproducing their numbers), not the stricter last-box re-parse; an empty answer abstains "
+        "from the vote and counts as wrong.",
+        "MATH-500 (DeepSeek-R1 only, 4 samples per problem): 10 of 2,000 samples could not be judged "
+        "by the extraction's normaliser and are left out; 3 problems keep 3 samples, and one problem "
+        "with a single judged sample is left out (499 problems).",
+        "Datasets: aime24 = HuggingFaceH4/aime_2024 (30; problem_id 'aime24-h4-' + row index, not the "
+        "ids of this repository's aime24 file), aime25 = AIME 2025 I and II (opencompass/AIME2025, "
+        "15 + 15; 'aime25-I-' / 'aime25-II-' + row index), gpqa_diamond = GPQA Diamond (198, "
+        "answers A-D), math500 = HuggingFaceH4/MATH-500 ('math500-h4-' + row index).",
+        "Token counts are the authors' completion_tokens per sample (the diversifying prefix's few "
+        "tokens included); prompt tokens are not stated. FLOPs: NaN (the registry lacks most of "
+        "these models' architectures).",
+        "The source repository has no licence file; only derived fields are kept (answers, "
+        "correctness, token counts), no problem text or traces.",
+        "Majority rows are exact expectations over all N-subsets of a problem's samples, ties split "
+        "evenly; pass1 and difficulty bins are per (model, problem).",
+    ]
+    return replay_samples(
+        art_of_tts_samples(data_dir),
+        where="art_of_tts",
+        name="art_of_tts",
+        description=(
+            "Exact replay of the art_of_tts vanilla traces (arXiv:2512.02008): majority vote at N = 1..8 "
+            "of DeepSeek-R1, DeepSeek-V3, QwQ-32B, R1-Distill-Qwen-32B, Qwen3-32B, Qwen3-235B-A22B, "
+            "gpt-oss-120b and DAPO-Qwen-32B on AIME 2024, AIME 2025 and GPQA Diamond, DeepSeek-R1 on "
+            "MATH-500 at N = 1..4; the samples are kept for the per-problem model."
+        ),
+        source=ART_SOURCE,
         assumptions=assumptions,
     )
 
@@ -920,13 +1116,15 @@ def import_prm_tables(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame, dic
 
 # ---------------------------------------------------------------- shipped profiles
 
-SHIPPED: dict[str, Callable[[Path], tuple[pd.DataFrame, dict]]] = {
+# each returns (records, meta), or (records, meta, samples) for a replay of recorded samples
+SHIPPED: dict[str, Callable[[Path], tuple]] = {
     "liu2025_tables": import_liu2025_tables,
     "qwen25math_math100_replay": import_qwen25math_math100,
     "rlhflow_bon1024": import_rlhflow_bon1024,
     "prm_tables_2026_11": import_prm_tables,
+    "art_of_tts": import_art_of_tts,
 }
-PUBLISHED = ("liu2025_tables", "rlhflow_bon1024", "prm_tables_2026_11")
+PUBLISHED = ("liu2025_tables", "rlhflow_bon1024", "prm_tables_2026_11", "art_of_tts")
 
 
 def build_shipped(
@@ -938,6 +1136,5 @@ def build_shipped(
     for name in names or SHIPPED:
         if name not in SHIPPED:
             raise UserError(f"unknown shipped profile {name!r} (known: {', '.join(SHIPPED)})")
-        records, meta = SHIPPED[name](data_dir)
-        out.append(write_profile(root / name, records, meta).path)
+        out.append(write_profile(root / name, *SHIPPED[name](data_dir)).path)
     return out

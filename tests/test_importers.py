@@ -39,11 +39,16 @@ def test_shipped_profiles_rebuild_identically(tmp_path):
         "qwen25math_math100_replay",
         "rlhflow_bon1024",
         "prm_tables_2026_11",
+        "art_of_tts",
     ]
     for path in built:
         fresh, shipped = load_profile(path), load_profile(REPO / "profiles" / path.name)
         pd.testing.assert_frame_equal(fresh.records, shipped.records)
         assert fingerprint(fresh.records) == fingerprint(shipped.records)
+        samples = path / "samples.csv"  # the replays keep their samples, byte for byte
+        assert samples.is_file() == (path.name in ("qwen25math_math100_replay", "art_of_tts"))
+        if samples.is_file():
+            assert samples.read_bytes() == (REPO / "profiles" / path.name / "samples.csv").read_bytes()
         drop = ("created",)
         assert {k: v for k, v in fresh.meta.items() if k not in drop} == {
             k: v for k, v in shipped.meta.items() if k not in drop
@@ -125,7 +130,7 @@ def test_rlhflow_rows():
 
 
 def test_qwen_replay_profile():
-    records, meta = import_qwen25math_math100()
+    records, meta, _ = import_qwen25math_math100()
     raw = pd.read_csv(PUBLISHED_DIR / "persample_qwen25math_math100_8samples_rmscores.csv")
     assert len(records) == 100 * 8 * 3
     assert set(records["policy"]) == {"unstated"}
@@ -283,7 +288,7 @@ def test_persample_import_keys_answers_like_live_runs(tmp_path):
             "rm_score": [0.2, 0.3, 0.9, 0.1, 0.5],
         }
     ).to_csv(csv, index=False)
-    records, _ = importers.import_persample(csv, name="k", dataset="t", source="unit test", ks=[5])
+    records, _, _ = importers.import_persample(csv, name="k", dataset="t", source="unit test", ks=[5])
     maj = records[records["method"] == "majority"]
     # "1,000" and "1000.0" are one answer with two votes against "7"'s two: a tie split evenly
     assert maj["accuracy"].tolist() == [0.5]
@@ -301,7 +306,7 @@ def test_persample_without_scores_gives_majority_rows_alone(tmp_path):
     df = df[df["idx"].astype(int) < 10].drop(columns=["rm_score"])
     path = tmp_path / "noscore.csv"
     df.to_csv(path, index=False)
-    records, meta = importers.import_persample(path, name="noscore", dataset="math100", ks=[1, 2, 8])
+    records, meta, _ = importers.import_persample(path, name="noscore", dataset="math100", ks=[1, 2, 8])
     assert set(records["method"]) == {"majority"} and set(records["prm"]) == {"none"}
     assert sorted(records["n"].unique()) == [1, 2, 8] and records["problem_id"].nunique() == 10
     maj1 = records[records["n"] == 1].set_index("problem_id")["accuracy"]
@@ -318,10 +323,10 @@ def test_persample_ks_above_the_samples_are_extrapolated_and_marked(tmp_path):
     from planner.core.profiles import static_rows
     from planner.predict.features import prepare_training
 
-    plain, _ = importers.import_persample(
+    plain, _, _ = importers.import_persample(
         QWEN_SAMPLES, name="q", dataset="math100", prm="Qwen2.5-Math-RM-72B", ks=[4, 8]
     )
-    records, meta = importers.import_persample(
+    records, meta, _ = importers.import_persample(
         QWEN_SAMPLES, name="q", dataset="math100", prm="Qwen2.5-Math-RM-72B", ks=[4, 8, 32, 128]
     )
     assert meta["replay"]["extrapolated_ks"] == [32, 128]
@@ -349,7 +354,7 @@ def test_persample_extrapolation_without_scores_is_majority_alone_and_bounded(tm
     df = pd.read_csv(QWEN_SAMPLES, dtype=str, keep_default_na=False).drop(columns=["rm_score"])
     path = tmp_path / "noscore.csv"
     df.to_csv(path, index=False)
-    records, _ = importers.import_persample(path, name="n", dataset="math100", ks=[8, 16])
+    records, _, _ = importers.import_persample(path, name="n", dataset="math100", ks=[8, 16])
     extra = records[records["basis"] == "extrapolated"]
     assert len(extra) and set(extra["method"]) == {"majority"}
     with pytest.raises(UserError, match=r"^ks: 4096 is outside 1\.\.1024"):
@@ -379,3 +384,62 @@ def test_persample_cli_refuses_n_beyond_extrapolation(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("error: --ks: 2048 is outside") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_persample_import_keeps_its_samples_and_fit_calibrates_the_policy(tmp_path, capsys):
+    """An imported per-sample file becomes a calibrated policy: the profile keeps samples.csv
+    (as the live runs keep theirs), and `ttsplan fit` fits the per-problem model on it."""
+    from planner.predict.modelio import load_planner_model
+
+    out = tmp_path / "imp"
+    args = ["import", "persample", str(QWEN_SAMPLES), "--out", str(out), "--dataset", "math100"]
+    more = ["--policy", "Qwen2.5-0.5B-Instruct", "--prm", "Qwen2.5-Math-RM-72B", "--ks", "1,2,4,8"]
+    assert _run([*args, *more], capsys)[0] == 0
+    samples = pd.read_csv(out / "samples.csv", dtype={"answer": str})
+    raw = pd.read_csv(QWEN_SAMPLES)
+    assert len(samples) == len(raw) == 800 and set(samples["policy"]) == {"Qwen/Qwen2.5-0.5B-Instruct"}
+    assert samples["correct"].tolist() == raw["correct"].astype(bool).tolist()
+    assert samples["score:Qwen/Qwen2.5-Math-RM-72B:last"].tolist() == pytest.approx(raw["rm_score"].tolist())
+    model_file = tmp_path / "m.skops"
+    assert _run(["fit", "--profiles", str(out), "--out", str(model_file), "--json"], capsys)[0] == 0
+    model, _ = load_planner_model(model_file)
+    fitted = model.problem_model("Qwen/Qwen2.5-0.5B-Instruct", "math100")
+    assert fitted is not None and fitted[1] == 8
+    # its majority@8 comes back close to the exact replay of the same samples (92.5%)
+    replayed = load_profile(out).records
+    maj8 = replayed[(replayed["method"] == "majority") & (replayed["n"] == 8)]["accuracy"].mean()
+    got = fitted[0].predict(method="majority", n=8, interval=False)["accuracy"]
+    assert abs(got - maj8) < 0.03
+
+
+def test_persample_file_of_several_sets(tmp_path, capsys):
+    """policy and dataset columns: each (policy, dataset) replayed on its own, with its own
+    difficulty bins, in one profile; flags that would contradict the columns are refused."""
+    raw = pd.read_csv(QWEN_SAMPLES, dtype=str, keep_default_na=False)
+    raw = raw[raw["idx"].astype(int) < 20]
+    a = raw.assign(policy="Qwen2.5-0.5B-Instruct", dataset="toy")
+    b = raw.assign(policy="Qwen2.5-1.5B-Instruct", dataset="toy")
+    later = b["sample"].astype(int) >= 1  # the second policy right in its first sample at most
+    b.loc[later, "correct"], b.loc[later, "pred"] = "0", "-1"
+    path = tmp_path / "two.csv"
+    pd.concat([a, b]).drop(columns=["rm_score"]).to_csv(path, index=False)
+    out = tmp_path / "two"
+    assert _run(["import", "persample", str(path), "--out", str(out), "--ks", "1,4"], capsys)[0] == 0
+    records = load_profile(out).records
+    per = records[records["problem_id"] != ""].groupby("policy")["pass1"].mean()
+    assert set(per.index) == {"Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"}
+    assert per["Qwen/Qwen2.5-1.5B-Instruct"] < per["Qwen/Qwen2.5-0.5B-Instruct"]
+    from planner.predict.samples import profile_sample_sets
+
+    sets = {s.policy: s for s in profile_sample_sets(out, records)}
+    assert set(sets) == set(per.index)
+    hard = sets["Qwen/Qwen2.5-1.5B-Instruct"].frame  # its own bins, not the other policy's
+    assert (hard["difficulty"] != "easy").all() and (
+        sets["Qwen/Qwen2.5-0.5B-Instruct"].frame["difficulty"] == "easy"
+    ).any()
+    for flag in (["--dataset", "toy"], ["--policy", "x"]):
+        code, _, err = _run(["import", "persample", str(path), "--out", str(tmp_path / "no"), *flag], capsys)
+        assert code == 2 and err.startswith(f"error: {flag[0]}: given") and err.count("\n") == 1
+    code, _, err = _run(["import", "persample", str(QWEN_SAMPLES), "--out", str(tmp_path / "no")], capsys)
+    assert code == 2 and err.startswith("error: --dataset: not given") and err.count("\n") == 1
+    assert not (tmp_path / "no").exists()

@@ -28,6 +28,11 @@ from planner.core.vocab import AGGREGATIONS, BINS, METHODS, NONE, SELECTIONS
 
 RECORDS_FILE = "records.parquet"
 META_FILE = "profile.json"
+# recorded samples behind a replayed profile, one row per sample (planner.predict.samples reads
+# them): policy, dataset, problem_id, sample, correct, answer, score:<verifier>:<aggregation>
+SAMPLES_FILE = "samples.csv"
+SAMPLE_COLUMNS = ("policy", "dataset", "problem_id", "sample", "correct", "answer")
+SCORE_PREFIX = "score:"  # score columns are named score:<verifier>:<aggregation>
 
 # Column -> pandas dtype, in file order.
 SCHEMA: dict[str, str] = {
@@ -356,6 +361,15 @@ def _cell(value: object) -> str:
     return "s:" + str(value)
 
 
+def _cells(col: pd.Series) -> np.ndarray:
+    """_cell of every value of one column: floats one by one (0.0 and -0.0 are equal but print
+    apart), other columns once per distinct value (a column of a validated table holds one type)."""
+    if col.dtype.kind == "f":
+        return np.array(["nan" if math.isnan(x) else repr(x) for x in col.tolist()], dtype=object)
+    codes, uniques = pd.factorize(col, use_na_sentinel=False)
+    return np.array([_cell(v) for v in uniques], dtype=object)[codes]
+
+
 def fingerprint(df: pd.DataFrame) -> str:
     """sha256 of a canonical form of a table: columns by name, rows sorted, exact floats.
 
@@ -364,9 +378,7 @@ def fingerprint(df: pd.DataFrame) -> str:
     cols = sorted(str(c) for c in df.columns)
     frame = df.copy()
     frame.columns = [str(c) for c in frame.columns]
-    lines = sorted(
-        "\x1f".join(_cell(v) for v in row) for row in frame[cols].itertuples(index=False, name=None)
-    )
+    lines = sorted("\x1f".join(row) for row in zip(*(_cells(frame[c]) for c in cols), strict=True))
     digest = hashlib.sha256()
     digest.update("\x1f".join(cols).encode())
     for line in lines:
@@ -466,6 +478,26 @@ def default_profile_dirs() -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / META_FILE).is_file())
 
 
+def check_samples(samples: pd.DataFrame, where: str) -> pd.DataFrame:
+    """A samples table as samples.csv holds it: SAMPLE_COLUMNS, then score:<verifier>:<aggregation>
+    columns of finite numbers; correct True/False; at least one sample."""
+    missing = [c for c in SAMPLE_COLUMNS if c not in samples.columns]
+    if missing:
+        raise UserError(f"{where}: column '{missing[0]}' is missing")
+    scores = [c for c in samples.columns if isinstance(c, str) and c.startswith(SCORE_PREFIX)]
+    extra = [c for c in samples.columns if c not in SAMPLE_COLUMNS and c not in scores]
+    if extra:
+        raise UserError(f"{where}: unexpected column {extra[0]!r}")
+    if samples.empty:
+        raise UserError(f"{where}: no samples")
+    if not samples["correct"].isin((True, False)).all():
+        raise UserError(f"{where}: column 'correct' must be True/False")
+    for c in scores:
+        if not np.isfinite(pd.to_numeric(samples[c], errors="coerce").to_numpy(dtype=float)).all():
+            raise UserError(f"{where}: column {c!r} must hold a finite number for every sample")
+    return samples[[*SAMPLE_COLUMNS, *scores]].reset_index(drop=True)
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, np.integer):
         return int(value)
@@ -476,10 +508,13 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def write_profile(path: str | os.PathLike, records: pd.DataFrame, meta: Mapping) -> Profile:
-    """Validate, then write records.parquet and profile.json atomically.
+def write_profile(
+    path: str | os.PathLike, records: pd.DataFrame, meta: Mapping, samples: pd.DataFrame | None = None
+) -> Profile:
+    """Validate, then write records.parquet and profile.json (and samples.csv, given the
+    samples behind the records) atomically.
 
-    Both files are written to temp files in the folder and moved into place with os.replace;
+    The files are written to temp files in the folder and moved into place with os.replace;
     on any failure the temp files are removed (and the folder too, if this call made it).
     profile.json gets `fingerprint` and `n_records`; `created` defaults to today.
     """
@@ -496,12 +531,19 @@ def write_profile(path: str | os.PathLike, records: pd.DataFrame, meta: Mapping)
     except (TypeError, ValueError) as exc:
         raise UserError(f"{folder / META_FILE}: cannot be written as JSON ({_one_line(exc)})") from None
 
+    if samples is not None:
+        samples = check_samples(samples, f"{folder / SAMPLES_FILE}")
+    targets = [folder / RECORDS_FILE, folder / META_FILE] + (
+        [folder / SAMPLES_FILE] if samples is not None else []
+    )
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with atomic_paths(folder / RECORDS_FILE, folder / META_FILE) as (rec_tmp, meta_tmp):
-            records.to_parquet(rec_tmp, index=False)
-            meta_tmp.write_text(meta_text, encoding="utf-8")
+        with atomic_paths(*targets) as tmps:
+            records.to_parquet(tmps[0], index=False)
+            tmps[1].write_text(meta_text, encoding="utf-8")
+            if samples is not None:
+                samples.to_csv(tmps[2], index=False)
     except BaseException:
         if made and not any(folder.iterdir()):
             folder.rmdir()

@@ -26,10 +26,10 @@ import pandas as pd
 
 from planner.core import runfile
 from planner.core.errors import UserError
+from planner.core.profiles import SAMPLES_FILE
 from planner.core.scoring import aggregate, answer_key
 from planner.models import specs
 
-SAMPLES_FILE = "samples.csv"
 RUN_GLOB = "runs/*/batch-*.jsonl"
 DEFAULT_AGGREGATIONS = ("last", "min", "mean")
 
@@ -99,9 +99,10 @@ def _csv_sets(folder: Path, records: pd.DataFrame) -> list[SampleSet]:
     for col in ("policy", "dataset", "problem_id", "correct", "answer"):
         if col not in df.columns:
             raise UserError(f"{path}: column '{col}' is missing")
-    bins = _bins(records)
     out = []
     for (policy, dataset), g in df.groupby(["policy", "dataset"], sort=True):
+        # each set's own bins: several policies' samples of one dataset share problem ids
+        bins = _bins(records[(records["policy"] == policy) & (records["dataset"] == dataset)])
         frame = g.drop(columns=["policy", "dataset"]).reset_index(drop=True)
         frame["difficulty"] = frame["problem_id"].map(bins)
         frame["answer"] = frame["answer"].where(frame["answer"].notna(), None)

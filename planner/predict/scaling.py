@@ -34,12 +34,12 @@ from scipy import optimize, special, stats
 from threadpoolctl import threadpool_limits
 
 from planner.core.errors import UserError
+from planner.core.profiles import SCORE_PREFIX
 from planner.core.vocab import difficulty_from_pass1
 
 N_MAX = 1024
 METHODS = ("majority", "best_of_n")
 SELECTIONS = ("max", "vote")
-SCORE_PREFIX = "score:"  # score columns are named score:<verifier>:<aggregation>
 LEVEL = 0.8  # central interval: point -/+ Z sd
 Z = float(stats.norm.ppf(0.5 + LEVEL / 2))
 STICKS = 24  # wrong answers tracked one by one; the rest are all distinct

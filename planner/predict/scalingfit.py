@@ -203,16 +203,19 @@ def fit_scaling(
     number (every curve is seeded on its own)."""
     from threadpoolctl import threadpool_limits
 
-    entries = []
-    with threadpool_limits(limits=1):  # L-BFGS on a shared 2-core machine: one BLAS thread
-        with _pool(workers) as pool:
-            entries = _fit_all(dirs, records, n_boot, ns, pool)
-    keys = [(e["policy"], e["dataset"]) for e in entries]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise UserError(f"profiles: two sample sets for policy {dup[0]} on {dup[1]}; keep one")
     from planner.predict.transfer import fit_transfer
 
+    with threadpool_limits(limits=1):  # L-BFGS on a shared 2-core machine: one BLAS thread
+        with _pool(workers) as pool:
+            started = _start_all(dirs, records, n_boot, ns, pool)
+            keys = [(e["policy"], e["dataset"]) for e, _ in started]
+            if len(set(keys)) != len(keys):
+                dup = next(k for k in keys if keys.count(k) > 1)
+                raise UserError(f"profiles: two sample sets for policy {dup[0]} on {dup[1]}; keep one")
+            # the transfer part reads the sets' models and tree corrections, not their tables:
+            # fitted while the pool still computes the tables
+            transfer = fit_transfer([e for e, _ in started], records)
+            entries = [_finish(*one) for one in started]
     return {
         "format": DOC_FORMAT,
         "version": DOC_VERSION,
@@ -220,7 +223,7 @@ def fit_scaling(
         "table_n": [int(n) for n in ns],
         "vote_n_max": VOTE_N_MAX,
         "sets": entries,
-        "transfer": fit_transfer(entries, records),  # policies without samples
+        "transfer": transfer,  # policies without samples
     }
 
 
@@ -243,14 +246,15 @@ def _pool(workers: int | None):
         yield pool
 
 
-def _fit_all(dirs: list[Path], records: pd.DataFrame, n_boot: int, ns, pool=None) -> list[dict]:
+def _start_all(dirs: list[Path], records: pd.DataFrame, n_boot: int, ns, pool=None) -> list[tuple]:
+    """_start_set of every sample set of the profile folders."""
     started = []
     for folder in dirs:
         folder = Path(folder)
         mine = records[records["profile"] == folder.name] if "profile" in records else records
         for s in profile_sample_sets(folder, mine):
             started.append(_start_set(s, mine, n_boot, 0, ns, pool))
-    return [_finish(*one) for one in started]
+    return started
 
 
 def check_doc(doc: object, where: str) -> dict:
