@@ -7,12 +7,15 @@ whose parameters come from:
   success   one Beta with mean mu and concentration kappa (a + b). mu: the policy's own published
             cells where it has them (sampled pass@1 = majority@1; majority@N, read through the
             model's majority curve; greedy CoT through the CoT offset below), else the
-            regressor's majority@1 (its pass@1) for that policy and dataset. kappa: the
-            calibrated sets' median, moved only by the policy's majority cells (two cells at
-            different N fix both). Difficulty bins as the calibrated profiles bin problems: by
+            regressor's majority@1 (its pass@1) for that policy and dataset. kappa: pooled
+            over the calibrated sets (see "pooled" below), moved only by the policy's majority
+            cells (two cells at different N fix both). Difficulty bins as the calibrated profiles bin problems: by
             pass@1 of 8 samples (hard: none of 8, easy: over 4 of 8), here of 8 simulated ones.
-  wrong     the wrong-answer concentration alpha and the unanswered share: medians of the
+  wrong     the wrong-answer concentration alpha and the unanswered share: pooled over the
             calibrated sets of the same dataset (all sets where none is on it)
+  pooled    over sets with at least PRIOR_MIN_K samples per problem (fewer rarely show two wrong
+            answers agreeing), each source (profile) once: the median over sources of each
+            source's median, so one paper's 25 sets do not outvote five other sources
   scores    per (verifier, aggregation) measured on samples: the sets' latent-normal separation
             (median delta and spreads); per verifier known only from published Best-of-N cells:
             the separation delta that makes the Best-of-N curve of the cell's policy (its own
@@ -24,7 +27,8 @@ whose parameters come from:
             takes the mean over verifiers with them (outside the calibrated range, its interval
             widened by their spread); none: not predicted
   cot       greedy CoT = expit(logit(mu) - offset), offset = mean over calibrated sets of
-            logit(mean p) - logit(measured CoT); its spread widens CoT intervals
+            logit(mean p) - logit(measured CoT), CoT measured by the set's own profile (the same
+            run's settings); its spread widens CoT intervals
 
 Intervals: logit half-widths from the transfer error of held-out whole policies (each calibrated
 set predicted from the others, its mu from its own CoT cell; every anchored published policy's
@@ -132,7 +136,21 @@ def summary(entry: dict) -> dict:
         "alpha": params["alpha"],
         "scores": params["scores"],
         "tree": entry.get("tree", []),
+        "source": str(entry.get("source", "")).split("/")[0],  # the profile the samples came from
+        "k": int(entry.get("samples_per_problem", 0)),
     }
+
+
+PRIOR_MIN_K = 8  # samples per problem a set needs to inform the shared priors (kappa, wrong answers)
+
+
+def _pooled(values, sources) -> float:
+    """Geometric median over sources of each source's geometric median: one paper's 25 sets do
+    not outvote five other sources."""
+    by: dict = {}
+    for v, src in zip(values, sources, strict=True):
+        by.setdefault(src, []).append(math.log(max(float(v), 1e-12)))
+    return float(math.exp(np.median([np.median(v) for v in by.values()])))
 
 
 MU_GRID = np.linspace(-6.0, 6.0, 25)  # logit(mu) values a majority curve is evaluated at
@@ -235,13 +253,11 @@ def _wrong_defaults(sums: list[dict]) -> dict:
     """alpha and the unanswered share per dataset (median of its sets) and over all sets."""
 
     def med(group: list[dict]) -> dict:
+        src = [s["source"] for s in group]
         share = [s["missing"]["a"] / (s["missing"]["a"] + s["missing"]["b"]) for s in group]
-        conc = [s["missing"]["a"] + s["missing"]["b"] for s in group]
-        m, c = float(np.median(share)), float(np.exp(np.median(np.log(conc))))
-        return {
-            "alpha": float(np.exp(np.median(np.log([s["alpha"] for s in group])))),
-            "missing": {"a": m * c, "b": (1 - m) * c},
-        }
+        m = float(expit(np.log(_pooled([v / (1 - v) if v < 1 else 1e12 for v in share], src))))
+        c = _pooled([s["missing"]["a"] + s["missing"]["b"] for s in group], src)
+        return {"alpha": _pooled([s["alpha"] for s in group], src), "missing": {"a": m * c, "b": (1 - m) * c}}
 
     out = {"*": med(sums) if sums else {"alpha": 1.0, "missing": {"a": 0.5, "b": 50.0}}}
     for d in sorted({s["dataset"] for s in sums}):
@@ -291,9 +307,13 @@ def _verifier_from_samples(sums: list[dict]) -> dict:
 
 
 def _offset(sums: list[dict], records: pd.DataFrame) -> tuple[float, float, int]:
+    """logit(pass@1) - logit(greedy CoT) over the sets whose own profile measured CoT (a CoT
+    cell of another source ran under other settings: R1's published 97.3% on MATH-500 against
+    its 4,000-token art_of_tts samples at 83%)."""
     d = []
     for s in sums:
-        c = cells(records, s["policy"], s["dataset"], "cot")
+        own = records if "profile" not in records else records[records["profile"] == s["source"]]
+        c = cells(own, s["policy"], s["dataset"], "cot")
         c = c[c["n"].isna() | (c["n"] == 1)]
         if len(c):
             d.append(_lg(s["mu"]) - _lg(float(c["accuracy"].mean())))
@@ -310,14 +330,15 @@ def fit_transfer(
     an early-stopping or extrapolated row is not a cell)."""
     records = static_rows(records)
     sums = [summary(e) for e in entries]
-    kappa0 = float(np.exp(np.median(np.log([s["kappa"] for s in sums])))) if sums else 2.0
+    prior = [s for s in sums if s["k"] >= PRIOR_MIN_K]  # few samples: alpha, kappa barely identified
+    kappa0 = _pooled([s["kappa"] for s in prior], [s["source"] for s in prior]) if prior else 2.0
     offset, offset_sd, n_offset = _offset(sums, records)
     doc: dict = {
         "kappa": kappa0,
         "offset": offset,
         "offset_sd": offset_sd,
         "offset_sets": n_offset,
-        "wrong": _wrong_defaults(sums),
+        "wrong": _wrong_defaults(prior),
         "plateau_n": PLATEAU_N,
     }
     skip = {(s["policy"], s["dataset"]) for s in sums}
@@ -347,11 +368,17 @@ def fit_transfer(
 
 def _published_deltas(records: pd.DataFrame, fitted: dict, doc: dict, measured: set) -> dict:
     """Per verifier without samples: delta of each published Best-of-N (max) cell of an anchored policy."""
-    bon = records[(records["method"] == "best_of_n") & records["n"].notna()]
+    bon = records[
+        (records["method"] == "best_of_n")
+        & records["n"].notna()
+        & records["policy"].isin({p for p, _ in fitted})
+        & ~records["prm"].isin(measured)
+        & records["selection"].isin(("max", "none", "unstated"))
+    ]  # the rows the loop reads (a per-row filter over every sampled row cost seconds)
     out: dict = {}
     for r in bon.itertuples(index=False):
         key = (r.policy, r.dataset)
-        if key not in fitted or r.prm in measured or r.selection not in ("max", "none", "unstated"):
+        if key not in fitted:
             continue
         f = fitted[key]
         wrong = wrong_for(doc, r.dataset)
@@ -420,8 +447,10 @@ def _residual_width(entries: list[dict], records: pd.DataFrame, doc: dict) -> di
     res = []
     for held in sorted({e["policy"] for e in entries}):
         rest = [e for e in entries if e["policy"] != held]
-        if not rest:
-            continue
+        if not rest or not any(
+            not cells(records, e["policy"], e["dataset"], "cot").empty for e in entries if e["policy"] == held
+        ):
+            continue  # no CoT cell anchors this policy's held-out prediction: nothing to refit for
         sub = fit_transfer(rest, records[records["policy"] != held], residuals=False, anchors=False)
         for e in entries:
             if e["policy"] != held:
@@ -567,7 +596,11 @@ class TransferModel:
 
     def pooled(self, method: str, prm: str) -> bool:
         """True where a tree row's correction is the pooled one (outside the calibrated range)."""
-        return method in TREE_METHODS and f"{method}:{prm}" not in self.doc["trees"] and self.tree(method, prm) is not None
+        return (
+            method in TREE_METHODS
+            and f"{method}:{prm}" not in self.doc["trees"]
+            and self.tree(method, prm) is not None
+        )
 
 
 POOLED_MIN = 2  # verifiers with tree cells needed before their mean stands in for another verifier
