@@ -30,7 +30,11 @@ coverage 0.86 averaged over policies (target 0.80). Why these choices:
   uncertainty that matters is that of a new policy. Fit holds out whole groups (policies) in
   `cv_folds` folds, and the interval half-width on the logit scale is the `coverage` quantile
   of the held-out absolute residuals, each group weighing the same (split-conformal with
-  grouped folds). Quantile trees (10%/90%) in an earlier variant of this model covered about
+  grouped folds), or with `sources` (profiles; fit_profiles gives them) each source the same
+  and its groups alike within it: the art_of_tts profile's eight reasoning models, whose
+  majority cells the folds predict well, had narrowed the half-width of a fit without one CPU
+  policy from 4.3 to 1.1 logit and the held-out CPU policies' coverage to 0.14-0.32
+  (bench/quality.py). Quantile trees (10%/90%) in an earlier variant of this model covered about
   half (0.52) of the held-out policies' accuracies, hence this choice. 3 folds: the same CV
   as 5 here, and fewer fits.
 - N = 1: every sampled row (majority, Best-of-N with any verifier) is predicted as majority@1,
@@ -155,11 +159,20 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
             raise UserError(f"cv_folds must be an integer >= 2, got {self.cv_folds!r}")
 
     def fit(
-        self, X: pd.DataFrame, y: object, sample_weight: object = None, groups: object = None
+        self,
+        X: pd.DataFrame,
+        y: object,
+        sample_weight: object = None,
+        groups: object = None,
+        *,
+        sources: object = None,
     ) -> AccuracyRegressor:
         """Fit on configuration rows X and accuracies y (0..1).
 
         groups: one label per row for the interval's held-out folds; default X["policy"].
+        sources: one label per row, where its group's data came from (a profile); the interval
+        then weighs each source the same and each group the same within its source (default:
+        each group the same), so one source of many similar policies does not set it alone.
         """
         self._check_params()
         X = check_config_frame(X, "X")
@@ -177,6 +190,12 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         groups = np.asarray(groups, dtype=object).astype(str)
         if groups.shape != (len(X),):
             raise UserError(f"groups must have one label per row of X ({len(X)}), got shape {groups.shape}")
+        if sources is not None:
+            sources = np.asarray(sources, dtype=object).astype(str)
+            if sources.shape != (len(X),):
+                raise UserError(
+                    f"sources must have one label per row of X ({len(X)}), got shape {sources.shape}"
+                )
 
         self.features_ = ConfigFeatures().fit(X)
         Z = self.features_.transform(X)
@@ -186,13 +205,17 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         target = logit(np.clip(y, self.logit_eps, 1 - self.logit_eps))
         with _threads():
             self.mean_ = self._trees(self.features_).fit(Z, target, sample_weight=sample_weight)
-            self.half_width_, self.interval_groups_ = self._conformal(Z, target, sample_weight, groups)
+            self.half_width_, self.interval_groups_ = self._conformal(
+                Z, target, sample_weight, groups, sources
+            )
         self.n_features_in_ = self.features_.n_features_in_
         self.feature_names_in_ = self.features_.feature_names_in_
         self.format_version_ = FORMAT_VERSION
         return self
 
-    def _conformal(self, Z: np.ndarray, target: np.ndarray, weight: np.ndarray, groups: np.ndarray):
+    def _conformal(
+        self, Z: np.ndarray, target: np.ndarray, weight: np.ndarray, groups: np.ndarray, sources=None
+    ):
         """(half-width on the logit scale, number of groups it came from)."""
         labels = np.unique(groups)
         if len(labels) < 2:  # no group to hold out: in-sample residuals (optimistic)
@@ -208,6 +231,8 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         # Each group weighs the same; inside a group, rows weigh by sample_weight.
         group_total = pd.Series(weight).groupby(groups).transform("sum").to_numpy()
         row_weight = np.where(group_total > 0, weight / np.where(group_total > 0, group_total, 1), 0)
+        if sources is not None:  # each source weighs the same: its groups share its weight
+            row_weight = row_weight / pd.Series(groups).groupby(sources).transform("nunique").to_numpy()
         level = min(1.0, self.coverage * (1 + 1 / len(labels)))  # finite-sample correction
         order = np.argsort(residual)
         cumulative = np.cumsum(row_weight[order]) / row_weight.sum()
@@ -290,9 +315,24 @@ def fit_profiles(
     if len(rows) < 2:
         raise UserError(f"profiles give {len(rows)} usable row(s) after dropping {dropped}; need at least 2")
     model = clone(model) if model is not None else AccuracyRegressor()
-    model.fit(rows, rows["accuracy"], sample_weight=rows["weight"], groups=rows["policy"])
+    model.fit(
+        rows,
+        rows["accuracy"],
+        sample_weight=rows["weight"],
+        groups=rows["policy"],
+        sources=_sources(records, rows),
+    )
     report = {"records": int(len(records)), "rows_used": int(len(rows)), "dropped": dropped}
     return model, report
+
+
+def _sources(records: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray | None:
+    """Per training row, the profile most of its policy's records come from (None without a
+    profile column): a policy in several profiles counts with its main one."""
+    if "profile" not in records.columns:
+        return None
+    main = records.groupby("policy")["profile"].agg(lambda p: p.value_counts().index[0])
+    return rows["policy"].map(main).fillna("").astype(str).to_numpy()
 
 
 def grouped_cv(
@@ -309,6 +349,7 @@ def grouped_cv(
         raise UserError(f"group must be a column of the records, got {group!r}")
     base = model if model is not None else AccuracyRegressor()
     keys = rows[group].astype(str)
+    sources = _sources(records, rows)
     out = []
     for held in sorted(keys.unique()):
         test = (keys == held).to_numpy()
@@ -316,7 +357,11 @@ def grouped_cv(
         if len(train) < 2:
             continue
         fitted = clone(base).fit(
-            train, train["accuracy"], sample_weight=train["weight"], groups=train["policy"]
+            train,
+            train["accuracy"],
+            sample_weight=train["weight"],
+            groups=train["policy"],
+            sources=None if sources is None else sources[~test],
         )
         pred, low, high = fitted.predict_all(rows[test])
         y = rows.loc[test, "accuracy"].to_numpy()
