@@ -100,7 +100,7 @@ def test_n1_is_pass1_for_every_sampling_method(predictor):
     assert pass1 == pytest.approx(model.predict(method="majority", n=1)["accuracy"])
 
 
-def test_calibrated_rows_come_from_the_model(predictor):
+def test_calibrated_rows_come_from_the_model(predictor, gemma_records):
     configs = [
         ("none", "majority", "none", "vote", 8, None),
         ("arith-check", "best_of_n", "last", "max", 8, None),
@@ -113,14 +113,18 @@ def test_calibrated_rows_come_from_the_model(predictor):
     ]
     f = predictor.assess_frame(_rows(GEMMA_NAME, "arith", configs))
     src = f["source"].tolist()
-    assert src == ["per-problem model"] * 5 + ["regressor", "per-problem model", "regressor"]
-    assert f["in_calibrated_range"].iloc[:5].all()
+    assert src == ["per-problem model"] * 5 + ["measured cell", "per-problem model", "regressor"]
+    assert f["in_calibrated_range"].iloc[:6].all()
     assert f["extrapolated"].tolist() == [False] * 5 + [False, True, False]
     ok = f["predicted_accuracy"].between(f["accuracy_low"] - 1e-9, f["accuracy_high"] + 1e-9)
-    assert ok.iloc[:5].all()
-    # cot stays the regressor's
-    cot = _rows(GEMMA_NAME, "arith", configs[5:6])
-    assert f["predicted_accuracy"].iloc[5] == pytest.approx(predictor.regressor.assess(cot)[0][0])
+    assert ok.iloc[:6].all()
+    # greedy cot: the profile's measured cell over the set's own 40 problems, not the regressor's guess
+    cot = gemma_records[(gemma_records["method"] == "cot") & (gemma_records["problem_id"] != "")]
+    keep = sorted(cot["problem_id"].unique())[:40]  # the fixture's sample set
+    assert f["predicted_accuracy"].iloc[5] == pytest.approx(
+        cot[cot["problem_id"].isin(keep)]["accuracy"].mean()
+    )
+    assert 0.0 < f["accuracy_high"].iloc[5] - f["accuracy_low"].iloc[5] < 0.4
     # a tree method on a verifier without measured tree cells: the regressor
     # tree cells measured at last/max only: a correction learned there is not carried to min
     g = predictor.assess_frame(_rows(GEMMA_NAME, "arith", [("arith-check", "beam", "min", "vote", 8, 4)]))
@@ -188,3 +192,16 @@ def test_predict_many_matches_predict(predictor):
         assert r["accuracy"] == pytest.approx(model.predict(method="majority", n=n)["accuracy"], abs=0.01)
     with pytest.raises(UserError, match="n must be"):
         model.predict_many(method="majority", ns=[2, 4096])
+
+
+def test_measured_interval_keeps_width_at_the_bounds():
+    """A measured 100% (Gemma's CoT on its 9 easy problems) still has an interval below it; a
+    middle value gets the binomial spread of the measurement plus the new problems' draw."""
+    from planner.predict.predictor import measured_interval
+
+    acc, low, high = measured_interval(1.0, 9)
+    assert acc == high == 1.0 and 0.7 < low < 0.95
+    acc, low, high = measured_interval(0.14, 100)
+    assert low < 0.14 < high and high - low == pytest.approx(
+        2 * 1.2816 * (2 * (15 / 102) * (87 / 102) / 100) ** 0.5, rel=1e-3
+    )

@@ -22,7 +22,9 @@ elsewhere; the same `assess(rows)` interface as planner.predict.regressor.
 - early stopping: `measured_stop` gives a calibrated policy's replayed early-stopping cell (the
   profile's rows with a rule, kept by ttsplan fit), which planner.plan.stopping prefers to the
   simulation;
-- everything else (cot of calibrated policies, verifiers without scores): the regressor; a
+- greedy CoT of a calibrated policy: the profile's measured cell in that bin (decoding is
+  deterministic), its interval the measurement's spread plus the new problems' draw;
+- everything else (cot without a measured cell, verifiers without scores): the regressor; a
   sampling or tree row of a calibrated policy that its samples do not cover (a verifier that
   never scored them) is marked out of the calibrated range, so the plan's ranking rule does not
   let the regressor's guess beat the policy's measured curves on a point estimate.
@@ -43,7 +45,8 @@ from planner.predict.scalingfit import TABLE_N, apply_tree, check_doc, widen
 from planner.predict.stopping import MEASURED_KEYS
 from planner.predict.transfer import TransferModel, transfer_interval
 
-SOURCES = ("regressor", "per-problem model", "transferred model")  # what answered a row
+SOURCES = ("regressor", "per-problem model", "transferred model", "measured cell")  # what answered a row
+Z80 = 1.2815515655446004  # the 80% interval's normal quantile
 
 
 class ScalingPredictor:
@@ -58,6 +61,7 @@ class ScalingPredictor:
         self._sets: dict[tuple[str, str], dict] = {}
         self._tree: dict[tuple, dict] = {}
         self._stops: dict[tuple, dict] = {}
+        self._cot: dict[tuple, tuple[float, float, float]] = {}
         self._models: dict[tuple[str, str], ProblemModel] = {}
         self._memo: dict[tuple[str, str], _Memo] = {}
         self._lock = threading.Lock()  # ttsplan serve plans from several threads
@@ -74,6 +78,8 @@ class ScalingPredictor:
                 self._tree[(*pd_key, t["method"], t["prm"])] = t
             for c in e.get("stopping", []):
                 self._stops[(*pd_key, *(c[k] for k in MEASURED_KEYS), c["bin"])] = c
+            for b, acc, problems in e.get("cot", []):
+                self._cot[(*pd_key, b)] = measured_interval(acc, problems)
 
     @property
     def calibrated(self) -> list[tuple[str, str]]:
@@ -131,6 +137,9 @@ class ScalingPredictor:
         if method in SAMPLED:
             value = self._sampled(key, method, prm, agg, sel, b, n)
             return None if value is None else (value, n > k)
+        if method == "cot":
+            value = self._cot.get((*key, b))
+            return None if value is None else (value, False)
         if method in TREE_METHODS:
             corr = self._tree.get((*key, method, prm))
             if corr is not None and [agg, sel] not in corr.get("measured", [[agg, sel]]):
@@ -186,6 +195,8 @@ class ScalingPredictor:
                 extrapolated[hit] = extra[covered]
                 known[hit], trusted[hit] = True, anchored
                 source[hit] = 1 if calibrated else 2
+                if calibrated:  # greedy CoT of a calibrated policy: its profile's measured cell
+                    source[hit[method[hit] == "cot"]] = 3
                 # a tree row through another verifier's correction (transfer.pooled_tree)
                 demoted[rows[cover == OUT_OF_RANGE]] = True
         need = ~trusted  # the regressor's prediction, or its calibrated range, is wanted
@@ -308,6 +319,15 @@ class ScalingPredictor:
             if not refit:
                 doc["transfer"]["half_width"] = self.transfer["half_width"]
         return ScalingPredictor(self.regressor, doc)
+
+
+def measured_interval(acc: float, problems: int) -> tuple[float, float, float]:
+    """(accuracy, low, high) of a measured cell for as many new problems: the measurement's
+    binomial spread over its problems plus the new problems' draw (variance 2 a(1 - a) / m,
+    a smoothed by one right and one wrong so that 0% or 100% keeps some width)."""
+    a = (acc * problems + 1.0) / (problems + 2.0)
+    half = Z80 * float(np.sqrt(2.0 * a * (1.0 - a) / problems))
+    return float(acc), max(0.0, acc - half), min(1.0, acc + half)
 
 
 def _pass1_row(row: pd.DataFrame) -> pd.DataFrame:

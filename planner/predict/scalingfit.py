@@ -7,7 +7,8 @@ thousands of candidates in milliseconds from the table; other N are computed whe
 (planner.predict.predictor). Beam search and DVTS: a correction on the logit scale to the
 Best-of-N prediction at the same N, verifier and aggregation, learned from the profile's
 measured tree cells of that policy and verifier (mean and spread of logit(measured) -
-logit(Best-of-N predicted)). Early stopping: the profile's replayed rows with a rule (`stop`),
+logit(Best-of-N predicted)). Greedy CoT: the profile's measured cell per bin (decoding is
+deterministic; nothing to model). Early stopping: the profile's replayed rows with a rule (`stop`),
 as cells (planner.predict.stopping.measured_stops), which the planner prefers to simulation.
 
 The result is one plain JSON document (no pickle).
@@ -28,6 +29,7 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from planner.core.errors import UserError
+from planner.core.profiles import static_rows
 from planner.core.vocab import TREE_METHODS
 from planner.predict.samples import SampleSet, profile_sample_sets
 from planner.predict.scaling import SCORE_PREFIX, ProblemModel
@@ -116,6 +118,28 @@ def tree_cells(records: pd.DataFrame, policy: str, dataset: str) -> pd.DataFrame
     return out.reset_index()[[*keys, "accuracy"]]
 
 
+def cot_cells(records: pd.DataFrame, policy: str, dataset: str, problems=None) -> list[list]:
+    """Measured greedy-CoT cells of one policy and dataset, per problem rows averaged: [bin,
+    accuracy, problems] for "all" and each difficulty bin (none without per-problem rows);
+    problems: only these (the sample set's), when given."""
+    r = static_rows(records)
+    r = r[
+        (r["policy"] == policy)
+        & (r["dataset"] == dataset)
+        & (r["method"] == "cot")
+        & (r["problem_id"].fillna("") != "")
+    ]
+    if problems is not None:
+        r = r[r["problem_id"].isin(set(problems))]
+    if r.empty:
+        return []
+    per_problem = r.groupby("problem_id").agg(accuracy=("accuracy", "mean"), bin=("difficulty", "first"))
+    out = [["all", float(per_problem["accuracy"].mean()), len(per_problem)]]
+    for b, g in per_problem.groupby("bin", sort=True):
+        out.append([str(b), float(g["accuracy"].mean()), len(g)])
+    return out
+
+
 def tree_corrections(model: ProblemModel, cells: pd.DataFrame) -> list[dict]:
     """Per (method, prm): logit(measured tree accuracy) - logit(Best-of-N predicted), mean and spread."""
     out = []
@@ -182,6 +206,7 @@ def _start_set(s: SampleSet, records: pd.DataFrame, n_boot: int, seed: int, ns, 
         "table": table,
         "tree": tree_corrections(model, tree_cells(records, s.policy, s.dataset)),
         "stopping": measured_stops(records, s.policy, s.dataset),
+        "cot": cot_cells(records, s.policy, s.dataset, frame["problem_id"].unique()),
     }
     return entry, started
 
@@ -190,8 +215,9 @@ def _finish(entry: dict, started: float) -> dict:
     if entry["table"] and not isinstance(entry["table"][0], list):  # the pool's curves
         entry["table"] = [row for part in entry["table"] for row in part.result()]
     entry["fit_seconds"] = round(time.perf_counter() - started, 2)
-    keys = (*list(entry)[:6], "table", "tree", *(["stopping"] if entry["stopping"] else []), "fit_seconds")
-    return {k: entry[k] for k in keys}  # no "stopping" key without replayed rows: documents as before
+    optional = [k for k in ("stopping", "cot") if entry[k]]
+    keys = (*list(entry)[:6], "table", "tree", *optional, "fit_seconds")
+    return {k: entry[k] for k in keys}  # no "stopping" / "cot" key without such rows: documents as before
 
 
 def fit_scaling(
