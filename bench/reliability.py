@@ -27,7 +27,7 @@ def _no_model(*args, **kwargs):
     raise AssertionError("a model was loaded for a bad input")
 
 
-def _no_verifier_model(name, policy):
+def _no_verifier_model(name, policy, prefix_reuse=False):
     factory.check_verifier(name)  # names are checked, as loading does first
     _no_model()
 

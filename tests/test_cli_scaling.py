@@ -28,7 +28,22 @@ def test_shipped_model_lists_its_scaling_sets():
         ("HuggingFaceTB/SmolLM2-135M-Instruct", "arith"),
         ("Qwen/Qwen2.5-Coder-0.5B-Instruct", "math500"),
         ("unstated", "math100"),
-    } == sets
+    } <= sets
+    art = {e["policy"] for e in doc["sets"] if e["source"].startswith("art_of_tts/")}
+    assert len(sets) == 30 and len(art) == 8  # eight reasoning models of art_of_tts, 25 sets
+    r1 = next(e for e in doc["sets"] if (e["policy"], e["dataset"]) == ("deepseek-ai/DeepSeek-R1", "aime24"))
+    assert r1["samples_per_problem"] == 8 and r1["problems"] == 30
+
+
+def test_imported_reasoning_model_extrapolates_majority_past_its_samples(capsys):
+    """DeepSeek-R1 on AIME 2024 (art_of_tts, 8 samples per problem): majority@8 is the fitted
+    curve inside the samples, majority@64 an extrapolation of it, not a regressor guess."""
+    base = ["predict", "--policy", "deepseek-ai/DeepSeek-R1", "--dataset", "aime24", "--method", "majority"]
+    at8, at64 = (run([*base, "--n", n, "--json"], capsys) for n in ("8", "64"))
+    assert at8["in_calibrated_range"] and not at8["extrapolated"]
+    assert at64["in_calibrated_range"] and at64["extrapolated"]
+    assert abs(at8["predicted_accuracy"] - 0.85) < 0.05  # the replay of the same samples: 85.0%
+    assert at8["predicted_accuracy"] - 0.03 <= at64["predicted_accuracy"] < 1
 
 
 @pytest.mark.parametrize("predictor", ["scaling", "regressor"])
@@ -112,3 +127,34 @@ def test_fit_refuses_bad_samples_in_one_line_and_writes_nothing(tmp_path, capsys
         err = capsys.readouterr().err.strip().splitlines()
         assert exc.value.code == 2 and len(err) == 1 and pattern in err[0], err
         assert not list(tmp_path.glob("m.joblib*"))
+
+
+def test_predict_refuses_n_past_the_per_problem_models_reach(capsys):
+    """N above 1,024 is past what the per-problem model predicts: one line, exit 2, for a
+    calibrated and an uncalibrated policy alike; the regressor alone still guesses it, marked
+    out of range, and N = 1,024 is an extrapolated prediction."""
+    for policy, dataset in (("gemma-3-270m", "arith"), ("Qwen2.5-1.5B-Instruct", "math500")):
+        base = ["predict", "--policy", policy, "--dataset", dataset, "--method", "majority", "--json"]
+        with pytest.raises(SystemExit) as exc:
+            main([*base, "--n", "2048"])
+        out = capsys.readouterr()
+        assert exc.value.code == 2 and out.out == "" and out.err.count("\n") == 1
+        assert out.err.startswith("error: --n: 2048 is above 1024")
+        guess = run([*base, "--n", "2048", "--predictor", "regressor"], capsys)
+        assert guess["in_calibrated_range"] is False
+    at_max = run(
+        [
+            "predict",
+            "--policy",
+            "gemma-3-270m",
+            "--dataset",
+            "arith",
+            "--method",
+            "majority",
+            "--n",
+            "1024",
+            "--json",
+        ],
+        capsys,
+    )
+    assert at_max["extrapolated"] is True and 0 < at_max["predicted_accuracy"] < 1
