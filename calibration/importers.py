@@ -782,15 +782,15 @@ def import_art_of_tts(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame, dic
         "reproducing their numbers), not the stricter last-box re-parse; an empty answer abstains "
         "from the vote and counts as wrong.",
         "MATH-500 (DeepSeek-R1 only, 4 samples per problem): 10 of 2,000 samples could not be judged "
-        "by the extraction's normaliser and are left out; 3 problems keep 3 samples, and one problem "
-        "with a single judged sample is left out (499 problems).",
+        "by the extraction's normaliser and are left out; 3 problems keep 3 samples, and the problem "
+        "with one judged sample and the one with none are left out (498 problems).",
         "Datasets: aime24 = HuggingFaceH4/aime_2024 (30; problem_id 'aime24-h4-' + row index, not the "
         "ids of this repository's aime24 file), aime25 = AIME 2025 I and II (opencompass/AIME2025, "
         "15 + 15; 'aime25-I-' / 'aime25-II-' + row index), gpqa_diamond = GPQA Diamond (198, "
         "answers A-D), math500 = HuggingFaceH4/MATH-500 ('math500-h4-' + row index).",
         "Token counts are the authors' completion_tokens per sample (the diversifying prefix's few "
-        "tokens included); prompt tokens are not stated. FLOPs: NaN (the registry lacks most of "
-        "these models' architectures).",
+        "tokens included); prompt tokens are not stated. FLOPs: NaN in the records (prompt lengths "
+        "unknown); a plan prices the registered policies with the cost model.",
         "The source repository has no licence file; only derived fields are kept (answers, "
         "correctness, token counts), no problem text or traces.",
         "Majority rows are exact expectations over all N-subsets of a problem's samples, ties split "
