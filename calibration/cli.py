@@ -35,7 +35,7 @@ def _done(path: Path, n: int) -> None:
 
 @import_app.command("published")
 def published(
-    name: str = typer.Argument(..., help="liu2025_tables or rlhflow_bon1024"),
+    name: str = typer.Argument(..., help="liu2025_tables, rlhflow_bon1024, prm_tables_2026_11 or art_of_tts"),
     out: Path = typer.Option(..., "--out", help="profile folder to write"),
     data_dir: Path = typer.Option(
         None, "--data-dir", help="folder with the published CSVs (default: the copies shipped in calibration)"

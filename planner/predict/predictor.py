@@ -40,13 +40,12 @@ import pandas as pd
 from planner.core.vocab import TREE_METHODS
 from planner.predict.features import Column
 from planner.predict.pass1 import SAMPLED, as_pass1, set_where
-from planner.predict.scaling import ProblemModel
+from planner.predict.scaling import ProblemModel, Z
 from planner.predict.scalingfit import TABLE_N, apply_tree, check_doc, widen
 from planner.predict.stopping import MEASURED_KEYS
 from planner.predict.transfer import TransferModel, transfer_interval
 
 SOURCES = ("regressor", "per-problem model", "transferred model", "measured cell")  # what answered a row
-Z80 = 1.2815515655446004  # the 80% interval's normal quantile
 
 
 class ScalingPredictor:
@@ -326,7 +325,7 @@ def measured_interval(acc: float, problems: int) -> tuple[float, float, float]:
     binomial spread over its problems plus the new problems' draw (variance 2 a(1 - a) / m,
     a smoothed by one right and one wrong so that 0% or 100% keeps some width)."""
     a = (acc * problems + 1.0) / (problems + 2.0)
-    half = Z80 * float(np.sqrt(2.0 * a * (1.0 - a) / problems))
+    half = Z * float(np.sqrt(2.0 * a * (1.0 - a) / problems))  # the per-problem model's LEVEL
     return float(acc), max(0.0, acc - half), min(1.0, acc + half)
 
 
