@@ -537,7 +537,8 @@ def import_persample(
 
     Returns (records, meta, samples): samples is the file as samples.csv keeps it (one row per
     sample: policy, dataset, problem_id, sample, correct, answer and, with scores,
-    score:<prm>:<aggregation>), which `ttsplan fit` fits the per-problem model on."""
+    score:<prm>:<aggregation>), which `ttsplan fit` fits the per-problem model on; problems with
+    a single sample are left out of it (None when no problem has two)."""
     path = Path(path)
     return replay_samples(
         read_persample(path),
@@ -645,8 +646,17 @@ def replay_samples(
             *assumptions,
             STOP_NOTE,
         ]
+    kept = _samples_table(samples)
+    single = int((kept.groupby(["policy", "problem_id"])["sample"].transform("size") < 2).sum())
+    if single:  # replayed, but the per-problem model needs two samples of a problem to see them agree
+        kept = kept[kept.groupby(["policy", "problem_id"])["sample"].transform("size") >= 2]
+        assumptions = [
+            *assumptions,
+            f"{single} problem(s) with a single sample are in the replayed rows but not in samples.csv: "
+            "the per-problem model needs two samples of a problem.",
+        ]
     meta = _meta(name, description, "replay", records, [source], list(assumptions), replay=replay)
-    return records, meta, _samples_table(samples)
+    return records, meta, (kept.reset_index(drop=True) if len(kept) else None)
 
 
 def _samples_table(samples: pd.DataFrame) -> pd.DataFrame:

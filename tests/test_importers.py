@@ -443,3 +443,51 @@ def test_persample_file_of_several_sets(tmp_path, capsys):
     code, _, err = _run(["import", "persample", str(QWEN_SAMPLES), "--out", str(tmp_path / "no")], capsys)
     assert code == 2 and err.startswith("error: --dataset: not given") and err.count("\n") == 1
     assert not (tmp_path / "no").exists()
+
+
+def test_persample_single_sample_problems_stay_out_of_samples_csv(tmp_path, capsys):
+    """A problem with one sample is replayed (majority@1) but kept out of samples.csv, which the
+    per-problem model needs two samples of each problem for; a file of single samples keeps none,
+    and fit still works on what the profile has."""
+    raw = pd.read_csv(QWEN_SAMPLES, dtype=str, keep_default_na=False)
+    raw = raw[raw["idx"].astype(int) < 10]
+    raw = raw[(raw["idx"] != "0") | (raw["sample"] == "0")]  # problem 0 keeps one sample
+    path = tmp_path / "some.csv"
+    raw.to_csv(path, index=False)
+    out = tmp_path / "p"
+    argv = [
+        "import",
+        "persample",
+        str(path),
+        "--out",
+        str(out),
+        "--dataset",
+        "m",
+        "--policy",
+        "Qwen2.5-0.5B-Instruct",
+    ]
+    assert _run(argv, capsys)[0] == 0
+    kept = pd.read_csv(out / "samples.csv", dtype=str)
+    assert sorted(kept["problem_id"].unique()) == [f"m-{i}" for i in range(1, 10)] and len(kept) == 72
+    profile = load_profile(out)
+    assert "m-0" in set(profile.records["problem_id"])
+    assert any("1 problem(s) with a single sample" in a for a in profile.meta["assumptions"])
+    assert _run(["fit", "--profiles", str(out), "--out", str(tmp_path / "m.skops"), "--json"], capsys)[0] == 0
+    one = raw[raw["sample"] == "0"]
+    one.to_csv(tmp_path / "one.csv", index=False)
+    assert (
+        _run(
+            [
+                "import",
+                "persample",
+                str(tmp_path / "one.csv"),
+                "--out",
+                str(tmp_path / "q"),
+                "--dataset",
+                "m",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
+    assert not (tmp_path / "q" / "samples.csv").exists()
