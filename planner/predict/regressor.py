@@ -31,7 +31,7 @@ coverage 0.86 averaged over policies (target 0.80). Why these choices:
   `cv_folds` folds, and the interval half-width on the logit scale is the `coverage` quantile
   of the held-out absolute residuals, each group weighing the same (split-conformal with
   grouped folds), or with `sources` (profiles; fit_profiles gives them) each source the same
-  and its groups alike within it: the art_of_tts profile's eight reasoning models, whose
+  and its groups alike within it, the finite-sample correction then counting sources: the art_of_tts profile's eight reasoning models, whose
   majority cells the folds predict well, had narrowed the half-width of a fit without one CPU
   policy from 4.3 to 1.1 logit and the held-out CPU policies' coverage to 0.14-0.32
   (bench/quality.py). Quantile trees (10%/90%) in an earlier variant of this model covered about
@@ -233,7 +233,9 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         row_weight = np.where(group_total > 0, weight / np.where(group_total > 0, group_total, 1), 0)
         if sources is not None:  # each source weighs the same: its groups share its weight
             row_weight = row_weight / pd.Series(groups).groupby(sources).transform("nunique").to_numpy()
-        level = min(1.0, self.coverage * (1 + 1 / len(labels)))  # finite-sample correction
+        # finite-sample correction over the units the quantile weighs alike (sources, else groups)
+        units = len(np.unique(sources)) if sources is not None else len(labels)
+        level = min(1.0, self.coverage * (1 + 1 / units))
         order = np.argsort(residual)
         cumulative = np.cumsum(row_weight[order]) / row_weight.sum()
         index = min(int(np.searchsorted(cumulative, level)), len(order) - 1)
