@@ -138,6 +138,30 @@ DEEPSEEK_R1 = {
     "v_head_dim": 128,
     "vocab_size": 129280,
 }
+QWEN3_235B_A22B_INSTRUCT_2507 = {
+    "architectures": ["Qwen3MoeForCausalLM"],
+    "attention_bias": False,
+    "decoder_sparse_step": 1,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "intermediate_size": 12288,
+    "max_position_embeddings": 262144,
+    "max_window_layers": 94,
+    "mlp_only_layers": [],
+    "model_type": "qwen3_moe",
+    "moe_intermediate_size": 1536,
+    "norm_topk_prob": True,
+    "num_attention_heads": 64,
+    "num_experts": 128,
+    "num_experts_per_tok": 8,
+    "num_hidden_layers": 94,
+    "num_key_value_heads": 4,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 5000000,
+    "tie_word_embeddings": False,
+    "vocab_size": 151936,
+}
 
 # Published parameter counts (independent of the code):
 PUBLISHED = [
@@ -155,6 +179,8 @@ PUBLISHED = [
     ("peiyi9979/mistral-7b-sft", MISTRAL_7B, 7.3e9),
     # DeepSeek-V3/R1 report: 671B total
     ("deepseek-ai/DeepSeek-R1", DEEPSEEK_R1, 671e9),
+    # Qwen3-235B-A22B-Instruct-2507 model card: 235B in total
+    ("Qwen/Qwen3-235B-A22B-Instruct-2507", QWEN3_235B_A22B_INSTRUCT_2507, 235e9),
 ]
 
 
@@ -179,6 +205,50 @@ def test_deepseek_r1_active_params_match_published(tmp_path):
     assert abs(spec.active_params - 37e9) / 37e9 < 0.02  # DeepSeek-V3 report: 37B activated
     assert spec.nominal_params == spec.params  # no size in the name: the count stands in
     assert resolve("deepseek-r1").nominal_params == 671e9  # the registry states it
+
+
+def test_qwen3_moe_active_params_match_published(tmp_path):
+    write_config(tmp_path, QWEN3_235B_A22B_INSTRUCT_2507)
+    spec = from_hf_config(tmp_path, name="Qwen/Qwen3-235B-A22B-Instruct-2507")
+    assert spec.is_moe and spec.head_dim == 128  # not hidden / heads = 64
+    assert abs(spec.active_params - 22e9) / 22e9 < 0.02  # model card: 22B activated
+    # model card: 234B non-embedding (untied: input table and LM head)
+    assert abs(spec.params - 2 * 151936 * 4096 - 234e9) / 234e9 < 0.02
+    assert resolve("qwen3-235b-a22b-instruct-2507").active_params == spec.active_params
+
+
+# A small Qwen3-MoE: experts on layers 1, 3, 5 (decoder_sparse_step 2) less layer 3 (mlp_only).
+SMALL_QWEN3_MOE = {
+    **QWEN3_235B_A22B_INSTRUCT_2507,
+    "hidden_size": 64,
+    "head_dim": 16,
+    "intermediate_size": 96,
+    "moe_intermediate_size": 32,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_experts": 8,
+    "num_experts_per_tok": 2,
+    "num_hidden_layers": 6,
+    "decoder_sparse_step": 2,
+    "mlp_only_layers": [3],
+    "vocab_size": 1000,
+}
+
+
+def test_qwen3_moe_sparse_step_and_mlp_only_layers(tmp_path):
+    write_config(tmp_path, SMALL_QWEN3_MOE)
+    spec = from_hf_config(tmp_path, name="small-qwen3-moe")
+    h, hd = 64, 16
+    attn = 2 * h * 4 * hd + 2 * h * 2 * hd + 2 * hd  # q, o; k, v; q and k norms
+    dense, expert, router = 3 * h * 96, 3 * h * 32, h * 8
+    shared = 2 * 1000 * h + 6 * (attn + 2 * h) + h
+    assert spec.params == shared + 4 * dense + 2 * (8 * expert + router)
+    assert spec.active_params == shared + 4 * dense + 2 * (2 * expert + router)
+    write_config(tmp_path, {**SMALL_QWEN3_MOE, "mlp_only_layers": [9]})
+    with pytest.raises(UserError, match="mlp_only_layers"):
+        from_hf_config(tmp_path)
+    write_config(tmp_path, {**SMALL_QWEN3_MOE, "num_experts": 0})  # no experts: a dense model
+    assert from_hf_config(tmp_path).active_params is None
 
 
 def test_gqa_and_tied_embeddings_counted():
@@ -358,6 +428,7 @@ def meta_model(cfg: dict):
         "peiyi9979/mistral-7b-sft",
         "deepseek-ai/deepseek-math-7b-instruct",
         "deepseek-ai/DeepSeek-R1",
+        "Qwen/Qwen3-235B-A22B-Instruct-2507",
     ],
 )
 def test_counts_match_transformers_models(name):
@@ -368,3 +439,10 @@ def test_counts_match_transformers_models(name):
     # transformers; everything else must agree exactly.
     slack = 58 * 256 if name == "deepseek-ai/DeepSeek-R1" else 0
     assert 0 <= resolve(name).params - built <= slack
+
+
+def test_sparse_layer_choice_matches_transformers(tmp_path):
+    """decoder_sparse_step and mlp_only_layers pick the expert layers as transformers does."""
+    write_config(tmp_path, SMALL_QWEN3_MOE)
+    model = meta_model(SMALL_QWEN3_MOE)
+    assert from_hf_config(tmp_path).params == sum(p.numel() for p in model.parameters())

@@ -141,12 +141,27 @@ def _head_params(arch: str, hidden: int, cfg: dict) -> int:
     return hidden * labels  # *ForSequenceClassification / *ForTokenClassification: no bias
 
 
+def _sparse_layers(cfg: dict, layers: int, dense_first: int, where: str) -> int:
+    """How many layers hold experts: all but the first `dense_first` (DeepSeek's
+    first_k_dense_replace), keeping only every decoder_sparse_step-th layer and dropping those
+    in mlp_only_layers (Qwen-MoE: layer i is sparse when (i + 1) % step == 0 and i is not listed).
+    The other layers have a dense MLP of intermediate_size.
+    """
+    step = _opt(cfg, "decoder_sparse_step", where) or 1
+    only = cfg.get("mlp_only_layers") or []
+    if not isinstance(only, list):
+        raise UserError(f"{where}: mlp_only_layers must be a list of layer indices")
+    dense = {checks.integer(i, f"{where}: mlp_only_layers", 0, layers - 1) for i in only}
+    sparse = layers // step - dense_first // step  # i in [dense_first, layers), (i + 1) % step == 0
+    return sparse - sum(1 for i in dense if i >= dense_first and (i + 1) % step == 0)
+
+
 def count_params(cfg: dict, where: str = "config") -> dict:
     """Count parameters of a decoder-only transformer from its config.json fields.
 
     Returns params, active_params (None unless MoE), head_size and tied. Covers dense
-    Llama/Qwen2/Mistral/Gemma 3 layouts (GQA attention, gated MLP, RMSNorm) and DeepSeek-V3
-    (MLA attention, shared + routed experts).
+    Llama/Qwen2/Mistral/Gemma 3 layouts (GQA attention, gated MLP, RMSNorm), DeepSeek-V3
+    (MLA attention, shared + routed experts), gpt-oss and Qwen3-MoE (routed experts only).
     """
     h = _int(cfg, "hidden_size", where)
     layers = _int(cfg, "num_hidden_layers", where)
@@ -186,8 +201,11 @@ def count_params(cfg: dict, where: str = "config") -> dict:
     inter = _int(cfg, "intermediate_size", where)
     dense_mlp = 3 * h * inter + (2 * inter + h if cfg.get("mlp_bias") else 0)
     mlp_total = mlp_active = dense_mlp * layers
-    if "n_routed_experts" in cfg or "num_local_experts" in cfg:
-        experts = _opt(cfg, "n_routed_experts", where) or _int(cfg, "num_local_experts", where)
+    # Expert count: n_routed_experts (DeepSeek), num_local_experts (gpt-oss, Mixtral),
+    # num_experts (Qwen3-MoE; 0 or null there means a dense model).
+    if "n_routed_experts" in cfg or "num_local_experts" in cfg or _opt(cfg, "num_experts", where):
+        key = "num_local_experts" if "num_local_experts" in cfg else "num_experts"
+        experts = _opt(cfg, "n_routed_experts", where) or _int(cfg, key, where)
         per_tok = _int(cfg, "num_experts_per_tok", where)
         shared = _opt(cfg, "n_shared_experts", where) or 0
         expert = 3 * h * (_opt(cfg, "moe_intermediate_size", where) or inter)
@@ -196,7 +214,8 @@ def count_params(cfg: dict, where: str = "config") -> dict:
             raise UserError(
                 f"{where}: first_k_dense_replace or num_experts_per_tok is above its layer or expert count"
             )
-        moe_layers = layers - dense_layers
+        moe_layers = _sparse_layers(cfg, layers, dense_layers, where)
+        dense_layers = layers - moe_layers
         router = h * experts + (experts if model_type == "deepseek_v3" else 0)
         mlp_total = dense_layers * dense_mlp + moe_layers * ((experts + shared) * expert + router)
         mlp_active = dense_layers * dense_mlp + moe_layers * ((per_tok + shared) * expert + router)
