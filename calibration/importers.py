@@ -514,48 +514,20 @@ EXTRAPOLATION_NOTE = (
 
 
 def import_persample(
-    path: Path,
-    *,
-    name: str,
-    dataset: str | None = None,
-    policy: str | None = None,
-    prm: str = "unstated",
-    aggregation: str = "last",
-    ks: Sequence[int] | None = None,
-    vote_weight: str = "score",
-    source: str | None = None,
-    note: str = "",
-    description: str | None = None,
-    assumptions: Sequence[str] = (),
-    stops: Sequence[str] = (),
-) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    path: Path, *, description: str | None = None, **options
+) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
     """Replay a per-sample CSV (problem_id/idx, answer/pred, correct, score/rm_score, level;
     optional tokens and flops per sample; policy and dataset columns for a file of several
-    sample sets, else the `policy` (default "unstated") and `dataset` given). stops:
-    early-stopping rules ("beta:0.95", "esc:4"), each replayed at every k as its cap on the
-    samples in the file's order (rows with `stop` and `samples_used`).
+    sample sets); `options` are replay_samples' (name, dataset, policy, prm, aggregation, ks,
+    vote_weight, source, note, assumptions, stops).
 
     Returns (records, meta, samples): samples is the file as samples.csv keeps it (one row per
     sample: policy, dataset, problem_id, sample, correct, answer and, with scores,
     score:<prm>:<aggregation>), which `ttsplan fit` fits the per-problem model on; problems with
     a single sample are left out of it (None when no problem has two)."""
     path = Path(path)
-    return replay_samples(
-        read_persample(path),
-        where=str(path),
-        name=name,
-        dataset=dataset,
-        policy=policy,
-        prm=prm,
-        aggregation=aggregation,
-        ks=ks,
-        vote_weight=vote_weight,
-        source=source,
-        note=note,
-        description=description or f"Exact replay of the per-sample file {path.name}.",
-        assumptions=assumptions,
-        stops=stops,
-    )
+    description = description or f"Exact replay of the per-sample file {path.name}."
+    return replay_samples(read_persample(path), where=str(path), description=description, **options)
 
 
 def replay_samples(
@@ -574,8 +546,11 @@ def replay_samples(
     note: str = "",
     assumptions: Sequence[str] = (),
     stops: Sequence[str] = (),
-) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    """import_persample on a table read_persample gives (`where` names it in errors)."""
+) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
+    """Replay a per-sample table as read_persample gives it (`where` names it in errors): the
+    `policy` (default "unstated") and `dataset` given, unless the table has those columns.
+    stops: early-stopping rules ("beta:0.95", "esc:4"), each replayed at every k as its cap on
+    the samples in the table's order (rows with `stop` and `samples_used`)."""
     rules = [parse_rule(text) for text in stops]
     samples = samples.copy()
     if vote_weight not in ("score", "sigmoid"):
@@ -647,9 +622,10 @@ def replay_samples(
             STOP_NOTE,
         ]
     kept = _samples_table(samples)
-    single = int((kept.groupby(["policy", "problem_id"])["sample"].transform("size") < 2).sum())
+    alone = kept.groupby(["policy", "problem_id"])["sample"].transform("size").to_numpy() < 2
+    single = int(alone.sum())
     if single:  # replayed, but the per-problem model needs two samples of a problem to see them agree
-        kept = kept[kept.groupby(["policy", "problem_id"])["sample"].transform("size") >= 2]
+        kept = kept[~alone]
         assumptions = [
             *assumptions,
             f"{single} problem(s) with a single sample are in the replayed rows but not in samples.csv: "
@@ -674,7 +650,9 @@ def _samples_table(samples: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def import_qwen25math_math100(data_dir: Path = PUBLISHED_DIR) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+def import_qwen25math_math100(
+    data_dir: Path = PUBLISHED_DIR,
+) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
     """The shipped replay of Qwen2.5-Math's 100 MATH problems x 8 samples with RM scores."""
     path = data_dir / "persample_qwen25math_math100_8samples_rmscores.csv"
     known = (

@@ -31,10 +31,10 @@ coverage 0.86 averaged over policies (target 0.80). Why these choices:
   `cv_folds` folds, and the interval half-width on the logit scale is the `coverage` quantile
   of the held-out absolute residuals, each group weighing the same (split-conformal with
   grouped folds), or with `sources` (profiles; fit_profiles gives them) each source the same
-  and its groups alike within it, the finite-sample correction then counting sources: the art_of_tts profile's eight reasoning models, whose
-  majority cells the folds predict well, had narrowed the half-width of a fit without one CPU
-  policy from 4.3 to 1.1 logit and the held-out CPU policies' coverage to 0.14-0.32
-  (bench/quality.py). Quantile trees (10%/90%) in an earlier variant of this model covered about
+  and its groups alike within it, the finite-sample correction then counting sources: the
+  art_of_tts profile's reasoning models, whose majority cells the folds predict well, had
+  narrowed the half-width of a fit without one CPU policy from 4.3 to 1.1 logit and the
+  held-out CPU policies' coverage to 0.14-0.32 (bench/quality.py). Quantile trees (10%/90%) in an earlier variant of this model covered about
   half (0.52) of the held-out policies' accuracies, hence this choice. 3 folds: the same CV
   as 5 here, and fewer fits.
 - N = 1: every sampled row (majority, Best-of-N with any verifier) is predicted as majority@1,

@@ -447,18 +447,12 @@ def _residual_width(entries: list[dict], records: pd.DataFrame, doc: dict) -> di
     res = []
     for held in sorted({e["policy"] for e in entries}):
         rest = [e for e in entries if e["policy"] != held]
-        if not rest or not any(
-            not cells(records, e["policy"], e["dataset"], "cot").empty for e in entries if e["policy"] == held
-        ):
-            continue  # no CoT cell anchors this policy's held-out prediction: nothing to refit for
+        mine = [(e, cells(records, held, e["dataset"], "cot")) for e in entries if e["policy"] == held]
+        anchored = [(e, c) for e, c in mine if not c.empty]  # mu from the set's own CoT cell
+        if not rest or not anchored:
+            continue  # nothing to predict it from, or no CoT cell to anchor it: no refit
         sub = fit_transfer(rest, records[records["policy"] != held], residuals=False, anchors=False)
-        for e in entries:
-            if e["policy"] != held:
-                continue
-            s = summary(e)
-            c = cells(records, s["policy"], s["dataset"], "cot")
-            if c.empty:
-                continue
+        for e, c in anchored:
             mu = float(expit(_lg(float(c["accuracy"].mean())) + sub["offset"]))
             model = TransferModel(sub, e["dataset"], mu, sub["kappa"])
             for method in ("majority", "best_of_n", *TREE_METHODS):
