@@ -264,16 +264,17 @@ class ScalingPredictor:
         model, anchored = self._transferred[key], key in self._anchor
         reg_half = None if anchored else float(getattr(self.regressor, "half_width_", 1.0))
         out = np.full((len(n), 5), [np.nan, np.nan, np.nan, 0.0, 0.0])
-        groups = (
-            pd.DataFrame({i: v for i, v in enumerate(values)}).astype(str).groupby(list(range(5)), sort=False)
-        )
         spread, cover = np.zeros(len(n)), np.zeros(len(n))
-        for (m, prm, agg, sel, b), idx in groups.indices.items():
+        ns = n.astype(np.int64)
+        per_verifier: dict[tuple[str, str], tuple[float, float]] = {}
+        for idx in _groups(values):  # the rows of each curve
+            m, prm, agg, sel, b = (str(v[idx[0]]) for v in values)
             if m not in ("cot", *SAMPLED, *TREE_METHODS):
                 continue
-            out[idx, 0] = model.curve(m, prm, agg, sel, b, n[idx].astype(np.int64))
-            spread[idx] = model.spread(m, prm)
-            cover[idx] = OUT_OF_RANGE if model.pooled(m, prm) else 1.0
+            out[idx, 0] = model.curve(m, prm, agg, sel, b, ns[idx])
+            if (m, prm) not in per_verifier:
+                per_verifier[m, prm] = (model.spread(m, prm), OUT_OF_RANGE if model.pooled(m, prm) else 1.0)
+            spread[idx], cover[idx] = per_verifier[m, prm]
         got = np.flatnonzero(~np.isnan(out[:, 0]))  # one interval pass over every row predicted
         out[got, 1], out[got, 2] = transfer_interval(self.transfer, spread[got], reg_half)(out[got, 0])
         out[got, 4] = cover[got]
@@ -338,6 +339,18 @@ def _pass1_row(row: pd.DataFrame) -> pd.DataFrame:
         **{c: set_where(row[c], one, v) for c, v in values.items()},
     )
     return as_pass1(row)
+
+
+def _groups(values: list[np.ndarray]) -> list[np.ndarray]:
+    """Row indices of each distinct combination of the arrays' values (first-seen order)."""
+    code = np.zeros(len(values[0]), dtype=np.int64)
+    for v in values:
+        c, uniques = pd.factorize(np.asarray(v, dtype=object), use_na_sentinel=False)
+        code = code * len(uniques) + c
+    order = np.argsort(code, kind="stable")
+    ends = np.flatnonzero(np.diff(code[order])) + 1
+    split = np.split(order, ends)
+    return sorted(split, key=lambda idx: idx[0])
 
 
 OUT_OF_RANGE = 2.0  # a memo row predicted here but outside the calibrated range

@@ -522,10 +522,11 @@ class TransferModel:
         if method != "cot" and f"{prm}:{aggregation}" not in self.doc["verifiers"]:
             aggregation = "*"  # a verifier known from published cells: one curve for every aggregation
         known = self._cache.setdefault((method, prm, aggregation, selection, b), {})
-        todo = sorted({int(n) for n in ns} - set(known))
+        asked = ns.tolist()
+        todo = sorted({n for n in asked if n not in known})
         if todo:
             known.update(zip(todo, self._curve(method, prm, aggregation, selection, b, todo), strict=True))
-        return np.array([known[int(n)] for n in ns], dtype=float)
+        return np.array([known[n] for n in asked], dtype=float)
 
     def _curve(self, method, prm, aggregation, selection, b, ns: list[int]) -> list[float]:
         nan = [math.nan] * len(ns)
