@@ -252,6 +252,38 @@ def test_vectorised_equals_scalar_and_is_fast():
     assert np.allclose(config_flops(POLICY, PRM, names, n, bw, w), vector)
 
 
+def test_rows_flops_is_config_flops_of_each_row():
+    """The planner's one-pass pricing: each row's own policy and PRM (verifier reuse per PRM),
+    bit for bit the per-configuration cost, for every method and a checker without a model."""
+    w = workload_for("arith")
+    judge, checker = resolve("lm-judge:google/gemma-3-270m"), resolve("arith-check")
+    policies = [POLICY, resolve("google/gemma-3-270m")]
+    prms = [None, PRM, judge, checker]
+    rows = [
+        (pol, prm, m, n)
+        for pol in policies
+        for prm in prms
+        for m in (METHODS if prm is not None else ("cot", "majority"))
+        for n in (4, 16, 64)
+    ]
+    got = cost.rows_flops(
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [4] * len(rows),
+        w,
+    )
+    want = [config_flops(p, v, m, n, 4, w, prm_reuse=cost.reuses_prefix(v)) for p, v, m, n in rows]
+    assert got.tolist() == want
+    beam = rows.index((POLICY, judge, "beam", 16))  # the judge keeps each beam's prefix: cheaper
+    assert got[beam] < config_flops(POLICY, judge, "beam", 16, 4, w, prm_reuse=False)
+    with pytest.raises(UserError, match="need a PRM"):
+        cost.rows_flops([POLICY], [None], ["beam"], [16], [4], w)
+    with pytest.raises(UserError, match="one entry per row"):
+        cost.rows_flops([POLICY, POLICY], [PRM], ["beam"], [16], [4], w)
+
+
 # ---------------------------------------------------------------- workloads
 
 

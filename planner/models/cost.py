@@ -27,6 +27,7 @@ can price thousands of candidates in one call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -447,20 +448,58 @@ def config_flops_parts(
     """FLOPs per problem split into policy_prefill, policy_decode and prm (plus token counts)."""
     codes, n, beam_width, scalar = _prepare(method, n, beam_width, prm_spec is not None)
     c = _problem_counts(codes, n, beam_width, workload, prefix_caching, prm_reuse, scalar)
-    body, head, b = _coefficients(policy_spec)
+    prm = (0.0, 0.0, 0.0) if prm_spec is None else _coefficients(prm_spec)
+    return _parts(c, _coefficients(policy_spec), prm)
+
+
+def _parts(c: dict, policy: tuple, prm: tuple) -> dict:
+    """FLOPs parts from a configuration's counts and the models' coefficients (numbers, or
+    arrays with one entry per configuration)."""
+    body, head, b = policy
+    pbody, _, pb = prm
     computed_prompt = c["policy_prompt_tokens"] - c["cached_prompt_tokens"]
     parts = {
         "policy_prefill": body * computed_prompt + head * c["policy_calls"] + b * c["policy_prompt_keys"],
         "policy_decode": (body + head) * c["decode_passes"] + b * c["policy_generated_keys"],
-        "prm": 0 * computed_prompt,
+        "prm": pbody * (c["prm_tokens"] - c["prm_cached_tokens"]) + pb * c["prm_keys"],
     }
-    if prm_spec is not None:
-        pbody, _, pb = _coefficients(prm_spec)
-        parts["prm"] = pbody * (c["prm_tokens"] - c["prm_cached_tokens"]) + pb * c["prm_keys"]
     parts["total"] = parts["policy_prefill"] + parts["policy_decode"] + parts["prm"]
     parts.update({k: c[k] for k in ("policy_generated_tokens", "policy_prompt_tokens", "prm_tokens")})
     parts["computed_prompt_tokens"] = computed_prompt
     return parts
+
+
+def rows_flops(
+    policy_specs: Sequence[ModelSpec],
+    prm_specs: Sequence[ModelSpec | None],
+    method,
+    n,
+    beam_width,
+    workload: Workload,
+    prefix_caching: bool = True,
+) -> np.ndarray:
+    """config_flops of configurations that each name their own policy and PRM (one spec per
+    row; prm_reuse per row from reuses_prefix): the token counts are computed once for all
+    rows (they do not depend on the models), then weighted by each row's coefficients."""
+    if not len(policy_specs) == len(prm_specs) == len(method):
+        raise UserError("policy_specs, prm_specs and method must have one entry per row")
+    if any(
+        prm is None and code in PRM_METHODS for prm, code in zip(prm_specs, method_codes(method), strict=True)
+    ):
+        raise UserError("best_of_n, beam and dvts need a PRM; give prm_spec")
+    codes, n, beam_width, _ = _prepare(method, n, beam_width, has_prm=True)
+    coef = {id(s): _coefficients(s) for s in [*policy_specs, *prm_specs] if s is not None}
+    policy = np.array([coef[id(s)] for s in policy_specs], dtype=float).reshape(-1, 3).T
+    prm = np.array([coef[id(s)] if s is not None else (0.0,) * 3 for s in prm_specs], dtype=float)
+    reuse = np.array([reuses_prefix(s) for s in prm_specs], dtype=bool)
+    out = np.empty(len(codes))
+    for value in np.unique(reuse):
+        rows = np.flatnonzero(reuse == value)
+        c = _problem_counts(
+            codes[rows], n[rows], beam_width[rows], workload, prefix_caching, bool(value), False
+        )
+        out[rows] = _parts(c, tuple(policy[:, rows]), tuple(prm.reshape(-1, 3)[rows].T))["total"]
+    return out
 
 
 def config_flops(

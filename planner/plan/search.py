@@ -294,7 +294,7 @@ def price(
     hardware: object | None = None,
 ) -> pd.DataFrame:
     """flops_per_problem (and seconds/dollars_per_problem with a hardware profile): one
-    vectorised cost-model call per (policy, PRM)."""
+    vectorised cost-model call for FLOPs alone, one per (policy, PRM) with seconds."""
     workload = cost.workload_for(dataset)
     n_all = candidates["n"].to_numpy(dtype=np.int64)
     width_all = candidates["beam_width"].to_numpy(dtype=np.int64, na_value=1)
@@ -302,7 +302,7 @@ def price(
     method_all = np.append(cost.method_codes(method.uniques), -1)[method.codes]
     policy, prm = Column(candidates["policy"]), Column(candidates["prm"])
     # Cost depends on policy, PRM, method, n and beam width only (not aggregation or
-    # selection): price each distinct one once, one cost-model call per (policy, PRM).
+    # selection): price each distinct one once.
     key = np.stack([policy.codes, prm.codes, method_all, n_all, width_all], axis=1)
     dims = tuple(int(d) for d in key.max(axis=0) + 1) if len(key) else (1,) * 5
     flat = np.ravel_multi_index(key.T, dims)  # one integer per row: a fast 1-D unique
@@ -310,19 +310,30 @@ def price(
     distinct = key[first]
     flops = np.empty(len(distinct))
     secs = np.empty(len(distinct))
-    pairs = distinct[:, 0] * (len(prm.uniques) + 1) + distinct[:, 1]
-    for pair in np.unique(pairs):
-        idx = np.flatnonzero(pairs == pair)
-        policy_spec = by_name[policy.uniques[distinct[idx[0], 0]]]
-        prm_name = prm.uniques[distinct[idx[0], 1]]
-        prm_spec = None if prm_name == NO_MODEL else by_name[prm_name]
-        args = (policy_spec, prm_spec, distinct[idx, 2], distinct[idx, 3], distinct[idx, 4], workload)
-        reuse = cost.reuses_prefix(prm_spec)  # priced as the executor's verifier runs
-        block = getattr(hardware, "cache_block", cost.VLLM_BLOCK)  # vLLM's prefix cache there
-        flops[idx] = cost.config_flops(*args, prefix_caching=block, prm_reuse=reuse)
-        if hardware is not None:
-            from planner.models import hardware as hw
+    block = getattr(hardware, "cache_block", cost.VLLM_BLOCK)  # vLLM's prefix cache there
+    if hardware is None:  # FLOPs alone: one cost-model pass over every distinct row
+        prm_names = [prm.uniques[c] for c in distinct[:, 1]]
+        flops[:] = cost.rows_flops(
+            [by_name[policy.uniques[c]] for c in distinct[:, 0]],
+            [None if name == NO_MODEL else by_name[name] for name in prm_names],
+            distinct[:, 2],
+            distinct[:, 3],
+            distinct[:, 4],
+            workload,
+            prefix_caching=block,
+        )
+    else:  # seconds too: one call per (policy, PRM)
+        from planner.models import hardware as hw
 
+        pairs = distinct[:, 0] * (len(prm.uniques) + 1) + distinct[:, 1]
+        for pair in np.unique(pairs):
+            idx = np.flatnonzero(pairs == pair)
+            policy_spec = by_name[policy.uniques[distinct[idx[0], 0]]]
+            prm_name = prm.uniques[distinct[idx[0], 1]]
+            prm_spec = None if prm_name == NO_MODEL else by_name[prm_name]
+            args = (policy_spec, prm_spec, distinct[idx, 2], distinct[idx, 3], distinct[idx, 4], workload)
+            reuse = cost.reuses_prefix(prm_spec)  # priced as the executor's verifier runs
+            flops[idx] = cost.config_flops(*args, prefix_caching=block, prm_reuse=reuse)
             secs[idx] = hw.seconds(*args, hardware, prefix_caching=block, prm_reuse=reuse)
     inverse = inverse.reshape(-1)
     flops, secs = flops[inverse], secs[inverse]
