@@ -102,7 +102,12 @@ def calibrated_intervals(dirs, records: pd.DataFrame, regressor) -> dict:
                 r_low += list(rl)
                 r_high += list(rh)
             per_set.append(
-                {"set": s.source, **_stats(np.array(set_acc), np.array(set_low), np.array(set_high))}
+                {
+                    "set": s.source,
+                    "policy": s.policy,
+                    "dataset": s.dataset,
+                    **_stats(np.array(set_acc), np.array(set_low), np.array(set_high)),
+                }
             )
             acc += set_acc
             low += set_low

@@ -165,7 +165,8 @@ def intervals_markdown(iv: dict) -> str:
             )
             for one in r.get("per_set", []):  # a set's cells move together by split: 6 splits each
                 lines.append(
-                    f"| calibrated, one set | {one['set']} | {one['cells']} | {one['coverage']:.2f} "
+                    f"| calibrated, one set | {one['set']} ({one.get('policy')}, {one.get('dataset')}) "
+                    f"| {one['cells']} | {one['coverage']:.2f} "
                     f"| {one['median_width']:.1f} |"
                 )
     return "\n".join(lines) + "\n"
