@@ -217,6 +217,36 @@ def test_qwen3_moe_active_params_match_published(tmp_path):
     assert resolve("qwen3-235b-a22b-instruct-2507").active_params == spec.active_params
 
 
+# Qwen/Qwen1.5-MoE-A2.7B-Chat config.json (the fields the count reads)
+QWEN1_5_MOE_A2_7B = {
+    "architectures": ["Qwen2MoeForCausalLM"],
+    "decoder_sparse_step": 1,
+    "hidden_size": 2048,
+    "intermediate_size": 5632,
+    "model_type": "qwen2_moe",
+    "moe_intermediate_size": 1408,
+    "num_attention_heads": 16,
+    "num_experts": 60,
+    "num_experts_per_tok": 4,
+    "num_hidden_layers": 24,
+    "num_key_value_heads": 16,
+    "shared_expert_intermediate_size": 5632,
+    "tie_word_embeddings": False,
+    "vocab_size": 151936,
+}
+
+
+def test_qwen2_moe_counts_its_gated_shared_expert(tmp_path):
+    """Qwen2-MoE layers hold 60 routed experts plus one always-on expert of 5,632 with a
+    one-output gate, and q/k/v biases. transformers' Qwen2MoeForCausalLM on this config has
+    14,315,784,192 parameters (counted on the meta device; routed 4 of 60: 2,689,173,504 active);
+    the model card: 14.3B in total, 2.7B activated. Without the shared expert: 13.49B / 1.86B."""
+    write_config(tmp_path, QWEN1_5_MOE_A2_7B)
+    spec = from_hf_config(tmp_path, name="Qwen/Qwen1.5-MoE-A2.7B-Chat")
+    assert spec.params == 14_315_784_192
+    assert spec.active_params == 2_689_173_504
+
+
 # A small Qwen3-MoE: experts on layers 1, 3, 5 (decoder_sparse_step 2) less layer 3 (mlp_only).
 SMALL_QWEN3_MOE = {
     **QWEN3_235B_A22B_INSTRUCT_2507,

@@ -161,7 +161,8 @@ def count_params(cfg: dict, where: str = "config") -> dict:
 
     Returns params, active_params (None unless MoE), head_size and tied. Covers dense
     Llama/Qwen2/Mistral/Gemma 3 layouts (GQA attention, gated MLP, RMSNorm), DeepSeek-V3
-    (MLA attention, shared + routed experts), gpt-oss and Qwen3-MoE (routed experts only).
+    (MLA attention, shared + routed experts), gpt-oss, Qwen3-MoE (routed experts only) and
+    Qwen2-MoE (routed experts and one gated shared expert of shared_expert_intermediate_size).
     """
     h = _int(cfg, "hidden_size", where)
     layers = _int(cfg, "num_hidden_layers", where)
@@ -192,7 +193,7 @@ def count_params(cfg: dict, where: str = "config") -> dict:
         attn = h * heads * hd + 2 * h * kv * hd + heads * hd * h
         if cfg.get("attention_bias"):
             attn += heads * hd + 2 * kv * hd + h
-        elif model_type == "qwen2":  # Qwen2 has q, k, v biases and no o bias
+        elif model_type in ("qwen2", "qwen2_moe"):  # Qwen2 has q, k, v biases and no o bias
             attn += heads * hd + 2 * kv * hd
         if model_type.startswith(("gemma3", "qwen3")):  # per-head q and k norms
             attn += 2 * hd
@@ -217,6 +218,9 @@ def count_params(cfg: dict, where: str = "config") -> dict:
         moe_layers = _sparse_layers(cfg, layers, dense_layers, where)
         dense_layers = layers - moe_layers
         router = h * experts + (experts if model_type == "deepseek_v3" else 0)
+        # Qwen2-MoE: one always-on expert of its own width, scaled by a one-output gate
+        own = _opt(cfg, "shared_expert_intermediate_size", where) or 0
+        router += 3 * h * own + h if own else 0
         mlp_total = dense_layers * dense_mlp + moe_layers * ((experts + shared) * expert + router)
         mlp_active = dense_layers * dense_mlp + moe_layers * ((per_tok + shared) * expert + router)
 
