@@ -225,9 +225,27 @@ def test_vllm_seeded_batch_larger_than_one_scheduler_step(vllm_engine):
 
 
 def test_request_seeds_repeat_prompts_continue_the_sequence():
+    from planner.executor.engines.vllm_engine import SEED_MODULUS, prompt_seed, request_seeds
+
+    got = request_seeds([[1, 2], [3], [1, 2], [1, 2]], 10, 2)
+    s, t = prompt_seed(10, [1, 2]), prompt_seed(10, [3])
+    assert got == [[s, s + 1], [t, t + 1], [s + 2, s + 3], [s + 4, s + 5]]
+    assert request_seeds([[1, 2], [3], [1, 2], [1, 2]], 10, 2) == got  # reproducible
+    assert 0 <= s < SEED_MODULUS and s != t
+
+
+def test_request_seeds_differ_between_prompts_at_every_sample():
+    """Sample j of two problems must not share a seed (it did with seed + j for every prompt:
+    vLLM then drew the same random numbers for both, and sample j's correctness was correlated
+    across problems); the seed and the prompt both move them."""
     from planner.executor.engines.vllm_engine import request_seeds
 
-    assert request_seeds([[1, 2], [3], [1, 2], [1, 2]], 10, 2) == [[10, 11], [10, 11], [12, 13], [14, 15]]
+    prompts = [[i, 7, 7] for i in range(200)] + [["What is 2 + 2?"], ["What is 2 + 3?"]]
+    seeds = request_seeds(prompts, 0, 16)
+    flat = [x for ss in seeds for x in ss]
+    assert len(set(flat)) > 0.99 * len(flat)  # streams of different prompts do not coincide
+    assert all(a[j] != b[j] for a, b in zip(seeds, seeds[1:]) for j in range(16))
+    assert request_seeds(prompts[:1], 1, 16) != seeds[:1]  # another call seed: other draws
 
 
 @model

@@ -3,8 +3,8 @@ server, Ollama, `ttsplan serve`, hosted APIs), with the official `openai` client
 
 Each completion is one request with n=1, sent concurrently: the server's `usage` then gives the
 exact prompt and generated tokens of every completion, and a call with options.seed gives sample j
-of a prompt the seed seed + j (the vLLM engine's rule, see request_seeds), so a run is reproducible
-on servers that honour `seed`. Connection errors, timeouts and 5xx answers are retried with
+of a prompt the seed s + j, s mixing the seed with the prompt (the vLLM engine's rule, see
+request_seeds), so a run is reproducible on servers that honour `seed`. Connection errors, timeouts and 5xx answers are retried with
 exponential backoff; a server that stays away, an unknown model or a refused request is a one-line
 UserError.
 
