@@ -244,7 +244,7 @@ def test_request_seeds_differ_between_prompts_at_every_sample():
     seeds = request_seeds(prompts, 0, 16)
     flat = [x for ss in seeds for x in ss]
     assert len(set(flat)) > 0.99 * len(flat)  # streams of different prompts do not coincide
-    assert all(a[j] != b[j] for a, b in zip(seeds, seeds[1:]) for j in range(16))
+    assert all(a[j] != b[j] for a, b in zip(seeds[:-1], seeds[1:], strict=True) for j in range(16))
     assert request_seeds(prompts[:1], 1, 16) != seeds[:1]  # another call seed: other draws
 
 
