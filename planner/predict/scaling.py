@@ -8,7 +8,10 @@ From K >= 2 recorded samples per problem of one (policy, dataset) it fits a few 
   missing   the share of wrong samples with no answer ~ Beta (fitted the same way)
   wrong     how wrong answers split into distinct answers: a Dirichlet process with
             concentration alpha, fitted by the Ewens sampling formula to the observed partitions
-            (small alpha: one dominant wrong answer; large: every wrong answer differs)
+            (small alpha: one dominant wrong answer; large: every wrong answer differs) of the
+            problems with at least one right sample, where the split decides a vote (problems
+            never solved scatter their wrong answers more: on the CPU arith runs alpha is 10 or
+            less there against 13-28 over all problems, and the vote was overpredicted)
   scores    per (verifier, aggregation): scores map to a latent normal scale through their pooled
             distribution (mid-ranks, so ties stay ties); there t = u + delta * correct + e, with
             a per-problem effect u ~ N(mu, tau) and e ~ N(0, sigma_correct or sigma_wrong).
@@ -197,6 +200,13 @@ def _starts(j: int, mean: float) -> list[np.ndarray]:
     return out
 
 
+def _voting(data: _Data) -> list:
+    """Wrong-answer groups of the problems with a right sample (those where the split of wrong
+    answers decides a vote); all problems' when those hold no two wrong answers."""
+    right = [g for g, c in zip(data.wrong_groups, data.c, strict=True) if c > 0]
+    return right if any(g.sum() >= 2 for g in right) else data.wrong_groups
+
+
 def _fit_alpha(groups: list) -> float:
     """Dirichlet-process concentration of wrong answers, by the Ewens sampling formula."""
     parts = [g for g in groups if g.sum() >= 2]
@@ -283,7 +293,7 @@ def _fit_params(data: _Data, components=None, start=None) -> dict:
     return {
         "success": _fit_beta_mix(data.c, data.k, components, start),
         "missing": {"a": missing["a"][0], "b": missing["b"][0]},
-        "alpha": _fit_alpha(data.wrong_groups),
+        "alpha": _fit_alpha(_voting(data)),
         "scores": {name: _fit_scores(rows) for name, rows in data.scores.items()},
     }
 
