@@ -87,6 +87,32 @@ def test_main_job_json(capsys, tmp_path):
         assert plan["model"]["path"] == "default"
 
 
+def test_tied_aggregations_are_one_row_and_the_table_fills_with_other_configurations(capsys):
+    """A verifier known only from published cells predicts every aggregation alike: the table shows
+    such rows once ("last|min|...") and ranks further to list other configurations; the JSON keeps
+    every row and the plan's own aggregation."""
+    from planner.cli.plan import fold_aggregations
+
+    argv = ["plan", "--policy", "Qwen2.5-1.5B-Instruct", "--dataset", "math500", "--budget-n", "16"]
+    code, out, err = run([*argv, "--json"], capsys)
+    assert code == 0, err
+    plan = json.loads(out)
+    rows = [plan, *plan["alternatives"]]
+    assert len(rows) == 6 and len({r["aggregation"] for r in rows}) > 1
+    folded = fold_aggregations(rows, 6)
+    assert len(folded) < len(rows)  # the shipped model ties them: Qwen2.5-Math-PRM-72B is published-only
+    first = folded[0]["aggregation"].split("|")
+    assert first[0] == plan["aggregation"] and len(first) > 1
+    assert sorted(a for f in folded for a in f["aggregation"].split("|")) == sorted(
+        r["aggregation"] for r in rows
+    )
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "predict the same" in out and "|" in out
+    table = out.split("frontier")[0]
+    assert table.count("│ Qwen2.5-Math-PRM-") + table.count("│ Skywork") + table.count("│ RLHFlow") >= 4
+
+
 def test_fit_writes_model_and_manifest(model_file, small_profile, capsys):
     from planner.predict.features import prepare_training
     from planner.predict.modelio import load_model

@@ -90,6 +90,30 @@ def _config(rec: dict) -> str:
     return text
 
 
+def _tie_key(rec: dict) -> tuple:
+    """What a row shows apart from its aggregation."""
+    low, high = rec["accuracy_interval"]
+    return tuple(
+        rec.get(k)
+        for k in ("policy", "prm", "method", "n", "beam_width", "selection", "stop", "predicted_accuracy")
+    ) + (low, high, rec["flops_per_problem"], rec.get("in_calibrated_range"), rec.get("extrapolated"))
+
+
+def fold_aggregations(records: list[dict], rows: int) -> list[dict]:
+    """The first `rows` distinct rows, those that differ only in aggregation and predict the same (a
+    verifier known from published cells alone, which do not say how steps were aggregated) shown as
+    one, with aggregation "last|min|..." in the order ranked."""
+    out: dict[tuple, dict] = {}
+    for rec in records:
+        key = _tie_key(rec)
+        if key in out:
+            if rec["aggregation"] not in out[key]["aggregation"].split("|"):
+                out[key]["aggregation"] += f"|{rec['aggregation']}"
+        elif len(out) < rows:
+            out[key] = dict(rec)
+    return list(out.values())
+
+
 def _table(title: str, records: list[dict], with_hw: bool):
     """Rich table; policy and PRM get columns only when they differ between rows."""
     from rich.table import Table
@@ -363,13 +387,11 @@ def plan_command(
     target = (
         f"{obj['dataset']} ({obj['difficulty']})" if obj["dataset"] else f"difficulty {obj['difficulty']}"
     )
-    console.print(
-        _table(
-            f"best within budget {budget.kind} <= {budget.value:.4g}, {target}",
-            [result.best, *result.alternatives],
-            with_hw,
-        )
-    )
+    shown = fold_aggregations([result.best, *result.alternatives], top + 1)
+    if len(shown) < min(top + 1, result.within_budget):  # folded rows: rank further to fill the table
+        more = plan(regressor, request, top=4 * top + 3, model_info=info)
+        shown = fold_aggregations([more.best, *more.alternatives], top + 1)
+    console.print(_table(f"best within budget {budget.kind} <= {budget.value:.4g}, {target}", shown, with_hw))
     console.print(_table("frontier: predicted accuracy vs FLOPs per problem", result.frontier, with_hw))
     console.print(
         f"{obj['within_budget']} of {obj['candidates']} candidates within budget. Interval: sized so that "
@@ -377,6 +399,11 @@ def plan_command(
         "cross-validation; 'cal. no': outside the training data; 'extrap.': a per-problem model "
         "past the samples per problem it was fitted on."
     )
+    if any("|" in rec["aggregation"] for rec in shown):
+        console.print(
+            "Aggregations joined by '|' predict the same: the verifier is known from published cells, "
+            "which do not say how steps were aggregated; the plan runs the first."
+        )
     ranking = obj["ranking"]
     console.print(f"Ranking: {ranking['rule']}.")
     if ranking["changed_choice"]:
