@@ -69,6 +69,8 @@ def shipped_sets():
     doc = json.loads(DEFAULT_MODEL.with_name(DEFAULT_MODEL.name + ".scaling.json").read_text())
     for e in doc["sets"]:
         folder = e["source"].split("/", 1)[0]
+        if folder == "art_of_tts":  # the shipped model's 25 art_of_tts sets: art_sets() below
+            continue
         df = (
             qwen_math_samples()
             if folder == "qwen25math_math100_replay"
