@@ -483,14 +483,13 @@ def rows_flops(
     rows (they do not depend on the models), then weighted by each row's coefficients."""
     if not len(policy_specs) == len(prm_specs) == len(method):
         raise UserError("policy_specs, prm_specs and method must have one entry per row")
-    if any(
-        prm is None and code in PRM_METHODS for prm, code in zip(prm_specs, method_codes(method), strict=True)
-    ):
-        raise UserError("best_of_n, beam and dvts need a PRM; give prm_spec")
     codes, n, beam_width, _ = _prepare(method, n, beam_width, has_prm=True)
+    no_prm = np.array([s is None for s in prm_specs], dtype=bool)
+    if (no_prm & np.isin(codes, PRM_METHODS)).any():
+        raise UserError("best_of_n, beam and dvts need a PRM; give prm_spec")
     coef = {id(s): _coefficients(s) for s in [*policy_specs, *prm_specs] if s is not None}
-    policy = np.array([coef[id(s)] for s in policy_specs], dtype=float).reshape(-1, 3).T
-    prm = np.array([coef[id(s)] if s is not None else (0.0,) * 3 for s in prm_specs], dtype=float)
+    policy = np.array([coef[id(s)] for s in policy_specs], dtype=float).reshape(-1, 3)
+    prm = np.array([(0.0,) * 3 if s is None else coef[id(s)] for s in prm_specs], dtype=float).reshape(-1, 3)
     reuse = np.array([reuses_prefix(s) for s in prm_specs], dtype=bool)
     out = np.empty(len(codes))
     for value in np.unique(reuse):
@@ -498,7 +497,7 @@ def rows_flops(
         c = _problem_counts(
             codes[rows], n[rows], beam_width[rows], workload, prefix_caching, bool(value), False
         )
-        out[rows] = _parts(c, tuple(policy[:, rows]), tuple(prm.reshape(-1, 3)[rows].T))["total"]
+        out[rows] = _parts(c, tuple(policy[rows].T), tuple(prm[rows].T))["total"]
     return out
 
 

@@ -220,9 +220,9 @@ def count_params(cfg: dict, where: str = "config") -> dict:
         router = h * experts + (experts if model_type == "deepseek_v3" else 0)
         # Qwen2-MoE: one always-on expert of its own width, scaled by a one-output gate
         own = _opt(cfg, "shared_expert_intermediate_size", where) or 0
-        router += 3 * h * own + h if own else 0
-        mlp_total = dense_layers * dense_mlp + moe_layers * ((experts + shared) * expert + router)
-        mlp_active = dense_layers * dense_mlp + moe_layers * ((per_tok + shared) * expert + router)
+        always = router + (3 * h * own + h if own else 0)  # per MoE layer, whichever experts are routed
+        mlp_total = dense_layers * dense_mlp + moe_layers * ((experts + shared) * expert + always)
+        mlp_active = dense_layers * dense_mlp + moe_layers * ((per_tok + shared) * expert + always)
 
     shared_part = embed + out_head + layers * (attn + norms_per_layer) + h
     if shared_part + mlp_total > MAX_PARAMS:

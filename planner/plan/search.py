@@ -293,8 +293,8 @@ def price(
     dataset: str,
     hardware: object | None = None,
 ) -> pd.DataFrame:
-    """flops_per_problem (and seconds/dollars_per_problem with a hardware profile): one
-    vectorised cost-model call for FLOPs alone, one per (policy, PRM) with seconds."""
+    """flops_per_problem (and seconds/dollars_per_problem with a hardware profile): FLOPs in one
+    cost-model pass over the distinct configurations, seconds one call per (policy, PRM)."""
     workload = cost.workload_for(dataset)
     n_all = candidates["n"].to_numpy(dtype=np.int64)
     width_all = candidates["beam_width"].to_numpy(dtype=np.int64, na_value=1)
@@ -308,32 +308,35 @@ def price(
     flat = np.ravel_multi_index(key.T, dims)  # one integer per row: a fast 1-D unique
     _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
     distinct = key[first]
-    flops = np.empty(len(distinct))
-    secs = np.empty(len(distinct))
     block = getattr(hardware, "cache_block", cost.VLLM_BLOCK)  # vLLM's prefix cache there
-    if hardware is None:  # FLOPs alone: one cost-model pass over every distinct row
-        prm_names = [prm.uniques[c] for c in distinct[:, 1]]
-        flops[:] = cost.rows_flops(
-            [by_name[policy.uniques[c]] for c in distinct[:, 0]],
-            [None if name == NO_MODEL else by_name[name] for name in prm_names],
-            distinct[:, 2],
-            distinct[:, 3],
-            distinct[:, 4],
-            workload,
-            prefix_caching=block,
-        )
-    else:  # seconds too: one call per (policy, PRM)
+    policy_specs = [by_name[policy.uniques[c]] for c in distinct[:, 0]]
+    prm_specs = [None if prm.uniques[c] == NO_MODEL else by_name[prm.uniques[c]] for c in distinct[:, 1]]
+    flops = cost.rows_flops(
+        policy_specs,
+        prm_specs,
+        distinct[:, 2],
+        distinct[:, 3],
+        distinct[:, 4],
+        workload,
+        prefix_caching=block,
+    )
+    secs = np.empty(len(distinct))
+    if hardware is not None:  # seconds: one call per (policy, PRM)
         from planner.models import hardware as hw
 
         pairs = distinct[:, 0] * (len(prm.uniques) + 1) + distinct[:, 1]
         for pair in np.unique(pairs):
             idx = np.flatnonzero(pairs == pair)
-            policy_spec = by_name[policy.uniques[distinct[idx[0], 0]]]
-            prm_name = prm.uniques[distinct[idx[0], 1]]
-            prm_spec = None if prm_name == NO_MODEL else by_name[prm_name]
-            args = (policy_spec, prm_spec, distinct[idx, 2], distinct[idx, 3], distinct[idx, 4], workload)
+            prm_spec = prm_specs[idx[0]]
             reuse = cost.reuses_prefix(prm_spec)  # priced as the executor's verifier runs
-            flops[idx] = cost.config_flops(*args, prefix_caching=block, prm_reuse=reuse)
+            args = (
+                policy_specs[idx[0]],
+                prm_spec,
+                distinct[idx, 2],
+                distinct[idx, 3],
+                distinct[idx, 4],
+                workload,
+            )
             secs[idx] = hw.seconds(*args, hardware, prefix_caching=block, prm_reuse=reuse)
     inverse = inverse.reshape(-1)
     flops, secs = flops[inverse], secs[inverse]

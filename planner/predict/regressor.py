@@ -34,9 +34,9 @@ coverage 0.86 averaged over policies (target 0.80). Why these choices:
   and its groups alike within it, the finite-sample correction then counting sources: the
   art_of_tts profile's reasoning models, whose majority cells the folds predict well, had
   narrowed the half-width of a fit without one CPU policy from 4.3 to 1.1 logit and the
-  held-out CPU policies' coverage to 0.14-0.32 (bench/quality.py). Quantile trees (10%/90%) in an earlier variant of this model covered about
-  half (0.52) of the held-out policies' accuracies, hence this choice. 3 folds: the same CV
-  as 5 here, and fewer fits.
+  held-out CPU policies' coverage to 0.14-0.32 (bench/quality.py). Quantile trees (10%/90%)
+  in an earlier variant of this model covered about half (0.52) of the held-out policies'
+  accuracies, hence this choice. 3 folds: the same CV as 5 here, and fewer fits.
 - N = 1: every sampled row (majority, Best-of-N with any verifier) is predicted as majority@1,
   the policy's pass@1 (planner.predict.pass1): one sample is one answer whatever selects it.
 - 30 trees at learning rate 0.3: CV as good as 100 at 0.1 in an earlier variant (7.6 / 11.3
