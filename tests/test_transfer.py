@@ -12,6 +12,7 @@ from planner.core.profiles import default_profile_dirs, load_profiles
 from planner.predict.modelio import DEFAULT_MODEL, load_model, load_scaling
 from planner.predict.predictor import ScalingPredictor
 from planner.predict.scaling import ProblemModel, _bon_max
+from planner.predict.scalingfit import tree_shift
 from planner.predict.transfer import (
     TransferModel,
     _solve_delta,
@@ -182,9 +183,10 @@ def test_beam_for_a_verifier_without_tree_cells_uses_the_pooled_shift_out_of_ran
     )
     assert (f["source"] == "transferred model").all()
     assert list(f["in_calibrated_range"]) == [True, False, True]
-    shift = pooled_tree(doc["transfer"]["trees"], "beam")["shift"]
+    pooled = pooled_tree(doc["transfer"]["trees"], "beam")
     acc = f["predicted_accuracy"].to_numpy()
-    assert acc[1] == pytest.approx(expit(logit(acc[0]) + shift))
+    assert acc[1] == pytest.approx(expit(logit(acc[0]) + tree_shift(pooled, 16)))
+    assert tree_shift(pooled, 16) == pytest.approx(pooled["shift"] + pooled["slope"])  # one doubling past 8
     width = (f["accuracy_high"] - f["accuracy_low"]).to_numpy()
     assert width[1] > width[2]
 

@@ -146,7 +146,7 @@ class ScalingPredictor:
             bon = None if corr is None else self._sampled(key, "best_of_n", prm, agg, sel, b, n)
             if bon is None:
                 return None
-            return apply_tree(bon, corr), n > max(corr["n_measured"])
+            return apply_tree(bon, corr, n), n > max(corr["n_measured"])
         return None
 
     def assess_frame(self, X: pd.DataFrame) -> pd.DataFrame:

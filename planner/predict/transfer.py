@@ -22,8 +22,9 @@ whose parameters come from:
             success model, from its own published cells) pass through the cell, median over its
             cells and aggregations, unit spreads, scores on [0, 1]
   tree      beam / DVTS: logit shift against Best-of-N at the same N and verifier, from the
-            calibrated sets' tree corrections and from published tree cells of anchored policies;
-            (mean over them; spread includes their disagreement); a verifier without tree cells
+            calibrated sets' tree corrections (lines in log2 N) and from published tree cells of
+            anchored policies (constants); (mean shift and slope over them; spread includes their
+            disagreement); a verifier without tree cells
             takes the mean over verifiers with them (outside the calibrated range, its interval
             widened by their spread); none: not predicted
   cot       greedy CoT = expit(logit(mu) - offset), offset = mean over calibrated sets of
@@ -50,6 +51,7 @@ from scipy.special import expit, logit
 from planner.core.profiles import static_rows
 from planner.core.vocab import TREE_METHODS
 from planner.predict.scaling import _bon_max, _category_probs, _mean_p, _posterior_mix, majority_wins
+from planner.predict.scalingfit import tree_shift
 
 BIN_K = 8  # simulated samples per problem that bin a transferred model's problems
 PLATEAU_N = 256  # a majority cell without N: majority's plateau, read at the largest N of Liu's grid
@@ -413,7 +415,7 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
         for t in s["tree"]:
             cfg = [tuple(c) for c in t.get("measured", [["*", "*"]])]
             by.setdefault(f"{t['method']}:{t['prm']}", []).append(
-                (t["shift"], t["spread"], t["n_measured"], cfg)
+                (t["shift"], t["spread"], t["n_measured"], cfg, t.get("slope", 0.0))
             )
     tree = records[records["method"].isin(TREE_METHODS) & records["n"].notna()]
     for r in tree.itertuples(index=False):
@@ -425,12 +427,13 @@ def _trees(sums: list[dict], records: pd.DataFrame, fitted: dict, doc: dict) -> 
         bon = _bon_max(beta(f["mu"], f["kappa"]), wrong_for(doc, r.dataset)["missing"], sc, int(r.n))
         own = f"{r.prm}:{r.aggregation}" in doc["verifiers"]  # else a published verifier: any configuration
         cfg = [(str(r.aggregation), str(r.selection))] if own else [("*", "*")]
-        by.setdefault(f"{r.method}:{r.prm}", []).append((_lg(r.accuracy) - _lg(bon), 0.0, [int(r.n)], cfg))
+        by.setdefault(f"{r.method}:{r.prm}", []).append((_lg(r.accuracy) - _lg(bon), 0.0, [int(r.n)], cfg, 0.0))
     out = {}
     for name, group in sorted(by.items()):
         shifts = np.array([g[0] for g in group])
         out[name] = {
             "shift": float(shifts.mean()),
+            "slope": float(np.mean([g[4] for g in group])),  # each source's line (scalingfit.tree_fit)
             "spread": _pooled_spread(shifts, [g[1] for g in group], ddof=0),
             "sources": len(group),
             "n_measured": sorted({n for g in group for n in g[2]}),
@@ -553,7 +556,8 @@ class TransferModel:
             if not ok:
                 return nan  # no tree cell of this verifier, or only at other aggregations / selections
             bon = self.curve("best_of_n", prm, aggregation, selection, b, ns)
-            return [x if math.isnan(x) else float(expit(_lg(x) + corr["shift"])) for x in bon]
+            shift = tree_shift(corr, ns) * np.ones(len(ns))
+            return [x if math.isnan(x) else float(expit(_lg(x) + d)) for x, d in zip(bon, shift, strict=True)]
         name = self._scores(prm, aggregation)
         if name is None:
             return nan
@@ -611,6 +615,7 @@ def pooled_tree(trees: dict, method: str) -> dict | None:
     shifts = np.array([t["shift"] for t in group])
     return {
         "shift": float(shifts.mean()),
+        "slope": float(np.mean([t.get("slope", 0.0) for t in group])),
         "spread": _pooled_spread(shifts, [t["spread"] for t in group], ddof=1),  # a new verifier: sample sd
         "sources": len(group),
         "n_measured": sorted({n for t in group for n in t["n_measured"]}),
