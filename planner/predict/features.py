@@ -128,10 +128,18 @@ class Column:
     (-1 for missing), so that lookups run once per distinct value."""
 
     def __init__(self, values: object = None):
-        if values is not None:
-            codes, uniques = pd.factorize(values)
-            self.codes = np.asarray(codes)
-            self.uniques = [str(u) for u in uniques]
+        if values is None:
+            return
+        if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+            # a categorical's own codes (pandas.factorize would first turn it into objects);
+            # its unused categories stay among the uniques, with no row
+            cat = values.array if isinstance(values, pd.Series) else values
+            self.codes = np.asarray(cat.codes, dtype=np.intp)
+            self.uniques = [str(u) for u in cat.categories]
+            return
+        codes, uniques = pd.factorize(values)
+        self.codes = np.asarray(codes)
+        self.uniques = [str(u) for u in uniques]
 
     @classmethod
     def from_codes(cls, codes: np.ndarray, uniques: list) -> Column:
