@@ -62,6 +62,7 @@ class ScalingPredictor:
         self._stops: dict[tuple, dict] = {}
         self._cot: dict[tuple, tuple[float, float, float]] = {}
         self._models: dict[tuple[str, str], ProblemModel] = {}
+        self._scored_pairs: dict[tuple[str, str], set] = {}
         self._memo: dict[tuple[str, str], _Memo] = {}
         self._lock = threading.Lock()  # ttsplan serve plans from several threads
         self._grid = {int(n) for n in doc.get("table_n", TABLE_N)}  # N not tabulated here: not predicted
@@ -239,27 +240,45 @@ class ScalingPredictor:
         if new.any():
             _, first = np.unique(keys[new], return_index=True)
             rows = np.flatnonzero(new)[first]
-            memo.add(
-                keys[rows], fill(key, [nm[c.codes[rows]] for nm, c in zip(names, cols, strict=True)], n[rows])
-            )
+            values = [nm[c.codes[rows]] for nm, c in zip(names, cols, strict=True)]
+            memo.add(keys[rows], fill(key, values, n[rows], _split(keys[rows] >> _Memo.N_BITS)))
         out = np.empty((len(n), 5))
         out[ok] = memo.values[np.searchsorted(memo.keys, keys[ok])]
         if not ok.all():  # N outside the key's range: as asked
             rows = np.flatnonzero(~ok)
-            out[rows] = fill(key, [nm[c.codes[rows]] for nm, c in zip(names, cols, strict=True)], n[rows])
+            values = [nm[c.codes[rows]] for nm, c in zip(names, cols, strict=True)]
+            out[rows] = fill(key, values, n[rows], _groups(values))
         return out[:, 0], out[:, 1], out[:, 2], out[:, 3] == 1.0, out[:, 4]
 
-    def _fill(self, key, values: list[np.ndarray], n: np.ndarray) -> np.ndarray:
-        """(accuracy, low, high, extrapolated, covered) of calibrated rows, one by one; covered is
-        0 (not predicted here), 1, or OUT_OF_RANGE (predicted, outside the calibrated range)."""
+    def _fill(self, key, values: list[np.ndarray], n: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+        """(accuracy, low, high, extrapolated, covered) of calibrated rows, one by one within each
+        (method, prm, aggregation, selection, difficulty) group, skipping groups the set cannot
+        answer (a verifier it has no scores or tree cells of); covered is 0 (not predicted here),
+        1, or OUT_OF_RANGE (predicted, outside the calibrated range)."""
         out = np.full((len(n), 5), [np.nan, np.nan, np.nan, 0.0, 0.0])
-        for r in range(len(n)):
-            got = self._one(key, *(v[r] for v in values), int(n[r]))
-            if got is not None:
-                out[r] = [*got[0], float(got[1]), 1.0]
+        scored = self._scored(key)
+        for idx in groups:
+            m, prm, agg, sel, b = (str(v[idx[0]]) for v in values)
+            if (m == "best_of_n" and (prm, agg) not in scored) or (
+                m in TREE_METHODS and (*key, m, prm) not in self._tree
+            ):
+                continue  # nothing the set holds (_one would return None for each row)
+            for r in idx:
+                got = self._one(key, m, prm, agg, sel, b, int(n[r]))
+                if got is not None:
+                    out[r] = [*got[0], float(got[1]), 1.0]
         return out
 
-    def _fill_transferred(self, key, values: list[np.ndarray], n: np.ndarray) -> np.ndarray:
+    def _scored(self, key: tuple[str, str]) -> set[tuple[str, str]]:
+        """(verifier, aggregation) pairs a calibrated set's table or model answers Best-of-N for."""
+        if key not in self._scored_pairs:
+            pairs = {(k[3], k[4]) for k in self._table if k[:2] == key and k[2] == "best_of_n"}
+            self._scored_pairs[key] = pairs | set(self._model(key).scores)
+        return self._scored_pairs[key]
+
+    def _fill_transferred(
+        self, key, values: list[np.ndarray], n: np.ndarray, groups: list[np.ndarray]
+    ) -> np.ndarray:
         """The same for a policy without samples: its transferred curves, one call per curve."""
         model, anchored = self._transferred[key], key in self._anchor
         reg_half = None if anchored else float(getattr(self.regressor, "half_width_", 1.0))
@@ -267,7 +286,7 @@ class ScalingPredictor:
         spread, cover = np.zeros(len(n)), np.zeros(len(n))
         ns = n.astype(np.int64)
         per_verifier: dict[tuple[str, str], tuple[float, float]] = {}
-        for idx in _groups(values):  # the rows of each curve
+        for idx in groups:  # the rows of each curve
             m, prm, agg, sel, b = (str(v[idx[0]]) for v in values)
             if m not in ("cot", *SAMPLED, *TREE_METHODS):
                 continue
@@ -347,6 +366,11 @@ def _groups(values: list[np.ndarray]) -> list[np.ndarray]:
     for v in values:
         c, uniques = pd.factorize(np.asarray(v, dtype=object), use_na_sentinel=False)
         code = code * len(uniques) + c
+    return _split(code)
+
+
+def _split(code: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each distinct code (groups in first-seen order)."""
     order = np.argsort(code, kind="stable")
     ends = np.flatnonzero(np.diff(code[order])) + 1
     split = np.split(order, ends)
