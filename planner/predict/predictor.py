@@ -203,7 +203,9 @@ class ScalingPredictor:
         if need.any():
             idx = np.flatnonzero(need)
             fresh = ~known[idx]  # known rows want the calibrated range only
-            got = self.regressor.assess(X if need.all() else X.iloc[idx], rows=fresh)
+            # X is rewritten by as_pass1 already: a regressor that can skip doing it again does
+            assess = getattr(self.regressor, "assess_pass1", self.regressor.assess)
+            got = assess(X if need.all() else X.iloc[idx], rows=fresh)
             for out, values in zip((pred, low, high), got[:3], strict=False):
                 out[idx[fresh]] = np.asarray(values)[fresh]
             in_range[idx] = np.asarray(got[3]).astype(bool)

@@ -277,9 +277,16 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, low, high, in_calibrated_range) from one pass over X (the planner's call).
         rows: a boolean mask of the rows to predict (the others get NaN, their range still)."""
+        return self.assess_pass1(as_pass1(check_config_frame(X, "X")), rows=rows)
+
+    def assess_pass1(
+        self, X: pd.DataFrame, *, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`assess` of rows already rewritten by `pass1.as_pass1` (the scaling predictor's, which
+        rewrites its rows once for both models)."""
         check_is_fitted(self, "mean_")
         self._check_format()
-        Z, in_range = self.features_.transform_with_range(as_pass1(check_config_frame(X, "X")))
+        Z, in_range = self.features_.transform_with_range(check_config_frame(X, "X"))
         Z[:, self.empty_columns_] = 0.0
         mean = np.full(len(Z), np.nan)
         if rows is None:
