@@ -62,7 +62,7 @@ class ScalingPredictor:
         self._stops: dict[tuple, dict] = {}
         self._cot: dict[tuple, tuple[float, float, float]] = {}
         self._models: dict[tuple[str, str], ProblemModel] = {}
-        self._scored_pairs: dict[tuple[str, str], set] = {}
+        self._scored: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._memo: dict[tuple[str, str], _Memo] = {}
         self._lock = threading.Lock()  # ttsplan serve plans from several threads
         self._grid = {int(n) for n in doc.get("table_n", TABLE_N)}  # N not tabulated here: not predicted
@@ -72,8 +72,13 @@ class ScalingPredictor:
         for e in doc["sets"]:
             pd_key = (e["policy"], e["dataset"])
             self._sets[pd_key] = e
+            # (verifier, aggregation) pairs it answers Best-of-N for: its table's and its model's
+            pairs = {tuple(name.rsplit(":", 1)) for name in e["model"]["params"]["scores"]}
             for method, prm, agg, sel, b, n, acc, low, high in e["table"]:
                 self._table[(*pd_key, method, prm, agg, sel, b, int(n))] = (acc, low, high)
+                if method == "best_of_n":
+                    pairs.add((prm, agg))
+            self._scored[pd_key] = pairs
             for t in e["tree"]:
                 self._tree[(*pd_key, t["method"], t["prm"])] = t
             for c in e.get("stopping", []):
@@ -258,7 +263,7 @@ class ScalingPredictor:
         answer (a verifier it has no scores or tree cells of); covered is 0 (not predicted here),
         1, or OUT_OF_RANGE (predicted, outside the calibrated range)."""
         out = np.full((len(n), 5), [np.nan, np.nan, np.nan, 0.0, 0.0])
-        scored = self._scored(key)
+        scored = self._scored[key]
         for idx in groups:
             m, prm, agg, sel, b = (str(v[idx[0]]) for v in values)
             if (m == "best_of_n" and (prm, agg) not in scored) or (
@@ -270,13 +275,6 @@ class ScalingPredictor:
                 if got is not None:
                     out[r] = [*got[0], float(got[1]), 1.0]
         return out
-
-    def _scored(self, key: tuple[str, str]) -> set[tuple[str, str]]:
-        """(verifier, aggregation) pairs a calibrated set's table or model answers Best-of-N for."""
-        if key not in self._scored_pairs:
-            pairs = {(k[3], k[4]) for k in self._table if k[:2] == key and k[2] == "best_of_n"}
-            self._scored_pairs[key] = pairs | set(self._model(key).scores)
-        return self._scored_pairs[key]
 
     def _fill_transferred(
         self, key, values: list[np.ndarray], n: np.ndarray, groups: list[np.ndarray]
