@@ -487,10 +487,18 @@ def rows_flops(
     no_prm = np.array([s is None for s in prm_specs], dtype=bool)
     if (no_prm & np.isin(codes, PRM_METHODS)).any():
         raise UserError("best_of_n, beam and dvts need a PRM; give prm_spec")
-    coef = {id(s): _coefficients(s) for s in [*policy_specs, *prm_specs] if s is not None}
-    policy = np.array([coef[id(s)] for s in policy_specs], dtype=float).reshape(-1, 3)
-    prm = np.array([(0.0,) * 3 if s is None else coef[id(s)] for s in prm_specs], dtype=float).reshape(-1, 3)
-    reuse = np.array([reuses_prefix(s) for s in prm_specs], dtype=bool)
+    per_spec: dict[int, tuple] = {}  # rows repeat a few specs: each one's coefficients and reuse once
+
+    def of(spec: ModelSpec | None) -> tuple:
+        key = id(spec)
+        if key not in per_spec:
+            per_spec[key] = ((0.0,) * 3 if spec is None else _coefficients(spec), reuses_prefix(spec))
+        return per_spec[key]
+
+    policy = np.array([of(s)[0] for s in policy_specs], dtype=float).reshape(-1, 3)
+    prm_of = [of(s) for s in prm_specs]
+    prm = np.array([c for c, _ in prm_of], dtype=float).reshape(-1, 3)
+    reuse = np.array([r for _, r in prm_of], dtype=bool)
     out = np.empty(len(codes))
     for value in np.unique(reuse):
         rows = np.flatnonzero(reuse == value)
