@@ -6,7 +6,8 @@ and its tree corrections are fitted on half the problems (3 seeded splits x 2 di
 other half's measured beam/DVTS cells are predicted, over all problems and per difficulty bin.
 "line" is the fit as shipped (`scalingfit.tree_fit`); "constant" the same fit with the slope set to
 0 (the shift before: the mean difference, the same value at N = 8 for cells at N = 4, 8, 16).
-In-sample: the whole profile fitted and its own cells predicted.
+In-sample: the whole profile fitted and its own cells predicted. Each fit has N_BOOT bootstrap
+refits, so the 80% intervals' coverage and width are reported too (the shipped model has 20).
 
     PYTHONPATH=. python bench/tree_holdout.py   # prints a table, writes results/tree_holdout.json and .md
 """
@@ -35,6 +36,7 @@ OUT = ROOT / "bench" / "results" / "tree_holdout.json"
 PROFILES = ("cpu_arith_gemma", "cpu_arith_smollm2")
 NS = (1, 2, 4, 8, 16)
 SEEDS = 3
+N_BOOT = 8  # bootstrap refits per fit: the intervals' fit uncertainty (the shipped model uses 20)
 
 
 def cells_of(records: pd.DataFrame, policy: str, dataset: str, problems: int) -> pd.DataFrame:
@@ -54,10 +56,13 @@ def errors(entry: dict, cells: pd.DataFrame, policy: str, dataset: str, regresso
     for t in constant["tree"]:
         t["slope"] = 0.0
     out = {}
+    acc = cells["accuracy"].to_numpy()
     for name, e in (("line", entry), ("constant", constant)):
-        doc = {"format": "ttsplan-scaling", "version": 1, "n_boot": 0, "table_n": list(NS), "sets": [e]}
-        got = ScalingPredictor(regressor, doc).assess_frame(X)["predicted_accuracy"].to_numpy()
-        out[name] = 100 * (got - cells["accuracy"].to_numpy())
+        doc = {"format": "ttsplan-scaling", "version": 1, "n_boot": N_BOOT, "table_n": list(NS), "sets": [e]}
+        f = ScalingPredictor(regressor, doc).assess_frame(X)
+        low, high = f["accuracy_low"].to_numpy(), f["accuracy_high"].to_numpy()
+        inside = (acc >= low - 1e-9) & (acc <= high + 1e-9)
+        out[name] = (100 * (f["predicted_accuracy"].to_numpy() - acc), inside, 100 * (high - low))
     return out
 
 
@@ -78,11 +83,11 @@ def main() -> None:
             s = copy.copy(whole)
             s.frame = whole.frame[whole.frame["problem_id"].isin(fit_on)].reset_index(drop=True)
             keep = records["problem_id"].isin(fit_on) | records["problem_id"].isna()
-            entry = fit_set(s, records[keep], n_boot=0, ns=NS)
+            entry = fit_set(s, records[keep], n_boot=N_BOOT, ns=NS)
             cells = cells_of(records[records["problem_id"].isin(score_on)], whole.policy, whole.dataset, len(score_on))
             errs = errors(entry, cells, whole.policy, whole.dataset, regressor)
             for i, c in enumerate(cells.itertuples(index=False)):
-                for model, e in errs.items():
+                for model, (e, inside, width) in errs.items():
                     rows.append(
                         {
                             "profile": name,
@@ -93,6 +98,8 @@ def main() -> None:
                             "difficulty": c.difficulty,
                             "problems": int(c.problems),
                             "error_points": float(e[i]),
+                            "inside": bool(inside[i]),
+                            "width_points": float(width[i]),
                         }
                     )
         print(f"done {name}", file=sys.stderr)
@@ -102,15 +109,25 @@ def main() -> None:
     frame["abs"] = frame["error_points"].abs()
     summary = (
         frame.groupby(["where", "scope", "model"])
-        .agg(cells=("abs", "size"), mae=("abs", "mean"), max=("abs", "max"), bias=("error_points", "mean"))
+        .agg(
+            cells=("abs", "size"),
+            mae=("abs", "mean"),
+            max=("abs", "max"),
+            bias=("error_points", "mean"),
+            coverage=("inside", "mean"),
+            width=("width_points", "median"),
+        )
         .reset_index()
     )
     md = [
-        "| cells | scope | tree correction | cells | MAE (points) | max | bias |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| cells | scope | tree correction | cells | MAE (points) | max | bias | 80% coverage | median width |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary.itertuples(index=False):
-        md.append(f"| {r.where} | {r.scope} | {r.model} | {r.cells} | {r.mae:.2f} | {r.max:.1f} | {r.bias:+.2f} |")
+        md.append(
+            f"| {r.where} | {r.scope} | {r.model} | {r.cells} | {r.mae:.2f} | {r.max:.1f} | {r.bias:+.2f} "
+            f"| {r.coverage:.2f} | {r.width:.1f} |"
+        )
     text = "\n".join(md) + "\n"
     print(text)
     write_text_atomic(OUT, json.dumps({"summary": summary.to_dict(orient="records"), "cells": rows}, indent=1) + "\n")
