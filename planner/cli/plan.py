@@ -200,9 +200,10 @@ def fit_command(
     records = _load_records(dirs)
     started = time.perf_counter()
     model, report = fit_profiles(records)
-    doc = fit_scaling(dirs, records)
+    held_out: list = []  # the regressor's leave-one-policy-out check, run while the table workers work
+    doc = fit_scaling(dirs, records, meanwhile=lambda: held_out.append(grouped_cv(records, group="policy")))
     fit_seconds = time.perf_counter() - started
-    cv = grouped_cv(records, group="policy")
+    cv = held_out[0] if held_out else grouped_cv(records, group="policy")
     summary = _cv_summary(cv, model.coverage)
     profile_names = sorted(set(records["profile"])) if "profile" in records else []
     sets = [

@@ -21,6 +21,7 @@ import math
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -250,12 +251,19 @@ def _finish(entry: dict, started: float) -> dict:
 
 
 def fit_scaling(
-    dirs: list[Path], records: pd.DataFrame, n_boot: int = N_BOOT, ns=TABLE_N, workers: int | None = None
+    dirs: list[Path],
+    records: pd.DataFrame,
+    n_boot: int = N_BOOT,
+    ns=TABLE_N,
+    workers: int | None = None,
+    *,
+    meanwhile: Callable[[], None] | None = None,
 ) -> dict:
     """The scaling document of every sample set in the profile folders (records: their records,
     with a `profile` column as load_profiles gives). workers: processes that compute the tables
     (default: the usable cores, at most MAX_WORKERS; 1: none); the document is the same for any
-    number (every curve is seeded on its own)."""
+    number (every curve is seeded on its own). meanwhile: other work for the main process, called
+    once the transfer part is fitted, while the pool still computes the tables."""
     from threadpoolctl import threadpool_limits
 
     from planner.predict.transfer import fit_transfer
@@ -270,6 +278,8 @@ def fit_scaling(
             # the transfer part reads the sets' models and tree corrections, not their tables:
             # fitted while the pool still computes the tables
             transfer = fit_transfer([e for e, _ in started], records)
+            if meanwhile is not None:
+                meanwhile()
             entries = [_finish(*one) for one in started]
     return {
         "format": DOC_FORMAT,
