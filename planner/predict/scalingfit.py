@@ -195,14 +195,13 @@ def tree_fit(diffs, ns) -> dict:
     return {"shift": float(d.mean()), "slope": 0.0, "spread": spread}
 
 
-def tree_shift(corr: dict, n) -> np.ndarray | float:
-    """A tree correction's logit shift at N: its line in log2 N within the N its cells were
-    measured at, held at the nearest of them outside (a correction without a slope: constant)."""
-    slope = corr.get("slope", 0.0)
-    if not slope:
-        return corr["shift"]
+def tree_shift(corr: dict, n) -> np.ndarray:
+    """A tree correction's logit shift at N (an array shaped like n): its line in log2 N within
+    the N its cells were measured at, held at the nearest of them outside (a correction without
+    a slope, as older model files hold: constant)."""
     lo, hi = np.log2(min(corr["n_measured"])), np.log2(max(corr["n_measured"]))
-    return corr["shift"] + slope * (np.clip(np.log2(np.asarray(n, dtype=float)), lo, hi) - TREE_CENTER)
+    x = np.clip(np.log2(np.asarray(n, dtype=float)), lo, hi) - TREE_CENTER
+    return corr["shift"] + corr.get("slope", 0.0) * x
 
 
 def fit_set(s: SampleSet, records: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0, ns=TABLE_N) -> dict:
@@ -222,10 +221,13 @@ def _start_set(s: SampleSet, records: pd.DataFrame, n_boot: int, seed: int, ns, 
         model = ProblemModel.fit(frame[keep], bins=bins, n_boot=n_boot, seed=seed)
     except UserError as exc:
         raise UserError(f"samples: {s.source}: {str(exc).removeprefix('samples: ')}") from None
+    done = []  # when this set's work ended: its last curve in the pool, or its own steps here
     if pool is None:
         table = tabulate(model, ns)
     else:
         table = [pool.submit(_curve_rows, model, ns, task) for task in _curves_and_bins(model)]
+        for part in table:
+            part.add_done_callback(lambda _: done.append(time.perf_counter()))
     entry = {
         "policy": s.policy,
         "dataset": s.dataset,
@@ -238,13 +240,16 @@ def _start_set(s: SampleSet, records: pd.DataFrame, n_boot: int, seed: int, ns, 
         "stopping": measured_stops(records, s.policy, s.dataset),
         "cot": cot_cells(records, s.policy, s.dataset, frame["problem_id"].unique()),
     }
-    return entry, started
+    done.append(time.perf_counter())
+    return entry, started, done
 
 
-def _finish(entry: dict, started: float) -> dict:
+def _finish(entry: dict, started: float, done: list[float]) -> dict:
     if entry["table"] and not isinstance(entry["table"][0], list):  # the pool's curves
         entry["table"] = [row for part in entry["table"] for row in part.result()]
-    entry["fit_seconds"] = round(time.perf_counter() - started, 2)
+    # from its start until its own work ended (not until collected: the main process may have
+    # had other work meanwhile)
+    entry["fit_seconds"] = round(max(done) - started, 2)
     optional = [k for k in ("stopping", "cot") if entry[k]]
     keys = (*list(entry)[:6], "table", "tree", *optional, "fit_seconds")
     return {k: entry[k] for k in keys}  # no "stopping" / "cot" key without such rows: documents as before
@@ -271,13 +276,13 @@ def fit_scaling(
     with threadpool_limits(limits=1):  # L-BFGS on a shared 2-core machine: one BLAS thread
         with _pool(workers) as pool:
             started = _start_all(dirs, records, n_boot, ns, pool)
-            keys = [(e["policy"], e["dataset"]) for e, _ in started]
+            keys = [(e["policy"], e["dataset"]) for e, *_ in started]
             if len(set(keys)) != len(keys):
                 dup = next(k for k in keys if keys.count(k) > 1)
                 raise UserError(f"profiles: two sample sets for policy {dup[0]} on {dup[1]}; keep one")
             # the transfer part reads the sets' models and tree corrections, not their tables:
             # fitted while the pool still computes the tables
-            transfer = fit_transfer([e for e, _ in started], records)
+            transfer = fit_transfer([e for e, *_ in started], records)
             if meanwhile is not None:
                 meanwhile()
             entries = [_finish(*one) for one in started]

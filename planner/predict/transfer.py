@@ -556,7 +556,7 @@ class TransferModel:
             if not ok:
                 return nan  # no tree cell of this verifier, or only at other aggregations / selections
             bon = self.curve("best_of_n", prm, aggregation, selection, b, ns)
-            shift = tree_shift(corr, ns) * np.ones(len(ns))
+            shift = tree_shift(corr, ns)
             return [x if math.isnan(x) else float(expit(_lg(x) + d)) for x, d in zip(bon, shift, strict=True)]
         name = self._scores(prm, aggregation)
         if name is None:
