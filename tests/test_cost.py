@@ -282,6 +282,20 @@ def test_rows_flops_is_config_flops_of_each_row():
         cost.rows_flops([POLICY], [None], ["beam"], [16], [4], w)
     with pytest.raises(UserError, match="one entry per row"):
         cost.rows_flops([POLICY, POLICY], [PRM], ["beam"], [16], [4], w)
+    # the same rows with each distinct spec listed once and indexed per row (how price calls it)
+    indexed = cost.rows_flops(
+        policies,
+        prms,
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [4] * len(rows),
+        w,
+        policy_rows=[policies.index(r[0]) for r in rows],
+        prm_rows=[prms.index(r[1]) for r in rows],
+    )
+    assert indexed.tolist() == want
+    with pytest.raises(UserError, match="prm_rows must index prm_specs"):
+        cost.rows_flops([POLICY], [PRM], ["beam"], [16], [4], w, policy_rows=[0], prm_rows=[1])
 
 
 # ---------------------------------------------------------------- workloads

@@ -122,6 +122,52 @@ def test_rank_order_is_pandas_stable_sort():
         assert info["point_estimate_choice"] == by_point.index[0]
 
 
+def test_top_rows_are_the_sorted_order_head():
+    """plan() takes its top rows without sorting the table: the same rows, ties and NaN included."""
+    rng = np.random.default_rng(5)
+    for trial in range(500):
+        n = int(rng.integers(1, 80))
+        value = rng.choice([0.2, 0.5, 0.7, np.nan], n) if trial % 2 else rng.random(n)
+        cost = rng.choice([1.0, 2.0, np.nan], n)
+        k = int(rng.integers(1, n + 2))
+        assert search._best(value, cost, k).tolist() == search._descending(value, cost)[:k].tolist()
+
+
+@pytest.mark.parametrize("dataset", ["arith", "math500"])
+def test_additive_trees_equal_the_direct_prediction(dataset):
+    """The regressor runs its trees once per distinct policy and configuration of a plan's
+    table (its trees add a policy part and a configuration part): the logits of every row are
+    those of the trees run on each row, for every difficulty, a policy given by its spec
+    columns, and a table mixing difficulties (no split: the direct path)."""
+    from planner.predict.features import CONFIG_COLUMNS
+    from planner.predict.regressor import _policy_split
+
+    model, _ = modelio.load_planner_model(None, predictor="regressor")
+    prms = [s.name for s in specs.all_specs("prm")]
+    policies = [*POLICIES, "Qwen/Qwen2.5-7B-Instruct"]
+    table = search.enumerate_candidates(policies, prms)
+    table = search.spec_frame(table, {s.name: s for s in specs.all_specs()})
+    unknown = table[table["policy"] == POLICIES[1]].assign(policy="my-org/new-7b", policy_params=7e9)
+    table = pd.concat([table, unknown], ignore_index=True)
+    for difficulty in ("all", "easy", "hard", None):
+        rows = table.assign(dataset=dataset, difficulty=difficulty or "all")
+        if difficulty is None:  # two difficulties in one table
+            rows.loc[rows.index % 2 == 0, "difficulty"] = "medium"
+        rows = rows[[*CONFIG_COLUMNS, "policy_params", "policy_family", "prm_params", "prm_family"]]
+        raw = model.features_.raw(rows)
+        split = _policy_split(raw)
+        assert (split is None) == (difficulty is None)
+        if split is not None:
+            assert len(split[0][1]) == len(policies) + 1 and len(split[1][1]) < len(rows) / 4
+        Z = model.features_.transform(rows)
+        Z[:, model.empty_columns_] = 0.0
+        direct = model.mean_.predict(Z)
+        got = model._logit_of_raw(raw)
+        np.testing.assert_allclose(got, direct, rtol=0, atol=1e-12)
+        first = (rows["policy"] == rows["policy"].iloc[0]).to_numpy()
+        assert (got[first] == direct[first]).all()  # the first row's policy: the trees' own sums
+
+
 def _reference(model, request: PlanRequest, top: int) -> dict:
     """plan() from the public pieces, every cache emptied first."""
     search._GRIDS.clear()

@@ -49,6 +49,16 @@ def test_enumeration_rules_and_count():
     assert len(frame) == 2 * per_policy
 
 
+def test_enumerate_categorical_is_the_same_table():
+    """The planner's own table (categorical name columns) holds the strings of the public one."""
+    kwargs = dict(n_values=[1, 2, 4, 8], beam_width=2)
+    plain = enumerate_candidates(["p1", "p2"], ["r1", "none", "r2"], **kwargs)
+    coded = enumerate_candidates(["p1", "p2"], ["r1", "none", "r2"], categorical=True, **kwargs)
+    assert all(plain[c].dtype == np.dtype(object) for c in plain.columns[:5])
+    assert all(isinstance(coded[c].dtype, pd.CategoricalDtype) for c in plain.columns[:5])
+    pd.testing.assert_frame_equal(coded.astype({c: object for c in plain.columns[:5]}), plain)
+
+
 def test_enumeration_bad_input():
     with pytest.raises(UserError, match="unknown method"):
         enumerate_candidates(["p"], ["r"], methods=["mcts"])
@@ -275,9 +285,7 @@ def test_default_verifiers_add_the_datasets_own_checker():
     from planner.plan.search import priced_candidates
 
     def prms(dataset, given=None):
-        request = PlanRequest(
-            policies=["gemma-3-270m"], budget=Budget("n", 8), dataset=dataset, prms=given
-        )
+        request = PlanRequest(policies=["gemma-3-270m"], budget=Budget("n", 8), dataset=dataset, prms=given)
         return set(priced_candidates(request)[0]["prm"])
 
     registered = {s.name for s in specs.all_specs("prm")}

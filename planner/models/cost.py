@@ -477,28 +477,33 @@ def rows_flops(
     beam_width,
     workload: Workload,
     prefix_caching: bool = True,
+    *,
+    policy_rows=None,
+    prm_rows=None,
 ) -> np.ndarray:
     """config_flops of configurations that each name their own policy and PRM (one spec per
     row; prm_reuse per row from reuses_prefix): the token counts are computed once for all
-    rows (they do not depend on the models), then weighted by each row's coefficients."""
-    if not len(policy_specs) == len(prm_specs) == len(method):
+    rows (they do not depend on the models), then weighted by each row's coefficients.
+    policy_rows / prm_rows: per row, an index into policy_specs / prm_specs, which then list
+    each distinct spec once (a table repeating a few models)."""
+    policy_rows = _spec_rows(policy_specs, policy_rows, "policy")
+    prm_rows = _spec_rows(prm_specs, prm_rows, "prm")
+    if not len(policy_rows) == len(prm_rows) == len(method):
         raise UserError("policy_specs, prm_specs and method must have one entry per row")
     codes, n, beam_width, _ = _prepare(method, n, beam_width, has_prm=True)
-    no_prm = np.array([s is None for s in prm_specs], dtype=bool)
+    no_prm = np.array([s is None for s in prm_specs], dtype=bool)[prm_rows]
     if (no_prm & np.isin(codes, PRM_METHODS)).any():
         raise UserError("best_of_n, beam and dvts need a PRM; give prm_spec")
-    per_spec: dict[int, tuple] = {}  # rows repeat a few specs: each one's coefficients and reuse once
-
-    def of(spec: ModelSpec | None) -> tuple:
-        key = id(spec)
-        if key not in per_spec:
-            per_spec[key] = ((0.0,) * 3 if spec is None else _coefficients(spec), reuses_prefix(spec))
-        return per_spec[key]
-
-    policy = np.array([of(s)[0] for s in policy_specs], dtype=float).reshape(-1, 3)
-    prm_of = [of(s) for s in prm_specs]
-    prm = np.array([c for c, _ in prm_of], dtype=float).reshape(-1, 3)
-    reuse = np.array([r for _, r in prm_of], dtype=bool)
+    # each spec a row names: its coefficients and reuse once
+    policy_c, prm_c = np.zeros((len(policy_specs), 3)), np.zeros((len(prm_specs), 3))
+    prm_reuse = np.zeros(len(prm_specs), dtype=bool)
+    for i in np.unique(policy_rows).tolist():
+        policy_c[i] = _coefficients(policy_specs[i])
+    for i in np.unique(prm_rows).tolist():
+        if prm_specs[i] is not None:
+            prm_c[i] = _coefficients(prm_specs[i])
+        prm_reuse[i] = reuses_prefix(prm_specs[i])
+    policy, prm, reuse = policy_c[policy_rows], prm_c[prm_rows], prm_reuse[prm_rows]
     out = np.empty(len(codes))
     for value in np.unique(reuse):
         rows = np.flatnonzero(reuse == value)
@@ -507,6 +512,16 @@ def rows_flops(
         )
         out[rows] = _parts(c, tuple(policy[rows].T), tuple(prm[rows].T))["total"]
     return out
+
+
+def _spec_rows(specs: Sequence, rows, name: str) -> np.ndarray:
+    """Per row, the index of its spec (each row its own when `rows` is None)."""
+    if rows is None:
+        return np.arange(len(specs))
+    rows = np.asarray(rows, dtype=np.intp)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(specs)):
+        raise UserError(f"{name}_rows must index {name}_specs (0..{len(specs) - 1})")
+    return rows
 
 
 def config_flops(

@@ -111,9 +111,12 @@ def enumerate_candidates(
     beam_width: int = 4,
     aggregations: Sequence[str] = AGGREGATIONS,
     selections: Sequence[str] = SELECTIONS,
+    *,
+    categorical: bool = False,
 ) -> pd.DataFrame:
     """Every valid configuration, one row each (columns policy, prm, method, aggregation,
-    selection, n, beam_width).
+    selection, n, beam_width). categorical: the five name columns as pandas categoricals
+    (the planner's own table), else object columns of strings.
 
     cot: n = 1, no PRM. majority: each n, no PRM. best_of_n: each PRM x aggregation x
     selection x n. beam/dvts: the same, for n divisible by beam_width and >= beam_width.
@@ -142,24 +145,27 @@ def enumerate_candidates(
     if not policy_names:
         raise UserError("give at least one policy")
 
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in CANDIDATE_COLUMNS}
+    codes: dict[str, list[np.ndarray]] = {k: [] for k in CANDIDATE_COLUMNS}
+    seen: dict[str, dict[str, int]] = {k: {} for k in CANDIDATE_COLUMNS[:5]}  # value -> code, by first use
+
+    def coded(col: str, values: list) -> np.ndarray:
+        table = seen[col]
+        return np.array([table.setdefault(v, len(table)) for v in values], dtype=np.int32)
 
     def block(policy, prm, method, agg, sel, n, width) -> None:
         """Every combination of the prm x agg x sel x n lists, in that nesting order."""
         size = len(prm) * len(agg) * len(sel) * len(n)
         if size == 0:
             return
-        columns["policy"].append(np.full(size, policy, dtype=object))
-        columns["prm"].append(np.repeat(np.asarray(prm, dtype=object), len(agg) * len(sel) * len(n)))
-        columns["method"].append(np.full(size, method, dtype=object))
-        columns["aggregation"].append(
-            np.tile(np.repeat(np.asarray(agg, dtype=object), len(sel) * len(n)), len(prm))
+        codes["policy"].append(np.repeat(coded("policy", [policy]), size))
+        codes["prm"].append(np.repeat(coded("prm", prm), len(agg) * len(sel) * len(n)))
+        codes["method"].append(np.repeat(coded("method", [method]), size))
+        codes["aggregation"].append(
+            np.tile(np.repeat(coded("aggregation", agg), len(sel) * len(n)), len(prm))
         )
-        columns["selection"].append(
-            np.tile(np.repeat(np.asarray(sel, dtype=object), len(n)), len(prm) * len(agg))
-        )
-        columns["n"].append(np.tile(np.asarray(n, dtype=np.int64), len(prm) * len(agg) * len(sel)))
-        columns["beam_width"].append(np.full(size, width if width else -1, dtype=np.int64))
+        codes["selection"].append(np.tile(np.repeat(coded("selection", sel), len(n)), len(prm) * len(agg)))
+        codes["n"].append(np.tile(np.asarray(n, dtype=np.int64), len(prm) * len(agg) * len(sel)))
+        codes["beam_width"].append(np.full(size, width if width else -1, dtype=np.int64))
 
     for policy in policy_names:
         for method in methods:
@@ -173,14 +179,21 @@ def enumerate_candidates(
                 block(
                     policy, prm_names, method, aggregations, selections, valid, beam_width if beam else None
                 )
-    data = {}
-    for key, parts in columns.items():
-        numeric = key in ("n", "beam_width")
-        values = np.concatenate(parts) if parts else np.array([], dtype=np.int64 if numeric else object)
-        data[key] = pd.Series(values, dtype=np.int64 if numeric else object, copy=False)
+    data: dict = {}  # arrays, not Series: the frame aligns no index
+    for key, parts in codes.items():
+        values = np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+        if key in seen:
+            categories = list(seen[key])
+            data[key] = (
+                _categories(values, categories)
+                if categorical
+                else _objects(np.array(categories, dtype=object)[values], pd.RangeIndex(len(values)))
+            )
+        else:
+            data[key] = values
     width = data["beam_width"]
-    data["beam_width"] = pd.Series(pd.arrays.IntegerArray(width.to_numpy(), width.to_numpy() <= 0))
-    return pd.DataFrame(data, copy=False)
+    data["beam_width"] = pd.arrays.IntegerArray(width, width <= 0)
+    return pd.DataFrame(data, index=pd.RangeIndex(len(width)), copy=False)
 
 
 def check_config(
@@ -262,24 +275,33 @@ def spec_frame(
     """Candidates with the policy/PRM params and family columns the features read. categorical:
     the policy, PRM and family columns as pandas categoricals (the same values; they factorize
     in microseconds)."""
-    out = candidates.copy(deep=False)
+    out = dict(candidates.items())  # one frame built at the end: no column inserted one by one
+    index = candidates.index
     for role in ("policy", "prm"):
         names = Column(candidates[role])
         known = [by_name.get(u) for u in names.uniques]
         sizes = [k.params if k and k.head != "rule" else np.nan for k in known]  # a checker has no size
-        out[f"{role}_params"] = names.per_row(np.array(sizes), np.nan)
+        out[f"{role}_params"] = pd.Series(names.per_row(np.array(sizes), np.nan), index=index, copy=False)
         families = [family_of(k) if k else u for k, u in zip(known, names.uniques, strict=True)]
         if categorical:
-            out[role] = _categorical(names.codes, names.uniques, out.index)
+            if not isinstance(candidates[role].dtype, pd.CategoricalDtype):
+                out[role] = _categorical(names.codes, names.uniques, index)
             codes, uniques = pd.factorize(np.array(families, dtype=object))
-            out[f"{role}_family"] = _categorical(np.append(codes, -1)[names.codes], list(uniques), out.index)
+            out[f"{role}_family"] = _categorical(np.append(codes, -1)[names.codes], list(uniques), index)
         else:
-            out[f"{role}_family"] = _objects(names.per_row(np.array(families, dtype=object), None), out.index)
-    return out
+            out[f"{role}_family"] = _objects(names.per_row(np.array(families, dtype=object), None), index)
+    return pd.DataFrame(out, index=index, copy=False)
 
 
 def _categorical(codes: np.ndarray, categories: list, index: pd.Index) -> pd.Series:
-    return pd.Series(pd.Categorical.from_codes(codes, categories), index=index, copy=False)
+    return pd.Series(_categories(codes, categories), index=index, copy=False)
+
+
+def _categories(codes: np.ndarray, categories: list) -> pd.Categorical:
+    """Codes into distinct categories, both ours (not validated again); the categories an object
+    index (pandas' string index costs more to build than the column)."""
+    dtype = pd.CategoricalDtype(pd.Index(categories, dtype=object))
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def _objects(values: np.ndarray, index: pd.Index) -> pd.Series:
@@ -309,16 +331,18 @@ def price(
     _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
     distinct = key[first]
     block = getattr(hardware, "cache_block", cost.VLLM_BLOCK)  # vLLM's prefix cache there
-    policy_specs = [by_name[policy.uniques[c]] for c in distinct[:, 0]]
-    prm_specs = [None if prm.uniques[c] == NO_MODEL else by_name[prm.uniques[c]] for c in distinct[:, 1]]
+    policy_unique = [by_name.get(u) for u in policy.uniques]  # a category without rows: None
+    prm_unique = [None if u == NO_MODEL else by_name.get(u) for u in prm.uniques]
     flops = cost.rows_flops(
-        policy_specs,
-        prm_specs,
+        policy_unique,
+        prm_unique,
         distinct[:, 2],
         distinct[:, 3],
         distinct[:, 4],
         workload,
         prefix_caching=block,
+        policy_rows=distinct[:, 0],
+        prm_rows=distinct[:, 1],
     )
     secs = np.empty(len(distinct))
     if hardware is not None:  # seconds: one call per (policy, PRM)
@@ -327,10 +351,10 @@ def price(
         pairs = distinct[:, 0] * (len(prm.uniques) + 1) + distinct[:, 1]
         for pair in np.unique(pairs):
             idx = np.flatnonzero(pairs == pair)
-            prm_spec = prm_specs[idx[0]]
+            prm_spec = prm_unique[distinct[idx[0], 1]]
             reuse = cost.reuses_prefix(prm_spec)  # priced as the executor's verifier runs
             args = (
-                policy_specs[idx[0]],
+                policy_unique[distinct[idx[0], 0]],
                 prm_spec,
                 distinct[idx, 2],
                 distinct[idx, 3],
@@ -355,10 +379,17 @@ def pareto_frontier(
     frame: pd.DataFrame, x: str = "flops_per_problem", y: str = "predicted_accuracy"
 ) -> pd.DataFrame:
     """Rows not dominated (another row with x <= and y >=, one strictly), by increasing x."""
+    return frame.iloc[_frontier_rows(frame, x, y)]
+
+
+def _frontier_rows(
+    frame: pd.DataFrame, x: str = "flops_per_problem", y: str = "predicted_accuracy"
+) -> np.ndarray:
+    """Positions of `pareto_frontier`'s rows, in its order."""
     xs, ys = frame[x].to_numpy(dtype=float), frame[y].to_numpy(dtype=float)
     order = np.lexsort((-ys, xs))  # by x, then best y first
     best_before = np.maximum.accumulate(np.r_[-np.inf, ys[order]])[:-1]
-    return frame.iloc[order[ys[order] > best_before]]
+    return order[ys[order] > best_before]
 
 
 def plan_record(row: pd.Series, hardware: bool) -> dict:
@@ -392,10 +423,19 @@ def plan_record(row: pd.Series, hardware: bool) -> dict:
     return out
 
 
-def _records(frame: pd.DataFrame, hardware: bool) -> list[dict]:
-    """plan_record of each row (read from column lists: no Series built per row)."""
-    columns = {c: frame[c].tolist() for c in frame.columns if c in RECORD_COLUMNS}
-    return [plan_record({c: v[i] for c, v in columns.items()}, hardware) for i in range(len(frame))]
+def _records(frame: pd.DataFrame, rows: np.ndarray, hardware: bool) -> list[dict]:
+    """plan_record of the rows at these positions (read from column lists: no Series built per
+    row, no sub-table)."""
+    columns = {c: _values(frame[c], rows) for c in frame.columns if c in RECORD_COLUMNS}
+    return [plan_record({c: v[i] for c, v in columns.items()}, hardware) for i in range(len(rows))]
+
+
+def _values(column: pd.Series, rows: np.ndarray) -> list:
+    """The column's values at these positions as a list; a categorical's through its codes."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()[rows]
+        return np.append(np.asarray(column.cat.categories, dtype=object), None)[codes].tolist()
+    return column.array.take(rows).tolist()
 
 
 RECORD_COLUMNS = (
@@ -469,8 +509,8 @@ def score(
         pred, low, high, in_range = model.assess(rows)
         got = dict(zip(SCORE_COLUMNS[:4], (pred, low, high, in_range), strict=True))
         got["extrapolated"] = np.zeros(len(candidates), dtype=bool)
-    added = pd.DataFrame(got, index=candidates.index, copy=False)
-    return pd.concat([candidates.drop(columns=[c for c in SCORE_COLUMNS if c in candidates]), added], axis=1)
+    kept = {c: v for c, v in candidates.items() if c not in SCORE_COLUMNS}  # then the new scores, last
+    return pd.DataFrame(kept | got, index=candidates.index, copy=False)
 
 
 def _constant(value: str, index: pd.Index) -> pd.Series:
@@ -510,13 +550,15 @@ def rank(scored: pd.DataFrame, cost: str = "flops_per_problem") -> tuple[pd.Data
     return scored.iloc[order].assign(rank_value=value[order]), info
 
 
-def _ranking(scored: pd.DataFrame, cost: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(row order best first, rank values, rank's info) without building the ranked table."""
+def _ranking(scored: pd.DataFrame, cost: str, top: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(row order best first, rank values, rank's info) without building the ranked table.
+    top: only the first `top` rows of the order are wanted (found without sorting the rest)."""
     value, by_low = rank_value(scored)
     costs = scored[cost].to_numpy(dtype=float)
     point = scored["predicted_accuracy"].to_numpy(dtype=float)
-    order = _descending(value, costs)
-    best_point = _descending(point, costs)[:1]
+    order = _descending(value, costs) if top is None else _best(value, costs, top)
+    # ranked by the point estimate everywhere, the order would start with the same row
+    best_point = _best(point, costs, 1) if by_low.any() else order[:1]
     changed = len(scored) > 0 and point[order[0]] < point[best_point[0]] - 1e-12
     info = {
         "rule": RANK_RULE,
@@ -531,6 +573,19 @@ def _descending(value: np.ndarray, cost: np.ndarray) -> np.ndarray:
     last (as DataFrame.sort_values with kind="mergesort")."""
     v_nan, c_nan = np.isnan(value), np.isnan(cost)
     return np.lexsort((np.where(c_nan, 0.0, cost), c_nan, np.where(v_nan, 0.0, -value), v_nan))
+
+
+def _best(value: np.ndarray, cost: np.ndarray, k: int) -> np.ndarray:
+    """The first k rows of `_descending(value, cost)`: those at or above the k-th highest value
+    sorted (np.partition finds it in linear time; the sort is stable, so ties keep table order)."""
+    if k >= len(value):
+        return _descending(value, cost)
+    finite = np.where(np.isnan(value), -np.inf, value)
+    kth = np.partition(finite, len(value) - k)[len(value) - k]
+    if kth == -np.inf:  # fewer than k rows with a value: NaN rows are among the first k
+        return _descending(value, cost)[:k]
+    rows = np.flatnonzero(finite >= kth)
+    return rows[_descending(value[rows], cost[rows])][:k]
 
 
 def budget_column(budget: Budget) -> str:
@@ -561,7 +616,10 @@ def priced_candidates(
     difficulty). Cost does not depend on difficulty, so one table serves every bin; `difficulty`
     overrides the request's."""
     grid, by_name, feature_dataset, difficulty = _priced_grid(request, difficulty)
-    return grid.priced.copy(deep=False), by_name, feature_dataset, difficulty  # the kept one stays as is
+    table = grid.priced.copy(deep=False)  # the kept one stays as is
+    for col in CANDIDATE_COLUMNS[:5]:  # strings, as enumerate_candidates gives them
+        table[col] = _objects(table[col].to_numpy(dtype=object), table.index)
+    return table, by_name, feature_dataset, difficulty
 
 
 @dataclass
@@ -578,8 +636,9 @@ class _Grid:
         if self._rows is None:
             rows = spec_frame(self.priced, self.by_name, categorical=True)
             for col in ("method", "aggregation", "selection"):
-                column = Column(rows[col])
-                rows[col] = _categorical(column.codes, column.uniques, rows.index)
+                if not isinstance(rows[col].dtype, pd.CategoricalDtype):
+                    column = Column(rows[col])
+                    rows[col] = _categorical(column.codes, column.uniques, rows.index)
             self._rows = rows
         return self._rows
 
@@ -663,6 +722,7 @@ def _price_request(r: PlanRequest, policy_specs, prm_specs, by_name, feature_dat
         beam_width=r.beam_width,
         aggregations=r.aggregations or AGGREGATIONS,
         selections=r.selections or SELECTIONS,
+        categorical=True,  # the features and the predictors read codes, not strings
     )
     # Outcome reward models score whole solutions: best_of_n with the final score only.
     orms = [s.name for s in prm_specs if s.role == "orm"]
@@ -692,12 +752,13 @@ def plan(model: object, request: PlanRequest, *, top: int = 5, model_info: dict 
         adaptive = len(extra)
         if adaptive:
             inside = pd.concat([inside, extra], ignore_index=True)
-    order, _, ranking = _ranking(inside, "flops_per_problem")  # as rank(inside), top rows only
+    order, _, ranking = _ranking(inside, "flops_per_problem", top + 1)  # as rank(inside), top rows only
     with_hw = hardware is not None
-    records = _records(inside.iloc[order[: top + 1]], with_hw)
+    best = order[: top + 1]
+    records = _records(inside, np.concatenate([best, _frontier_rows(inside)]), with_hw)  # one read
+    records, frontier = records[: len(best)], records[len(best) :]
     if ranking["changed_choice"]:
         ranking["point_estimate_choice"] = plan_record(inside.loc[ranking["point_estimate_choice"]], with_hw)
-    frontier = _records(pareto_frontier(inside), with_hw)
     return Plan(
         best=records[0],
         alternatives=records[1:],

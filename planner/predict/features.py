@@ -208,6 +208,53 @@ def raw_features(rows: pd.DataFrame, lookup: Lookup | None = None) -> dict:
     return out
 
 
+POLICY_FEATURES = ("policy_log10_params", "policy_family")
+
+
+def subset(raw: dict, rows: np.ndarray) -> dict:
+    """The raw features (`raw_features`) of the given row indices."""
+    return {
+        f: Column.from_codes(v.codes[rows], v.uniques) if isinstance(v, Column) else v[rows]
+        for f, v in raw.items()
+    }
+
+
+def concat_raw(first: dict, second: dict) -> dict:
+    """Rows of `first` then of `second` (same features; a categorical's codes are recoded into
+    one list of values)."""
+    out = {}
+    for f, a in first.items():
+        b = second[f]
+        if isinstance(a, Column):
+            uniques = list(dict.fromkeys([*a.uniques, *b.uniques]))
+            index = {u: i for i, u in enumerate(uniques)}
+            recode = [np.append([index[u] for u in c.uniques], -1).astype(np.intp)[c.codes] for c in (a, b)]
+            out[f] = Column.from_codes(np.concatenate(recode), uniques)
+        else:
+            out[f] = np.concatenate([a, b])
+    return out
+
+
+def distinct_rows(raw: dict, features: list | tuple) -> tuple[np.ndarray, np.ndarray]:
+    """(per row, the index of its distinct combination of `features`; per combination, its
+    first row), combinations numbered in order of first appearance."""
+    key, size = np.zeros(len(raw["log2_n"]), dtype=np.int64), 1
+    for f in features:
+        v = raw[f]
+        codes = v.codes + 1 if isinstance(v, Column) else pd.factorize(v, use_na_sentinel=True)[0] + 1
+        radix = int(codes.max(initial=0)) + 1
+        if size * radix >= 2**62:  # renumber before the mixed radix overflows
+            key = np.unique(key, return_inverse=True)[1].reshape(-1)
+            size = int(key.max(initial=0)) + 1
+        key, size = key * radix + codes, size * radix
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first, kind="stable")  # number combinations by first appearance
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    return rank[inverse], first[order]
+
+
 def _describe(name: str, lookup: Lookup) -> tuple[float, object]:
     if name in (NO_MODEL, UNSTATED):
         return math.nan, name
@@ -283,6 +330,20 @@ class ConfigFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "categories_")
         return self._encode(self._frame(X))
+
+    def raw(self, X: pd.DataFrame) -> dict:
+        """`raw_features` of X with this transformer's lookup (for `encode` and `range_of`)."""
+        return self._frame(X)
+
+    def encode(self, raw: dict) -> np.ndarray:
+        """`transform` of rows already read by `raw`."""
+        check_is_fitted(self, "categories_")
+        return self._encode(raw)
+
+    def range_of(self, raw: dict) -> np.ndarray:
+        """`in_range` of rows already read by `raw`."""
+        check_is_fitted(self, "categories_")
+        return self._in_range(raw)
 
     def _category_index(self, raw: dict, col: str) -> np.ndarray:
         """Per row: index of its category among those seen in fit, -1 when unseen or missing."""

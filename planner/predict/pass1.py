@@ -22,7 +22,11 @@ def pass1_mask(X: pd.DataFrame) -> np.ndarray:
     if "method" not in X or "n" not in X:
         return np.zeros(len(X), dtype=bool)
     n = pd.to_numeric(X["n"], errors="coerce").to_numpy(dtype=float)
-    return np.isin(X["method"].astype(object).to_numpy(), SAMPLED) & (n == 1)
+    method = X["method"]
+    if isinstance(method.dtype, pd.CategoricalDtype):  # compare the few categories, then codes
+        sampled = np.flatnonzero(np.isin(np.asarray(method.cat.categories, dtype=object), SAMPLED))
+        return np.isin(method.cat.codes.to_numpy(), sampled) & (n == 1)
+    return np.isin(method.astype(object).to_numpy(), SAMPLED) & (n == 1)
 
 
 def as_pass1(X: pd.DataFrame) -> pd.DataFrame:
@@ -38,9 +42,12 @@ def as_pass1(X: pd.DataFrame) -> pd.DataFrame:
 def set_where(column: pd.Series, where: np.ndarray, value: object) -> pd.Series:
     """The column with `value` in the rows `where` (a categorical stays one: cheap to factorize)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        cat = column.cat.add_categories([value]) if value not in column.cat.categories else column
-        codes = np.where(where, cat.cat.categories.get_loc(value), cat.cat.codes)
-        return pd.Series(pd.Categorical.from_codes(codes, dtype=cat.dtype), index=column.index)
+        cat = column.array
+        cat = cat if value in cat.categories else cat.add_categories([value])
+        codes = np.where(where, cat.categories.get_loc(value), cat.codes)
+        return pd.Series(
+            pd.Categorical.from_codes(codes, dtype=cat.dtype, validate=False), index=column.index
+        )
     if pd.api.types.is_float_dtype(column.dtype):
         return pd.Series(np.where(where, value, column.to_numpy()), index=column.index)
     return pd.Series(np.where(where, value, column.to_numpy(dtype=object)), index=column.index, dtype=object)

@@ -206,14 +206,14 @@ class ScalingPredictor:
                 demoted[rows[cover == OUT_OF_RANGE]] = True
         need = ~trusted  # the regressor's prediction, or its calibrated range, is wanted
         if need.any():
-            idx = np.flatnonzero(need)
-            fresh = ~known[idx]  # known rows want the calibrated range only
-            # X is rewritten by as_pass1 already: a regressor that can skip doing it again does
+            fresh = need & ~known  # known rows want the calibrated range only
+            # X is rewritten by as_pass1 already: a regressor that can skip doing it again does;
+            # it reads the whole table (its range costs less than taking the rows out)
             assess = getattr(self.regressor, "assess_pass1", self.regressor.assess)
-            got = assess(X if need.all() else X.iloc[idx], rows=fresh)
+            got = assess(X, rows=fresh)
             for out, values in zip((pred, low, high), got[:3], strict=False):
-                out[idx[fresh]] = np.asarray(values)[fresh]
-            in_range[idx] = np.asarray(got[3]).astype(bool)
+                out[fresh] = np.asarray(values)[fresh]
+            in_range[need] = np.asarray(got[3]).astype(bool)[need]
         in_range[trusted] = True
         in_range[demoted] = False
         return pd.DataFrame(
@@ -286,14 +286,21 @@ class ScalingPredictor:
         spread, cover = np.zeros(len(n)), np.zeros(len(n))
         ns = n.astype(np.int64)
         per_verifier: dict[tuple[str, str], tuple[float, float]] = {}
-        for idx in groups:  # the rows of each curve
-            m, prm, agg, sel, b = (str(v[idx[0]]) for v in values)
+        rows, curves, per_row = [], [], []  # gathered per curve, written once
+        firsts = [int(idx[0]) for idx in groups]
+        names = zip(*([str(x) for x in v[firsts]] for v in values), strict=True)  # each group's (m, prm, ...)
+        for idx, (m, prm, agg, sel, b) in zip(groups, names, strict=True):  # the rows of each curve
             if m not in ("cot", *SAMPLED, *TREE_METHODS):
                 continue
-            out[idx, 0] = model.curve(m, prm, agg, sel, b, ns[idx])
+            rows.append(idx)
+            curves.append(model.curve(m, prm, agg, sel, b, ns[idx]))
             if (m, prm) not in per_verifier:
                 per_verifier[m, prm] = (model.spread(m, prm), OUT_OF_RANGE if model.pooled(m, prm) else 1.0)
-            spread[idx], cover[idx] = per_verifier[m, prm]
+            per_row.append(per_verifier[m, prm])
+        if rows:
+            idx, sizes = np.concatenate(rows), [len(r) for r in rows]
+            out[idx, 0] = np.concatenate(curves)
+            spread[idx], cover[idx] = (np.repeat(np.array(per_row)[:, k], sizes) for k in (0, 1))
         got = np.flatnonzero(~np.isnan(out[:, 0]))  # one interval pass over every row predicted
         out[got, 1], out[got, 2] = transfer_interval(self.transfer, spread[got], reg_half)(out[got, 0])
         out[got, 4] = cover[got]
@@ -372,9 +379,10 @@ def _groups(values: list[np.ndarray]) -> list[np.ndarray]:
 def _split(code: np.ndarray) -> list[np.ndarray]:
     """Row indices of each distinct code (groups in first-seen order)."""
     order = np.argsort(code, kind="stable")
-    ends = np.flatnonzero(np.diff(code[order])) + 1
-    split = np.split(order, ends)
-    return sorted(split, key=lambda idx: idx[0])
+    starts = np.flatnonzero(np.r_[True, np.diff(code[order]) != 0]).tolist()
+    ends = [*starts[1:], len(code)]
+    seen = np.argsort(order[starts], kind="stable").tolist()  # a group's first row is its lowest
+    return [order[starts[g] : ends[g]] for g in seen]
 
 
 OUT_OF_RANGE = 2.0  # a memo row predicted here but outside the calibrated range

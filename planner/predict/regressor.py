@@ -55,7 +55,15 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
 from planner.core.errors import UserError
-from planner.predict.features import ConfigFeatures, check_config_frame, prepare_training
+from planner.predict.features import (
+    POLICY_FEATURES,
+    ConfigFeatures,
+    check_config_frame,
+    concat_raw,
+    distinct_rows,
+    prepare_training,
+    subset,
+)
 from planner.predict.pass1 import as_pass1
 
 # Bumped when the fitted attributes change; a model file of another format is refused.
@@ -286,21 +294,68 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         rewrites its rows once for both models)."""
         check_is_fitted(self, "mean_")
         self._check_format()
-        Z, in_range = self.features_.transform_with_range(check_config_frame(X, "X"))
-        Z[:, self.empty_columns_] = 0.0
-        mean = np.full(len(Z), np.nan)
+        raw = self.features_.raw(check_config_frame(X, "X"))
+        in_range = self.features_.range_of(raw)
+        mean = np.full(len(in_range), np.nan)
         if rows is None:
-            rows = np.ones(len(Z), dtype=bool)
-        elif len(rows) != len(Z):
-            raise UserError(f"rows: a mask of {len(Z)} rows is needed, got {len(rows)}")
+            rows = np.ones(len(mean), dtype=bool)
+        elif len(rows) != len(mean):
+            raise UserError(f"rows: a mask of {len(mean)} rows is needed, got {len(rows)}")
         if rows.any():
-            with _threads():
-                mean[rows] = self.mean_.predict(Z[rows])
+            picked = np.flatnonzero(rows)
+            mean[picked] = self._logit_of_raw(subset(raw, picked))
         return expit(mean), expit(mean - self.half_width_), expit(mean + self.half_width_), in_range
+
+    def _logit_of_raw(self, raw: dict) -> np.ndarray:
+        """The trees' logit for each row of a raw feature dict (`ConfigFeatures.raw`).
+
+        With `additive_policy` and one dataset and difficulty over the rows, every tree path
+        varies with the policy's features or the configuration's, never both (its features lie
+        in one of INTERACTION_GROUPS), so logit(p, c) = logit(b, c) + logit(p, c0) - logit(b, c0)
+        for any policy b and configuration c0: the trees run once per distinct configuration
+        (with the first row's policy b) and once per distinct policy (with the first row's
+        configuration), not once per row (a plan's table is policies x configurations).
+        The rows of policy b get logit(b, c) itself."""
+        split = _policy_split(raw) if self.additive_policy else None
+        if split is None:
+            return self._trees_logit(raw)
+        policy, config = split  # (inverse, first row) per distinct policy / configuration
+        first = np.zeros(len(config[1]), dtype=np.intp)  # the first row's policy for each configuration
+        by_config = _with_policy(subset(raw, config[1]), raw, first)
+        by_policy = _with_policy(subset(raw, np.zeros(len(policy[1]), dtype=np.intp)), raw, policy[1])
+        logits = self._trees_logit(concat_raw(by_config, by_policy))
+        per_config, per_policy = logits[: len(config[1])], logits[len(config[1]) :]
+        shift = per_policy - per_policy[policy[0][0]]  # 0.0 exactly for the first row's policy
+        return per_config[config[0]] + shift[policy[0]]
+
+    def _trees_logit(self, raw: dict) -> np.ndarray:
+        Z = self.features_.encode(raw)
+        Z[:, self.empty_columns_] = 0.0
+        with _threads():
+            return self.mean_.predict(Z)
 
     def _check_format(self) -> None:
         if getattr(self, "format_version_", None) != FORMAT_VERSION:
             raise UserError("the model was fitted by another version of planner; refit it with `ttsplan fit`")
+
+
+def _policy_split(raw: dict) -> tuple | None:
+    """((inverse, first row) per distinct policy, the same per distinct configuration), or None
+    when the rows do not share one dataset and difficulty (the groups' common features) or
+    hold one policy or one configuration only (nothing to save)."""
+    if not all(len(np.unique(raw[col].codes)) == 1 for col in ("dataset", "difficulty")):
+        return None
+    config_features = [f for f in raw if f not in (*POLICY_FEATURES, "dataset", "difficulty")]
+    policy, config = distinct_rows(raw, POLICY_FEATURES), distinct_rows(raw, config_features)
+    if len(policy[1]) < 2 or len(config[1]) == len(raw["log2_n"]):
+        return None
+    return policy, config
+
+
+def _with_policy(rows: dict, raw: dict, source: np.ndarray) -> dict:
+    """`rows` with the policy features of raw's rows `source` (one per row of `rows`)."""
+    picked = subset(raw, source)
+    return {**rows, **{f: picked[f] for f in POLICY_FEATURES}}
 
 
 _CONTROLLER: ThreadpoolController | None = None

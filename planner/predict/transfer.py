@@ -526,6 +526,10 @@ class TransferModel:
             aggregation = "*"  # a verifier known from published cells: one curve for every aggregation
         known = self._cache.setdefault((method, prm, aggregation, selection, b), {})
         asked = ns.tolist()
+        try:  # every N asked before (a repeated curve): no set to build
+            return np.array([known[n] for n in asked], dtype=float)
+        except KeyError:
+            pass
         todo = sorted({n for n in asked if n not in known})
         if todo:
             known.update(zip(todo, self._curve(method, prm, aggregation, selection, b, todo), strict=True))
