@@ -515,8 +515,7 @@ def score(
 
 def _constant(value: str, index: pd.Index) -> pd.Series:
     """One category repeated (a categorical column costs nothing to build or factorize)."""
-    codes = np.zeros(len(index), dtype=np.int8)
-    return pd.Series(pd.Categorical.from_codes(codes, [value]), index=index, copy=False)
+    return _categorical(np.zeros(len(index), dtype=np.int8), [value], index)
 
 
 RANK_RULE = (
