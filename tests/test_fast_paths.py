@@ -5,6 +5,8 @@ pieces (priced_candidates, score, rank, plan_record) with every cache emptied.""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -166,6 +168,12 @@ def test_additive_trees_equal_the_direct_prediction(dataset):
         np.testing.assert_allclose(got, direct, rtol=0, atol=1e-12)
         first = (rows["policy"] == rows["policy"].iloc[0]).to_numpy()
         assert (got[first] == direct[first]).all()  # the first row's policy: the trees' own sums
+    # trees whose constraints mix the policy with the configuration take the direct path
+    assert model._separates_policy()
+    mixed = copy.deepcopy(model)
+    for groups in (None, "pairwise", [list(range(Z.shape[1]))], [[0, 2]]):  # 0: policy size, 2: log2 N
+        mixed.mean_.interaction_cst = groups
+        assert not mixed._separates_policy()
 
 
 def _reference(model, request: PlanRequest, top: int) -> dict:

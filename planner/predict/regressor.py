@@ -316,7 +316,7 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         (with the first row's policy b) and once per distinct policy (with the first row's
         configuration), not once per row (a plan's table is policies x configurations).
         The rows of policy b get logit(b, c) itself."""
-        split = _policy_split(raw) if self.additive_policy else None
+        split = _policy_split(raw) if self._separates_policy() else None
         if split is None:
             return self._trees_logit(raw)
         policy, config = split  # (inverse, first row) per distinct policy / configuration
@@ -327,6 +327,20 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         per_config, per_policy = logits[: len(config[1])], logits[len(config[1]) :]
         shift = per_policy - per_policy[policy[0][0]]  # 0.0 exactly for the first row's policy
         return per_config[config[0]] + shift[policy[0]]
+
+    def _separates_policy(self) -> bool:
+        """True when the fitted trees' interaction constraints keep the policy's features and the
+        configuration's (all but dataset and difficulty) in different groups (scikit-learn puts
+        unlisted features in one more group)."""
+        groups = getattr(self.mean_, "interaction_cst", None)
+        if groups is None or isinstance(groups, str):
+            return False
+        columns = self.features_.columns_
+        policy = {i for f in POLICY_FEATURES for i in columns[f]}
+        shared = {i for f in ("dataset", "difficulty") for i in columns[f]}
+        groups = [set(g) for g in groups]
+        rest = set(range(len(self.features_.feature_names_out_))) - set().union(*groups)
+        return all(not (g & policy) or g <= policy | shared for g in [*groups, rest])
 
     def _trees_logit(self, raw: dict) -> np.ndarray:
         Z = self.features_.encode(raw)
