@@ -68,6 +68,13 @@ def test_main_job_prints_a_plan(capsys):
     code, out, err = run(MAIN_JOB, capsys)
     assert code == 0, err
     assert "frontier" in out and "Qwen2.5-1.5B-Instruct" in out
+    # the legend says where each predictor's intervals come from
+    legend = " ".join(out.split())
+    assert "for a policy with samples, the accuracy on as many new problems" in legend
+    code, out, err = run([*MAIN_JOB, "--predictor", "regressor"], capsys)
+    assert code == 0, err
+    legend = " ".join(out.split())
+    assert "Interval: sized so that 80% of held-out policies'" in legend and "with samples" not in legend
 
 
 def test_main_job_json(capsys, tmp_path):

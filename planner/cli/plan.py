@@ -395,10 +395,9 @@ def plan_command(
     console.print(_table(f"best within budget {budget.kind} <= {budget.value:.4g}, {target}", shown, with_hw))
     console.print(_table("frontier: predicted accuracy vs FLOPs per problem", result.frontier, with_hw))
     console.print(
-        f"{obj['within_budget']} of {obj['candidates']} candidates within budget. Interval: sized so that "
-        f"{getattr(regressor, 'coverage', 0.8):.0%} of held-out policies' accuracies fell inside it in "
-        "cross-validation; 'cal. no': outside the training data; 'extrap.': a per-problem model "
-        "past the samples per problem it was fitted on."
+        f"{obj['within_budget']} of {obj['candidates']} candidates within budget. {_interval_note(regressor)}; "
+        "'cal. no': outside the training data; 'extrap.': a per-problem model past the samples per "
+        "problem it was fitted on."
     )
     if any("|" in rec["aggregation"] for rec in shown):
         console.print(
@@ -431,6 +430,20 @@ def _profile_records():
     except UserError as exc:
         sys.stderr.write(f"note: shipped profiles not read for the mix ({exc})\n")
         return None
+
+
+def _interval_note(model) -> str:
+    """Where the plan table's intervals come from, for this predictor."""
+    held_out = "sized so that {:.0%} of held-out policies' accuracies fell inside it in cross-validation"
+    if not hasattr(model, "assess_frame"):  # the regressor alone
+        return "Interval: " + held_out.format(getattr(model, "coverage", 0.8))
+    from planner.predict.scaling import LEVEL
+
+    return (
+        f"Interval ({LEVEL:.0%}): for a policy with samples, the accuracy on as many new problems as it "
+        "was calibrated on (the fit's spread over problems plus the new problems' draw); for one "
+        "without, " + held_out.format(LEVEL)
+    )
 
 
 def _per_bin(request, regressor, info: dict, mix: str | None, probe: dict, as_json: bool, out) -> None:
