@@ -384,21 +384,24 @@ def _bon_max(dist: dict, missing: dict, sc: dict, n):
 def _bon_powers(g, floor, share, diff, ns, order, out) -> None:
     """out[..., i] = sum over cells of (g**n_i - (g one cell down)**n_i) * share, where the
     cell below the first holds `floor` (the unanswered share): P(top cell is v) times P(pick
-    correct | v). g**n one cell down is g**n shifted, so it is computed once."""
+    correct | v). Summed by parts, sum_c g_c**n (share_c - share_c+1) - floor**n share_0, so each
+    N costs one power (a square when N doubles, the plan's axis) and one dot product per row
+    of cells; `diff` holds the weights."""
+    np.subtract(share[..., :-1], share[..., 1:], out=diff[..., :-1])
+    diff[..., -1] = share[..., -1]
+    weights, first = diff[..., :, None], share[..., 0]
     f = np.broadcast_to(floor, g.shape[:-1] + (1,))
     last, gk, fk = None, None, None
     for i in order:
         k = ns[i]
-        if last is not None and k == 2 * last:  # N doubling (the plan's axis): square
+        if last is not None and k == 2 * last:  # N doubling: square
             np.multiply(gk, gk, out=gk)
             fk = fk * fk
         elif k != last:
             gk, fk = g**k, f**k
         last = k
-        np.subtract(gk[..., :1], fk, out=diff[..., :1])
-        np.subtract(gk[..., 1:], gk[..., :-1], out=diff[..., 1:])
-        diff *= share
-        np.sum(diff, axis=-1, out=out[..., i])
+        np.matmul(gk[..., None, :], weights, out=out[..., i, None, None])
+        out[..., i] -= fk[..., 0] * first
 
 
 def _draw_p(dist: dict, sims: int, rng) -> np.ndarray:
