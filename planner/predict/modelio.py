@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import sys
+import types
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -84,15 +85,40 @@ def load_scaling(path: str | os.PathLike, manifest: dict) -> dict | None:
     return json.loads(data)
 
 
+_TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+
+
+def _skops_io():
+    """skops.io, imported when a model is read or written (not at import: it takes a second).
+
+    skops lists scikit-learn's estimators when imported (sklearn.utils.all_estimators), and the
+    package walk behind that imports every subpackage to look inside, scikit-learn's array-API
+    shim for torch among them, which imports torch: 1.5 s more per command where torch is
+    installed, for a package the walk then skips (scikit-learn ignores its externals). While
+    skops imports, that one shim is an empty placeholder (no subpackages); it is removed after,
+    so a later real use imports the shim itself. The estimator list is the same (checked)."""
+    if "skops.io" in sys.modules or "torch" in sys.modules or _TORCH_SHIM in sys.modules:
+        import skops.io as sio
+
+        return sio
+    placeholder = types.ModuleType(_TORCH_SHIM)
+    placeholder.__path__ = []
+    sys.modules[_TORCH_SHIM] = placeholder
+    try:
+        import skops.io as sio
+    finally:
+        if sys.modules.get(_TORCH_SHIM) is placeholder:
+            del sys.modules[_TORCH_SHIM]
+    return sio
+
+
 def manifest_path(path: str | os.PathLike) -> Path:
     return Path(str(path) + MANIFEST_SUFFIX)
 
 
 def model_bytes(model: object) -> bytes:
     """The model in skops.io format (deflate-compressed)."""
-    import skops.io as sio  # here, not at import: skops imports every estimator (seconds)
-
-    return sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return _skops_io().dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
 
 
 def save_model(
@@ -168,8 +194,7 @@ def load_model(path: str | os.PathLike) -> tuple[object, dict]:
     digest = hashlib.sha256(data).hexdigest()
     if digest != manifest["sha256"]:
         raise UserError(f"model: {path} does not match the sha256 in its manifest; refusing to load it")
-    import skops.io as sio
-
+    sio = _skops_io()
     if not data.startswith(b"PK"):
         raise UserError(f"model: {path} is not a skops model file (pickle files run code: not loaded)")
     try:
