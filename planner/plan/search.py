@@ -632,13 +632,8 @@ class _Grid:
     _scored: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
     def rows(self) -> pd.DataFrame:
-        if self._rows is None:
-            rows = spec_frame(self.priced, self.by_name, categorical=True)
-            for col in ("method", "aggregation", "selection"):
-                if not isinstance(rows[col].dtype, pd.CategoricalDtype):
-                    column = Column(rows[col])
-                    rows[col] = _categorical(column.codes, column.uniques, rows.index)
-            self._rows = rows
+        if self._rows is None:  # the priced table's name columns are categorical already
+            self._rows = spec_frame(self.priced, self.by_name, categorical=True)
         return self._rows
 
     def scored(self, model: object, dataset: str, difficulty: str) -> pd.DataFrame:

@@ -387,12 +387,6 @@ class ConfigFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "categories_")
         return self._in_range(self._frame(X))
 
-    def transform_with_range(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(transform(X), in_range(X)) from one pass over the rows."""
-        check_is_fitted(self, "categories_")
-        raw = self._frame(X)
-        return self._encode(raw), self._in_range(raw)
-
     def _in_range(self, raw: dict) -> np.ndarray:
         eps = 1e-9
         ok = np.ones(len(raw["log2_n"]), dtype=bool)

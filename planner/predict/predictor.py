@@ -266,8 +266,7 @@ class ScalingPredictor:
         1, or OUT_OF_RANGE (predicted, outside the calibrated range)."""
         out = np.full((len(n), 5), [np.nan, np.nan, np.nan, 0.0, 0.0])
         scored = self._scored[key]
-        for idx in groups:
-            m, prm, agg, sel, b = (str(v[idx[0]]) for v in values)
+        for idx, (m, prm, agg, sel, b) in zip(groups, _group_names(values, groups), strict=True):
             if (m == "best_of_n" and (prm, agg) not in scored) or (
                 m in TREE_METHODS and (*key, m, prm) not in self._tree
             ):
@@ -289,9 +288,7 @@ class ScalingPredictor:
         ns = n.astype(np.int64)
         per_verifier: dict[tuple[str, str], tuple[float, float]] = {}
         rows, curves, per_row = [], [], []  # gathered per curve, written once
-        firsts = [int(idx[0]) for idx in groups]
-        names = zip(*([str(x) for x in v[firsts]] for v in values), strict=True)  # each group's (m, prm, ...)
-        for idx, (m, prm, agg, sel, b) in zip(groups, names, strict=True):  # the rows of each curve
+        for idx, (m, prm, agg, sel, b) in zip(groups, _group_names(values, groups), strict=True):
             if m not in ("cot", *SAMPLED, *TREE_METHODS):
                 continue
             rows.append(idx)
@@ -376,6 +373,12 @@ def _groups(values: list[np.ndarray]) -> list[np.ndarray]:
         c, uniques = pd.factorize(np.asarray(v, dtype=object), use_na_sentinel=False)
         code = code * len(uniques) + c
     return _split(code)
+
+
+def _group_names(values: list[np.ndarray], groups: list[np.ndarray]):
+    """Each group's (method, prm, aggregation, selection, difficulty), read at its first row."""
+    firsts = [int(idx[0]) for idx in groups]
+    return zip(*([str(x) for x in v[firsts]] for v in values), strict=True)
 
 
 def _split(code: np.ndarray) -> list[np.ndarray]:

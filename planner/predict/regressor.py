@@ -249,17 +249,10 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
         index = min(int(np.searchsorted(cumulative, level)), len(order) - 1)
         return float(residual[order][index]), len(labels)
 
-    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+    def _logit_mean(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "mean_")
         self._check_format()
-        Z = self.features_.transform(as_pass1(check_config_frame(X, "X")))
-        Z[:, self.empty_columns_] = 0.0
-        return Z
-
-    def _logit_mean(self, X: pd.DataFrame) -> np.ndarray:
-        Z = self._matrix(X)
-        with _threads():
-            return self.mean_.predict(Z)
+        return self._trees_logit(self.features_.raw(as_pass1(check_config_frame(X, "X"))))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted accuracy in [0, 1], one per row."""
@@ -309,9 +302,10 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
     def _logit_of_raw(self, raw: dict) -> np.ndarray:
         """The trees' logit for each row of a raw feature dict (`ConfigFeatures.raw`).
 
-        With `additive_policy` and one dataset and difficulty over the rows, every tree path
-        varies with the policy's features or the configuration's, never both (its features lie
-        in one of INTERACTION_GROUPS), so logit(p, c) = logit(b, c) + logit(p, c0) - logit(b, c0)
+        When the fitted trees keep the policy's features and the configuration's in different
+        interaction groups (`_separates_policy`; `additive_policy` fits them so) and the rows share
+        one dataset and difficulty, every tree path varies with the policy's features or the
+        configuration's, never both, so logit(p, c) = logit(b, c) + logit(p, c0) - logit(b, c0)
         for any policy b and configuration c0: the trees run once per distinct configuration
         (with the first row's policy b) and once per distinct policy (with the first row's
         configuration), not once per row (a plan's table is policies x configurations).
@@ -355,8 +349,8 @@ class AccuracyRegressor(RegressorMixin, BaseEstimator):
 
 def _policy_split(raw: dict) -> tuple | None:
     """((inverse, first row) per distinct policy, the same per distinct configuration), or None
-    when the rows do not share one dataset and difficulty (the groups' common features) or
-    hold one policy or one configuration only (nothing to save)."""
+    when the rows do not share one dataset and difficulty (the groups' common features), hold
+    one policy only, or every row is a configuration of its own (nothing to save)."""
     if not all(len(np.unique(raw[col].codes)) == 1 for col in ("dataset", "difficulty")):
         return None
     config_features = [f for f in raw if f not in (*POLICY_FEATURES, "dataset", "difficulty")]
