@@ -162,9 +162,11 @@ def _spec_name(model: str | specs.ModelSpec) -> str:
 
 
 def ranked_plan(model, policy, prms, budget_n, dataset, difficulty, methods, n_values, widths) -> list[dict]:
-    """Every candidate within the budget, as plan() ranks them (highest predicted accuracy,
-    cheaper on ties); one plan() call per beam width when the profile measured several."""
-    from planner.plan.search import Budget, plan
+    """Every candidate within the budget, as plan() ranks them (planner.plan.search.rank_value:
+    out-of-range or extrapolated candidates by their lower bound when some are trusted; cheaper
+    on ties); one plan() call per beam width when the profile measured several, merged and
+    ranked again by the same rule."""
+    from planner.plan.search import Budget, plan, rank_value
 
     found: dict[tuple, dict] = {}
     for i, width in enumerate(widths):
@@ -188,7 +190,12 @@ def ranked_plan(model, policy, prms, budget_n, dataset, difficulty, methods, n_v
         assert result.within_budget <= checks.MAX_TOP + 1, "more candidates than plan lists"
         for rec in [result.best, *result.alternatives]:
             found.setdefault(cell_key(rec), rec)
-    return sorted(found.values(), key=lambda r: (-r["predicted_accuracy"], r["flops_per_problem"]))
+    records = list(found.values())
+    frame = pd.DataFrame(records)
+    frame["accuracy_low"] = [r["accuracy_interval"][0] for r in records]
+    value, _ = rank_value(frame)
+    order = sorted(range(len(records)), key=lambda i: (-value[i], records[i]["flops_per_problem"]))
+    return [records[i] for i in order]
 
 
 # ---------------------------------------------------------------- one (dataset, policy)
