@@ -1,7 +1,7 @@
 """Beam/DVTS predictions of calibrated policies: the tree correction as a line in log2 N against a
 constant shift, in-sample and out of sample.
 
-For each CPU profile with tree cells (Gemma-3-270m, SmolLM2-135M on arith): the per-problem model
+For each CPU profile with tree cells (Gemma-3-270m, Qwen2.5-Coder-0.5B, SmolLM2-135M on arith): the per-problem model
 and its tree corrections are fitted on half the problems (3 seeded splits x 2 directions) and the
 other half's measured beam/DVTS cells are predicted, over all problems and per difficulty bin.
 "line" is the fit as shipped (`scalingfit.tree_fit`); "constant" the same fit with the slope set to
@@ -33,7 +33,7 @@ from planner.predict.samples import profile_sample_sets  # noqa: E402
 from planner.predict.scalingfit import fit_set, tree_cells  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "tree_holdout.json"
-PROFILES = ("cpu_arith_gemma", "cpu_arith_smollm2")
+PROFILES = ("cpu_arith_gemma", "cpu_arith_qwen", "cpu_arith_smollm2")
 NS = (1, 2, 4, 8, 16)
 SEEDS = 3
 N_BOOT = 8  # bootstrap refits per fit: the intervals' fit uncertainty (the shipped model uses 20)
