@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from extrapolation import _cells, first_k, replay  # noqa: E402
 
 from calibration.samples import SHARED_PUBLISHED, art_samples, profile_samples, qwen_math_samples  # noqa: E402
-from planner.predict.scaling import STICKS, ProblemModel, _to_score  # noqa: E402
+from planner.predict.scaling import ProblemModel, _category_probs, _to_score  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "extrapolation_floor.json"
 REPS = 8  # synthetic sources per real one
@@ -52,13 +52,7 @@ def synthetic(params: dict, problems: int, samples: int, rng) -> pd.DataFrame:
     s = params["success"]
     comp = rng.choice(len(s["weights"]), problems, p=np.asarray(s["weights"]) / np.sum(s["weights"]))
     p = rng.beta(np.asarray(s["a"])[comp], np.asarray(s["b"])[comp])
-    m = rng.beta(params["missing"]["a"], params["missing"]["b"], problems)
-    v = rng.beta(1.0, params["alpha"], (problems, STICKS))
-    left = np.cumprod(1 - v, axis=1)
-    sticks = v * np.concatenate([np.ones((problems, 1)), left[:, :-1]], axis=1)
-    wrong = ((1 - p) * (1 - m))[:, None]
-    probs = np.concatenate([p[:, None], ((1 - p) * m)[:, None], wrong * sticks, wrong * left[:, -1:]], axis=1)
-    probs = np.clip(probs, 0, None) / np.clip(probs, 0, None).sum(axis=1, keepdims=True)
+    probs = _category_probs(p, params, rng)  # [right, unanswered, wrong answer 1..STICKS, the rest]
     last = probs.shape[1] - 1  # the all-distinct rest
     rows = []
     for i in range(problems):
